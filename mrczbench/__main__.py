@@ -1,0 +1,5 @@
+import sys
+
+from mrczbench.cli import main
+
+sys.exit(main())

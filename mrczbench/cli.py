@@ -1,0 +1,79 @@
+"""The `mrczbench` command line.
+
+Each command lives beside the code it drives: a module in COMMAND_MODULES defines
+`add_commands(subparsers)`, which adds its sub-parsers and sets `func(args) -> int`.
+Modules keep heavy imports (pandas, matplotlib) inside their command functions so that
+`mrczbench --help` stays fast.
+
+User errors (MrczbenchError, a ValueError) print one line on stderr and exit 2;
+anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mrczbench import __version__
+from mrczbench.errors import MrczbenchError
+
+COMMAND_MODULES = (
+    "mrczbench.convert",    # compress, decompress, info
+    "mrczbench.datasets",   # datasets list|show|generate
+    "mrczbench.formats",    # formats list
+    "mrczbench.suites",     # suites list|show
+    "mrczbench.runner",     # run
+    "mrczbench.report",     # report
+    "mrczbench.compare",    # compare
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad arguments already; keep its message to one line + usage."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mrczbench",
+        description="Benchmark and evaluate compressed cryo-EM movie storage "
+        "(MRCZ, TIFF LZW/deflate, 4-bit MRC, bzip2, ...).",
+        epilog="Start with: mrczbench run --suite dose-sweep --quick",
+    )
+    parser.add_argument("--version", action="version", version=f"mrczbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a real missing dependency, not a command not yet built
+                raise
+            continue
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MrczbenchError as exc:
+        print(f"mrczbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mrczbench {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        print(f"mrczbench {args.command}: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno in (28, 122):  # ENOSPC, EDQUOT
+            print(f"mrczbench {args.command}: error: no space left on device writing "
+                  f"{exc.filename or 'output'}", file=sys.stderr)
+            return 2
+        raise
