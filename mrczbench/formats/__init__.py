@@ -1,21 +1,45 @@
 """Registry of comparison formats.
 
 Built-in contenders are listed in BUILTIN; third-party ones register through the
-`mrczbench.formats` entry-point group (value: "package.module:FormatClass").
+`mrczbench.formats` entry-point group (value: "package.module:FormatClass"), e.g. in a
+plugin's pyproject.toml:
+
+    [project.entry-points."mrczbench.formats"]
+    myfacility = "myfacility.codec:MyFormat"
+
+A built-in name wins over a plugin of the same name.
 """
 from __future__ import annotations
 
 import importlib
+import json
 from importlib.metadata import entry_points
 from typing import Any
 
 from mrczbench.errors import FormatError
 from mrczbench.formats.base import Format, FormatConfig
 
-__all__ = ["Format", "FormatConfig", "get_format", "format_class", "format_names"]
+__all__ = ["Format", "FormatConfig", "get_format", "format_class", "format_names",
+           "format_from_dict", "format_from_json", "describe_formats"]
 
 # name -> "module:Class"; imported lazily so one missing optional library breaks one format only
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {
+    "mrc": "mrczbench.formats.mrc:MrcFormat",
+    "mrcz": "mrczbench.formats.mrc:MrczFormat",
+    "mrc-uint4": "mrczbench.formats.mrc:MrcUint4Format",
+    "tiff": "mrczbench.formats.tiff:TiffFormat",
+    "bzip2": "mrczbench.formats.bzip2:Bzip2Format",
+    "lbzip2": "mrczbench.formats.tools:Lbzip2Format",
+    "pigz": "mrczbench.formats.tools:PigzFormat",
+    "xz": "mrczbench.formats.tools:XzFormat",
+    "pxz": "mrczbench.formats.tools:PxzFormat",
+    "zstd": "mrczbench.formats.tools:ZstdFormat",
+    "lz4": "mrczbench.formats.tools:Lz4Format",
+    "jpeg2000": "mrczbench.formats.tiff:Jpeg2000Format",
+    "jpegxl": "mrczbench.formats.tiff:JpegXLFormat",
+    "hdf5": "mrczbench.formats.hdf5:Hdf5Format",
+    "blosc2": "mrczbench.formats.blosc2frames:Blosc2Format",
+}
 
 ENTRY_POINT_GROUP = "mrczbench.formats"
 
@@ -36,12 +60,98 @@ def format_class(name: str) -> type[Format]:
     if name not in registry:
         raise FormatError(f"unknown format {name!r}; valid: {', '.join(registry)}")
     module_name, _, class_name = registry[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise FormatError(f"format {name!r} ({registry[name]}) cannot be loaded: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Format)):
+        raise FormatError(f"format {name!r} ({registry[name]}) is not a mrczbench Format")
+    return cls
 
 
 def get_format(name: str, **params: Any) -> Format:
     return format_class(name)(**params)
 
 
+def format_from_dict(data: dict[str, Any]) -> Format:
+    """Inverse of Format.to_dict(): {"format": name, **parameters}."""
+    params = dict(data)
+    if "format" not in params:
+        raise FormatError(f"format config needs a 'format' key; got keys {sorted(params)}")
+    return get_format(params.pop("format"), **params)
+
+
+def format_from_json(text: str) -> Format:
+    """Inverse of Format.to_json()."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"format config is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise FormatError(f"format config must be a JSON object; got {type(data).__name__}")
+    return format_from_dict(data)
+
+
+def describe_formats() -> list[dict[str, Any]]:
+    """Every registered contender with its parameters and availability here. A plugin that
+    fails to load is listed as unavailable with the reason instead of breaking the list."""
+    described = []
+    for name, target in _registry().items():
+        try:
+            info = format_class(name).describe()
+            info["name"] = name
+        except FormatError as exc:
+            info = {"name": name, "description": target, "available": False,
+                    "unavailable_reason": str(exc), "parameters": {}}
+        info["builtin"] = name in BUILTIN
+        if info["available"]:
+            info["label"] = get_format(name).label()
+        described.append(info)
+    return described
+
+
+# --- command line -----------------------------------------------------------------------
 def add_commands(subparsers) -> None:
-    """`mrczbench formats list [--json]` (filled in by the formats issue)."""
+    """`mrczbench formats list [--json]`."""
+    parser = subparsers.add_parser(
+        "formats", help="the comparison formats (contenders)",
+        description="The comparison formats: parameters, defaults, valid values and whether "
+                    "each runs on this machine.")
+    commands = parser.add_subparsers(dest="formats_command", metavar="SUBCOMMAND")
+    listing = commands.add_parser(
+        "list", help="list every contender with its parameters and availability")
+    listing.add_argument("--json", action="store_true",
+                         help="machine-readable output (one JSON array)")
+    listing.set_defaults(func=_list_command)
+
+    def no_subcommand(args) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=no_subcommand)
+
+
+def _list_command(args) -> int:
+    described = describe_formats()
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    for info in described:
+        status = ("available" if info["available"]
+                  else f"UNAVAILABLE: {info['unavailable_reason']}")
+        print(f"{info['name']:<10} {status}")
+        print(f"    {info['description']}")
+        if info.get("label"):
+            print(f"    label: {info['label']}    suffix: {info.get('suffix', '')}    "
+                  f"in-memory codec: {'yes' if info.get('memory_codec') else 'no'}    "
+                  f"dtypes: {_dtypes_text(info.get('dtypes'))}")
+        for pname, spec in info["parameters"].items():
+            default = json.dumps(spec["default"])
+            print(f"    {pname:<13}= {default:<15} {spec['valid']}")
+        if info.get("threads"):
+            print(f"    {'':<13}  threads: {info['threads']}")
+    return 0
+
+
+def _dtypes_text(dtypes) -> str:
+    return ", ".join(dtypes) if isinstance(dtypes, list) else str(dtypes)

@@ -3,34 +3,106 @@
 A Format is built from a frozen dataclass config (`Format.Config`) whose fields are the
 contender's parameters. It writes and reads files always, and encodes/decodes in memory when
 `has_memory_codec` is true. Stacks are numpy arrays shaped (frames, y, x).
+
+Config fields are declared with `param(default, valid, check)`: `valid` is the human
+description of the valid values (shown by `mrczbench formats list` and in error messages) and
+`check(name, value)` is the one validator of that field; it raises FormatError with a message
+such as "level: expected an integer 1-9. Got 12". Rules that tie two fields together (a level
+that only means something for one compression) go in `Config.validate_together()`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from mrczbench.errors import FormatError
 
+Check = Callable[[str, Any], None]
+
+
+# --- field validators (each returns a check(name, value) that raises FormatError) ----------
+def integer(low: int, high: int | None = None) -> Check:
+    def check(name: str, value: Any) -> None:
+        # bool is an int subclass; True as a level is a mistake, not 1
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        if ok and high is not None:
+            ok = value <= high
+        if not ok:
+            valid = f"{low}-{high}" if high is not None else f">= {low}"
+            raise FormatError(f"{name}: expected an integer {valid}. Got {value!r}")
+    return check
+
+
+def one_of(*choices: Any) -> Check:
+    def check(name: str, value: Any) -> None:
+        if isinstance(value, bool) or value not in choices:
+            raise FormatError(
+                f"{name}: expected one of {', '.join(map(str, choices))}. Got {value!r}")
+    return check
+
+
+def boolean() -> Check:
+    def check(name: str, value: Any) -> None:
+        if not isinstance(value, bool):
+            raise FormatError(f"{name}: expected true or false. Got {value!r}")
+    return check
+
+
+def optional(inner: Check) -> Check:
+    """None means "the library's default" (e.g. a level for a compression that has one)."""
+    def check(name: str, value: Any) -> None:
+        if value is not None:
+            inner(name, value)
+    return check
+
+
+def blocksize() -> Check:
+    def check(name: str, value: Any) -> None:
+        if (not isinstance(value, int) or isinstance(value, bool)
+                or not (value == 0 or 1024 <= value <= 2**31 - 1)):
+            raise FormatError(
+                f"{name}: expected 0 (automatic) or an integer number of bytes 1024-2147483647."
+                f" Got {value!r}")
+    return check
+
+
+def param(default: Any, valid: str, check: Check) -> Any:
+    """A config field with its description of valid values and its validator."""
+    return dataclasses.field(default=default, metadata={"valid": valid, "check": check})
+
 
 @dataclasses.dataclass(frozen=True)
 class FormatConfig:
-    """Base for per-format parameter dataclasses. Subclasses add fields with defaults and
-    may override `validate()`; `choices()` documents the valid values per field."""
+    """Base for per-format parameter dataclasses. Subclasses add `param(...)` fields; every
+    contender has `threads` so that it is recorded in every result row."""
 
-    threads: int = 1
+    threads: int = param(1, "integer >= 1", integer(1))
 
     def validate(self) -> None:
-        if not isinstance(self.threads, int) or self.threads < 1:
-            raise FormatError(f"threads: expected an integer >= 1. Got {self.threads!r}")
+        for field in dataclasses.fields(self):
+            check = field.metadata.get("check")
+            if check is None:  # a field without a validator would accept anything
+                raise TypeError(
+                    f"{type(self).__name__}.{field.name} has no validator: declare it with "
+                    f"mrczbench.formats.base.param(default, valid, check) or override validate()")
+            check(field.name, getattr(self, field.name))
+        self.validate_together()
+
+    def validate_together(self) -> None:
+        """Rules between fields; override where a parameter only applies to some settings."""
 
     @classmethod
     def choices(cls) -> dict[str, str]:
         """field name -> human description of valid values (for --help and `formats list`)."""
-        return {"threads": "integer >= 1"}
+        return {f.name: f.metadata.get("valid", "") for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default for f in dataclasses.fields(cls)}
 
 
 class Format:
@@ -40,14 +112,27 @@ class Format:
     Config: ClassVar[type[FormatConfig]] = FormatConfig
     has_memory_codec: ClassVar[bool] = False
     lossless_dtypes: ClassVar[tuple[str, ...] | None] = None  # None: any dtype
+    # How `threads` is used; says so where the library ignores it (it is recorded anyway).
+    threads_note: ClassVar[str] = ""
 
     def __init__(self, config: FormatConfig | None = None, **params: Any):
         if config is None:
             config = self.config_from_dict(params)
         elif params:
             raise TypeError("pass either a config or keyword parameters, not both")
+        elif not isinstance(config, self.Config):
+            raise TypeError(f"{self.name}: config must be a {self.Config.__name__}")
         config.validate()
         self.config = config
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.to_json()}>"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.config == self.config
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.config))
 
     # --- availability -------------------------------------------------------------------
     @classmethod
@@ -72,6 +157,23 @@ class Format:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """What `mrczbench formats list` shows: parameters, defaults, valid values, availability."""
+        valid = cls.Config.choices()
+        return {
+            "name": cls.name,
+            "description": cls.description,
+            "suffix": cls.suffix,
+            "memory_codec": cls.has_memory_codec,
+            "dtypes": list(cls.lossless_dtypes) if cls.lossless_dtypes else "any",
+            "threads": cls.threads_note,
+            "available": cls.unavailable_reason() is None,
+            "unavailable_reason": cls.unavailable_reason(),
+            "parameters": {name: {"default": default, "valid": valid[name]}
+                           for name, default in cls.Config.defaults().items()},
+        }
+
     def label(self) -> str:
         """Short human name for tables, e.g. 'mrcz zstd-1'. Override for nicer labels."""
         return self.name
@@ -93,5 +195,19 @@ class Format:
 
     def check_data(self, stack: np.ndarray) -> str | None:
         """None when this format stores `stack` losslessly, else the reason it cannot
-        (e.g. values > 15 for 4-bit packing). The runner records such cases as lossy."""
+        (e.g. values > 15 for 4-bit packing). The runner records such cases as lossy.
+
+        The base rule: a (frames, y, x) stack of one of `lossless_dtypes`."""
+        if stack.ndim != 3:
+            return f"{self.name} stores (frames, y, x) stacks; got {stack.ndim} dimension(s)"
+        if self.lossless_dtypes is not None and stack.dtype.name not in self.lossless_dtypes:
+            return (f"{self.name} cannot store {stack.dtype.name} losslessly; "
+                    f"supported: {', '.join(self.lossless_dtypes)}")
         return None
+
+    def require_data(self, stack: np.ndarray) -> np.ndarray:
+        """Raise FormatError instead of writing a file that would not round-trip."""
+        reason = self.check_data(stack)
+        if reason:
+            raise FormatError(reason)
+        return stack

@@ -1,0 +1,244 @@
+"""The MRC family, written by the reference codec `mrczbench.mrcz`: `mrc`, `mrcz`, `mrc-uint4`.
+
+- `mrc`: plain MRC, the uncompressed baseline. In memory it is a copy of the frames.
+- `mrcz`: MRCZ, one blosc chunk per frame. In memory it produces exactly the chunks the file
+  holds after its header (python-blosc, same blocksize, frames in parallel as
+  mrczbench.mrcz.write does), and decodes by walking the chunk headers (bytes 12..16 hold each
+  chunk's compressed size), as mrczbench.mrcz.read does.
+- `mrc-uint4`: IMOD/SerialEM mode 101, two 4-bit pixels per byte, left pixel in the low
+  nibble, rows padded to (nx+1)//2 bytes. Values outside 0-15 cannot be stored: check_data
+  says so and write/encode refuse (IMOD would clamp them silently; this benchmark never does).
+  Reading gives uint8 (python-mrcz and IMOD read mode 101 as unsigned): for int8 counts 0-15
+  these are the same bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from mrczbench.errors import FormatError, MRCZError
+from mrczbench.formats import mrcraw
+from mrczbench.formats.base import (Format, FormatConfig, blocksize, integer, one_of, param)
+
+CODECS = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
+FILTERS = ("bitshuffle", "shuffle", "none")
+BLOSC_HEADER = 16  # blosc1 chunk header; bytes 4..16 = nbytes, blocksize, cbytes
+# what mrczbench.mrcz stores exactly; uint8 goes in as mode 0 and reads back as int8 (same bytes)
+MRC_DTYPES = ("int8", "uint8", "int16", "uint16", "float32")
+
+
+def _codec_module():
+    import mrczbench.mrcz as codec
+
+    return codec
+
+
+class _MrcFamily(Format):
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            _codec_module()
+        except ImportError as exc:
+            return f"the reference codec mrczbench.mrcz cannot be imported: {exc}"
+        return None
+
+    def read(self, path: Path) -> np.ndarray:
+        try:
+            return _codec_module().read(Path(path), threads=self.config.threads)
+        except MRCZError as exc:
+            raise FormatError(str(exc)) from None
+
+
+# --- mrc ----------------------------------------------------------------------------------
+class MrcFormat(_MrcFamily):
+    name = "mrc"
+    description = "plain MRC (mrczbench.mrcz, no compression): the uncompressed baseline"
+    suffix = ".mrc"
+    Config = FormatConfig
+    has_memory_codec = True
+    lossless_dtypes = MRC_DTYPES
+    threads_note = "ignored: plain MRC is a copy"
+
+    def label(self) -> str:
+        return "mrc"
+
+    def encode(self, stack: np.ndarray) -> bytes:
+        self.require_data(stack)
+        return mrcraw.data_bytes(stack)
+
+    def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        return np.frombuffer(blob, dtype=dtype.newbyteorder("<")).reshape(shape).astype(dtype)
+
+    def write(self, path: Path, stack: np.ndarray) -> int:
+        self.require_data(stack)
+        _codec_module().write(Path(path), stack, codec=None, threads=self.config.threads)
+        return Path(path).stat().st_size
+
+
+# --- mrcz ---------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class MrczConfig(FormatConfig):
+    codec: str = param("zstd", " | ".join(CODECS), one_of(*CODECS))
+    level: int = param(1, "integer 1-9 (the paper: 1 for processing, 3 zstd / 5 zlib to archive)",
+                       integer(1, 9))
+    blocksize: int = param(0, "0 (automatic: MRCZ's rule, min(64 KiB, pixels per frame // "
+                              "threads)) or bytes 1024-2147483647 (paper: 16 KB-4 MB)",
+                           blocksize())
+    filter: str = param("bitshuffle", "bitshuffle | shuffle | none (shuffle of int8 is a no-op)",
+                        one_of(*FILTERS))
+
+
+class MrczFormat(_MrcFamily):
+    name = "mrcz"
+    description = "MRCZ (mrczbench.mrcz): MRC header + one blosc chunk per frame"
+    suffix = ".mrcz"
+    Config = MrczConfig
+    has_memory_codec = True
+    lossless_dtypes = MRC_DTYPES
+    threads_note = "blosc nthreads (compress and decompress)"
+
+    def label(self) -> str:
+        text = f"mrcz {self.config.codec}-{self.config.level}"
+        if self.config.filter != "bitshuffle":
+            text += f" {self.config.filter}"
+        if self.config.blocksize:
+            text += f" bs{self.config.blocksize // 1024}K"
+        return text
+
+    def blocksize_for(self, stack: np.ndarray) -> int:
+        """The blosc block in bytes. 0 means MRCZ's automatic rule (python-mrcz's, used by
+        mrczbench.mrcz): min(64 KiB, pixels per frame // threads). Computed here once so the
+        file and the in-memory chunks use the same number."""
+        if self.config.blocksize:
+            return self.config.blocksize
+        codec = _codec_module()
+        return min(codec.DEFAULT_BLOCK_CAP, (stack.shape[1] * stack.shape[2]) // self.config.threads)
+
+    def encode(self, stack: np.ndarray) -> bytes:
+        """The chunks the file holds after its header, compressed the way mrczbench.mrcz
+        does it: frames in parallel, one blosc thread each (so the bytes do not depend on
+        thread timing); a single frame gets all the threads instead."""
+        self.require_data(stack)
+        codec = _codec_module()
+        stack = np.ascontiguousarray(stack, dtype=stack.dtype.newbyteorder("<"))
+        if stack.dtype == np.uint8:
+            stack = stack.view(np.int8)  # mode 0, as the file stores it
+        threads = self.config.threads
+        single = len(stack) <= 1 or threads == 1
+        options = (stack.dtype.itemsize, self.config.level, self.config.codec,
+                   codec.FILTERS[self.config.filter], threads if single else 1,
+                   self.blocksize_for(stack))
+        # mrczbench.mrcz's guard around python-blosc's process-wide nthreads/blocksize
+        compress = codec._BLOSC.compress
+        if single:
+            return b"".join(compress(frame, *options) for frame in stack)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return b"".join(pool.map(lambda frame: compress(frame, *options), stack))
+
+    def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """Walk the chunk headers (nbytes at 4, cbytes at 12) and decompress each chunk into
+        its frame; parallel over frames like mrczbench.mrcz.read."""
+        import blosc2
+
+        dtype = np.dtype(dtype)
+        out = np.empty(shape, dtype=dtype.newbyteorder("<"))
+        frame_bytes = out[0].nbytes if len(out) else 0
+        view = memoryview(blob)
+        chunks, offset = [], 0
+        for _ in range(len(out)):
+            header = bytes(view[offset:offset + BLOSC_HEADER])
+            if len(header) < BLOSC_HEADER:
+                raise FormatError(f"mrcz: truncated blob at byte {offset}")
+            nbytes = int.from_bytes(header[4:8], "little")
+            cbytes = int.from_bytes(header[12:16], "little")
+            if nbytes != frame_bytes or cbytes < BLOSC_HEADER:
+                raise FormatError(f"mrcz: chunk at byte {offset} holds {nbytes} bytes in "
+                                  f"{cbytes}; a frame has {frame_bytes}")
+            chunks.append(view[offset:offset + cbytes])
+            offset += cbytes
+        if offset != len(blob):
+            raise FormatError(f"mrcz: {len(blob) - offset} bytes after the last frame")
+        threads = self.config.threads
+
+        def one(index: int, nthreads: int) -> None:
+            blosc2.decompress2(chunks[index], dst=out[index], nthreads=nthreads)
+
+        if len(out) <= 1 or threads == 1:
+            for index in range(len(out)):
+                one(index, threads)
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                list(pool.map(lambda index: one(index, 1), range(len(out))))
+        return out.astype(dtype, copy=False)
+
+    def write(self, path: Path, stack: np.ndarray) -> int:
+        self.require_data(stack)
+        _codec_module().write(
+            Path(path), stack, codec=self.config.codec, level=self.config.level,
+            threads=self.config.threads, blocksize=self.blocksize_for(stack),
+            filter=self.config.filter)
+        return Path(path).stat().st_size
+
+
+# --- mrc-uint4 ----------------------------------------------------------------------------
+class MrcUint4Format(_MrcFamily):
+    name = "mrc-uint4"
+    description = "IMOD/SerialEM 4-bit MRC (mode 101), two pixels per byte; counts 0-15 only"
+    suffix = ".mrc"
+    Config = FormatConfig
+    has_memory_codec = True  # the packing itself
+    # 8-bit counts; read() returns uint8 (mode 101 is unsigned), the same bytes as int8 0-15
+    lossless_dtypes = ("int8", "uint8")
+    threads_note = "ignored: 4-bit packing is a single-threaded numpy pass"
+
+    def label(self) -> str:
+        return "mrc-uint4"
+
+    def check_data(self, stack: np.ndarray) -> str | None:
+        reason = super().check_data(stack)
+        if reason or stack.size == 0:
+            return reason
+        low, high = int(stack.min()), int(stack.max())
+        if low < 0 or high > 15:
+            outside = int(np.count_nonzero((stack < 0) | (stack > 15)))
+            return (f"mrc-uint4 stores 0-15 only: {outside} of {stack.size} pixels are "
+                    f"outside (min {low}, max {high}); packing would clip them (lossy)")
+        return None
+
+    def _refuse(self, stack: np.ndarray, error: Exception) -> FormatError:
+        # the packer found values outside 0-15 (it checks as it packs, so the happy path
+        # pays no extra pass); say how many, never clip
+        return FormatError(self.check_data(stack) or str(error))
+
+    def encode(self, stack: np.ndarray) -> bytes:
+        reason = Format.check_data(self, stack)  # dtype and shape; values as we pack
+        if reason:
+            raise FormatError(reason)
+        codec = _codec_module()
+        try:
+            return b"".join(codec.pack_4bit(frame).tobytes() for frame in stack)
+        except MRCZError as exc:
+            raise self._refuse(stack, exc) from None
+
+    def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        z, y, x = shape
+        packed = np.frombuffer(blob, dtype=np.uint8).reshape(z, y, (x + 1) // 2)
+        out = np.empty(shape, dtype=np.uint8)
+        for index in range(z):
+            out[index] = _codec_module().unpack_4bit(packed[index], x)
+        return out.view(np.dtype(dtype)) if np.dtype(dtype).itemsize == 1 else out.astype(dtype)
+
+    def write(self, path: Path, stack: np.ndarray) -> int:
+        reason = Format.check_data(self, stack)
+        if reason:
+            raise FormatError(reason)
+        try:
+            _codec_module().write(Path(path), stack, mode101=True, clip=False,
+                                  threads=self.config.threads)
+        except MRCZError as exc:
+            raise self._refuse(stack, exc) from None
+        return Path(path).stat().st_size

@@ -1,0 +1,81 @@
+"""Plain MRC2014 bytes for the general-purpose compressors (bzip2 and the command-line tools).
+
+Those contenders compress an ordinary .mrc file, as the paper and RELION's users do, so the
+decompressed file opens in any MRC reader and carries its own shape and dtype. The header is
+built from mrcfile's header layout; statistics are marked "not computed" (dmax < dmin,
+dmean < min, rms < 0, as MRC2014 allows) so that writing does not pay for an extra pass.
+"""
+from __future__ import annotations
+
+import numpy as np
+from mrcfile.dtypes import HEADER_DTYPE
+
+from mrczbench.errors import FormatError
+
+HEADER_BYTES = 1024
+# MRC2014 modes that hold these dtypes exactly; uint8 is not one (mode 0 is signed).
+MODES = {"int8": 0, "int16": 1, "float32": 2, "uint16": 6, "float16": 12}
+DTYPES = {mode: np.dtype(name).newbyteorder("<") for name, mode in MODES.items()}
+
+
+def header_bytes(shape: tuple[int, int, int], dtype: np.dtype) -> bytes:
+    dtype = np.dtype(dtype)
+    if dtype.name not in MODES:
+        raise FormatError(f"plain MRC cannot store {dtype.name}; supported: {', '.join(MODES)}")
+    nz, ny, nx = shape
+    header = np.zeros((), dtype=HEADER_DTYPE.newbyteorder("<")).view(np.recarray)
+    header.nx, header.ny, header.nz = nx, ny, nz
+    header.mode = MODES[dtype.name]
+    header.mx, header.my, header.mz = nx, ny, 1  # image stack: ispg 0, mz 1 (MRC2014)
+    header.ispg = 0
+    header.cella = (nx, ny, 1)
+    header.cellb = (90.0, 90.0, 90.0)
+    header.mapc, header.mapr, header.maps = 1, 2, 3
+    header.dmin, header.dmax, header.dmean, header.rms = 0.0, -1.0, -2.0, -1.0
+    header.map = b"MAP "
+    header.machst = (0x44, 0x44, 0, 0)  # little-endian
+    header.nversion = 20141
+    header.nlabl = 1
+    header.label[0] = b"mrczbench raw MRC payload"
+    return header.tobytes()
+
+
+def data_bytes(stack: np.ndarray) -> bytes:
+    """The stack as little-endian bytes in file order."""
+    return np.ascontiguousarray(stack, dtype=stack.dtype.newbyteorder("<")).tobytes()
+
+
+def to_bytes(stack: np.ndarray) -> bytes:
+    return header_bytes(stack.shape, stack.dtype) + data_bytes(stack)
+
+
+def parse_header(head: bytes) -> tuple[tuple[int, int, int], np.dtype, int]:
+    """(shape, dtype, data offset) from the first 1024 bytes of a plain MRC file."""
+    if len(head) < HEADER_BYTES:
+        raise FormatError(f"not an MRC file: {len(head)} bytes, the header needs {HEADER_BYTES}")
+    header = np.frombuffer(head[:HEADER_BYTES], dtype=HEADER_DTYPE.newbyteorder("<"))[0]
+    mode = int(header["mode"])
+    if mode not in DTYPES:
+        raise FormatError(f"unsupported MRC mode {mode}; supported: {sorted(DTYPES)}")
+    shape = (int(header["nz"]), int(header["ny"]), int(header["nx"]))
+    return shape, DTYPES[mode], HEADER_BYTES + int(header["nsymbt"])
+
+
+def from_bytes(blob: bytes) -> np.ndarray:
+    shape, dtype, offset = parse_header(blob[:HEADER_BYTES])
+    count = shape[0] * shape[1] * shape[2]
+    if len(blob) < offset + count * dtype.itemsize:
+        raise FormatError("truncated MRC payload")
+    data = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(shape)
+    return data.astype(dtype.newbyteorder("="), copy=True)
+
+
+def read_file(path) -> np.ndarray:
+    with open(path, "rb") as handle:
+        shape, dtype, offset = parse_header(handle.read(HEADER_BYTES))
+        handle.seek(offset)
+        count = shape[0] * shape[1] * shape[2]
+        data = np.fromfile(handle, dtype=dtype, count=count)
+    if data.size != count:
+        raise FormatError(f"{path}: truncated MRC payload")
+    return data.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
