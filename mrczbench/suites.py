@@ -1,0 +1,480 @@
+"""Benchmark suites: `suites/*.toml` → Suite → list of Cases.
+
+A suite file has fixed keys and one explicit `[sweep]` table. Only the lists under `[sweep]`
+expand into cases (their cartesian product); a list anywhere else is a plain value (e.g.
+`shape = [512, 512]`). The layout:
+
+    description = "..."           # one line for `suites list`
+    figure = "Fig. 2a"            # what it reproduces (optional)
+    kind = "codec"                # "codec" (formats on image stacks) or "metadata" (Fig. 3)
+    ops = ["encode", "decode", "write", "write_fsync", "read_cold", "read_warm"]
+    repeats = 5                   # samples per op
+    min_batch_seconds = 0.1       # calibrated in-memory batches last at least this long
+    timeout = 600                 # seconds per case before the worker is killed
+    seed = 0                      # seeds the shuffled case order
+
+    [dataset]                     # fixed dataset fields (or name = "<datasets/*.toml spec>")
+    kind = "poisson"
+    frames = 30
+    shape = [3838, 3710]
+
+    [format]                      # fixed format parameters applied to every contender
+    threads = "cores"
+
+    [contenders]                  # named format configurations
+    "zstd-1" = { format = "mrcz", codec = "zstd", level = 1 }
+
+    [sweep]                       # lists that expand into cases
+    dose = [0.1, 1, 4]
+    contender = ["zstd-1"]
+
+    [quick]                       # overrides for --quick (same keys, plus [quick.sweep])
+    repeats = 2
+    [quick.dataset]
+    frames = 4
+
+Sweep keys: `contender`, `dataset` (spec names), dataset fields (dose, frames, shape, dtype,
+seed) and anything else is a format parameter (codec, level, threads, blocksize, ...).
+`threads` accepts "cores", "2*cores", "1.5*cores" (resolved on the running machine);
+`blocksize` accepts bytes, "16KiB", "4MiB" or "auto" (= 0, the library's choice).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from mrczbench.errors import SuiteError
+from mrczbench.results import OPS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SUITE_KINDS = ("codec", "metadata")
+TOP_KEYS = ("description", "figure", "kind", "ops", "repeats", "min_batch_seconds", "timeout",
+            "seed", "dataset", "format", "contenders", "sweep", "quick")
+QUICK_KEYS = ("ops", "repeats", "min_batch_seconds", "timeout", "dataset", "format", "sweep")
+DATASET_KEYS = ("name", "kind", "frames", "shape", "dose", "dtype", "seed", "options", "megabytes")
+DATASET_SWEEP_KEYS = ("dataset", "dose", "frames", "shape", "dtype", "seed")
+METADATA_SERIALIZERS = ("json", "orjson", "msgpack")
+METADATA_COMPRESSORS = ("none", "lz4", "zstd", "zlib", "blosclz", "lz4hc")
+
+DEFAULTS = {"description": "", "figure": "", "kind": "codec", "ops": list(OPS), "repeats": 5,
+            "min_batch_seconds": 0.1, "timeout": 600.0, "seed": 0}
+
+
+# --- where suites live -----------------------------------------------------------------------
+
+def suite_dirs() -> list[Path]:
+    """$MRCZBENCH_SUITES (os.pathsep-separated) first, then the checkout's suites/ folder."""
+    dirs = [Path(p) for p in os.environ.get("MRCZBENCH_SUITES", "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parent.parent / "suites")
+    return dirs
+
+
+def suite_paths() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in suite_dirs():
+        for path in sorted(folder.glob("*.toml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def find_suite(name_or_path: str | os.PathLike) -> Path:
+    text = str(name_or_path)
+    if text.endswith(".toml") or os.sep in text:
+        path = Path(text)
+        if not path.is_file():
+            raise SuiteError(f"{path}: no such suite file")
+        return path
+    known = suite_paths()
+    if text not in known:
+        raise SuiteError(f"unknown suite {text!r}; valid: {', '.join(known) or '(none found)'}")
+    return known[text]
+
+
+# --- values ----------------------------------------------------------------------------------
+
+_CORES = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*\*\s*)?cores\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|K|KB|KIB|M|MB|MIB|G|GB|GIB)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 2**20, "MB": 2**20, "MIB": 2**20,
+          "G": 2**30, "GB": 2**30, "GIB": 2**30}
+
+
+def resolve_threads(value: Any, cores: int | None = None) -> int:
+    """An integer >= 1, or 'cores' / 'N*cores' on this machine (rounded, at least 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer >= 1 or 'cores', '2*cores'. Got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"expected an integer >= 1 or 'cores', '2*cores'. Got {value!r}")
+        return value
+    match = _CORES.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"expected an integer >= 1 or 'cores', '2*cores'. Got {value!r}")
+    if cores is None:
+        from mrczbench.machine import usable_cores
+        cores = usable_cores()
+    factor = float(match.group(1) or 1)
+    return max(1, round(factor * cores))
+
+
+def resolve_blocksize(value: Any) -> int:
+    """Bytes: an integer >= 0, '16KiB', '4MiB', or 'auto' (= 0, the library's choice)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected bytes >= 0, a size like '256KiB', or 'auto'. Got {value!r}")
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return 0
+        match = _SIZE.match(value)
+        if match:
+            return int(float(match.group(1)) * _UNITS[(match.group(2) or "").upper()])
+    raise ValueError(f"expected bytes >= 0, a size like '256KiB', or 'auto'. Got {value!r}")
+
+
+def format_value(value: Any) -> str:
+    """Compact text for case ids: 0.1, 1, 512x512, zstd."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (list, tuple)):
+        return "x".join(format_value(v) for v in value)
+    return str(value)
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Case:
+    """One contender on one dataset: the unit the runner executes in its worker."""
+
+    case_id: str
+    suite: str
+    kind: str                      # "codec" or "metadata"
+    dataset: dict[str, Any]        # synthetic fields, {"name": spec} or {"path": user movie}
+    format: dict[str, Any]         # {"format": name, **params}
+    label: str | None              # contender name from the suite, if any
+    ops: tuple[str, ...]
+    repeats: int
+    min_batch_seconds: float
+    timeout: float
+    sweep: dict[str, Any]          # the swept values that make this case
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Suite:
+    name: str
+    path: Path
+    profile: str                   # "full" or "quick"
+    description: str
+    figure: str
+    kind: str
+    ops: tuple[str, ...]
+    repeats: int
+    min_batch_seconds: float
+    timeout: float
+    seed: int
+    dataset: dict[str, Any]
+    format: dict[str, Any]
+    contenders: dict[str, dict[str, Any]]
+    sweep: dict[str, list[Any]]
+
+    def cases(self, data: list[str | os.PathLike] | None = None) -> list[Case]:
+        """Expand the sweep into cases. With `data` (users' movie files or .lst/.star lists),
+        the suite's datasets and dataset sweeps are replaced by one dataset per movie, named
+        by its file stem (the full path when stems repeat)."""
+        sweep = dict(self.sweep)
+        fixed_dataset = dict(self.dataset)
+        if data:
+            if self.kind == "metadata":
+                raise SuiteError(f"{self.path}: --data does not apply to a metadata suite")
+            # folders, .lst and .star lists expand to movie files (mrczbench.datasets)
+            from mrczbench.datasets import open_movies
+            movies = [Path(movie.path) for movie in open_movies(list(data))]
+            for key in DATASET_SWEEP_KEYS:
+                sweep.pop(key, None)
+            names = _unique_names(movies)
+            sweep = {"data": names, **sweep}
+            by_name = dict(zip(names, movies))
+        cases = []
+        keys = list(sweep)
+        for values in itertools.product(*(sweep[k] for k in keys)):
+            point = dict(zip(keys, values))
+            if data:
+                dataset = {"name": point["data"], "path": str(by_name[point["data"]])}
+            else:
+                dataset = dict(fixed_dataset)
+                for key in DATASET_SWEEP_KEYS:
+                    if key in point:
+                        dataset["name" if key == "dataset" else key] = point[key]
+            params = dict(self.format)
+            label = None
+            if "contender" in point:
+                label = point["contender"]
+                params.update(self.contenders[label])
+            for key, value in point.items():
+                if key not in DATASET_SWEEP_KEYS and key not in ("contender", "data"):
+                    params[key] = value
+            params = self._resolve_params(params, where="sweep")
+            case_id = ",".join(f"{k}={format_value(v)}" for k, v in point.items()) or "default"
+            cases.append(Case(case_id=case_id, suite=self.name, kind=self.kind, dataset=dataset,
+                              format=params, label=label, ops=self.ops, repeats=self.repeats,
+                              min_batch_seconds=self.min_batch_seconds, timeout=self.timeout,
+                              sweep={k: v for k, v in point.items()}))
+        return cases
+
+    def _resolve_params(self, params: dict[str, Any], where: str) -> dict[str, Any]:
+        resolved = dict(params)
+        try:
+            if "threads" in resolved:
+                resolved["threads"] = resolve_threads(resolved["threads"])
+            if "blocksize" in resolved:
+                resolved["blocksize"] = resolve_blocksize(resolved["blocksize"])
+        except ValueError as exc:
+            raise SuiteError(f"{self.path}: {where}: {exc}") from None
+        return resolved
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["path"] = str(self.path)
+        return out
+
+
+def _unique_names(paths: list[Path]) -> list[str]:
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [str(p) for p in paths]
+
+
+# --- parsing and validation ------------------------------------------------------------------
+
+def load_suite(name_or_path: str | os.PathLike, quick: bool = False) -> Suite:
+    """Read and validate a suite; with `quick`, apply its [quick] overrides."""
+    path = find_suite(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{path}: not valid TOML: {exc}") from None
+    return parse_suite(raw, path, quick=quick)
+
+
+def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False) -> Suite:
+    def fail(key: str, message: str) -> SuiteError:
+        return SuiteError(f"{path}: key {key!r}: {message}")
+
+    _check_keys(raw, TOP_KEYS, path, "")
+    values = {**DEFAULTS, **copy.deepcopy(raw)}
+    for key in ("dataset", "format", "contenders", "sweep", "quick"):
+        values.setdefault(key, {})
+        if not isinstance(values[key], dict):
+            raise fail(key, f"expected a table ([{key}]). Got {values[key]!r}")
+    if quick:
+        overrides = values["quick"]
+        _check_keys(overrides, QUICK_KEYS, path, "quick.")
+        for key, value in overrides.items():
+            if key in ("dataset", "format", "sweep"):
+                if not isinstance(value, dict):
+                    raise fail(f"quick.{key}", f"expected a table. Got {value!r}")
+                values[key] = {**values[key], **value}
+            else:
+                values[key] = value
+
+    kind = values["kind"]
+    if kind not in SUITE_KINDS:
+        raise fail("kind", f"expected one of {', '.join(SUITE_KINDS)}. Got {kind!r}")
+    ops = values["ops"]
+    if not isinstance(ops, list) or not ops or any(op not in OPS for op in ops):
+        raise fail("ops", f"expected a list of operations from {', '.join(OPS)}. Got {ops!r}")
+    repeats = values["repeats"]
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise fail("repeats", f"expected an integer >= 1. Got {repeats!r}")
+    for key in ("min_batch_seconds", "timeout"):
+        number = values[key]
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
+            raise fail(key, f"expected a number of seconds > 0. Got {number!r}")
+    if isinstance(values["seed"], bool) or not isinstance(values["seed"], int):
+        raise fail("seed", f"expected an integer. Got {values['seed']!r}")
+
+    dataset = values["dataset"]
+    _check_keys(dataset, DATASET_KEYS, path, "dataset.")
+    for key, value in dataset.items():
+        _check_dataset_value(f"dataset.{key}", key, value, fail)
+
+    contenders = values["contenders"]
+    for name, params in contenders.items():
+        if not isinstance(params, dict):
+            raise fail(f"contenders.{name}", f"expected a table like {{ format = \"mrcz\", codec = \"zstd\" }}. Got {params!r}")
+    fixed_format = values["format"]
+
+    sweep = values["sweep"]
+    for key, options in sweep.items():
+        if not isinstance(options, list) or not options:
+            raise fail(f"sweep.{key}", f"expected a non-empty list of values to sweep. Got {options!r}")
+        if key == "contender":
+            for name in options:
+                if name not in contenders:
+                    raise fail("sweep.contender", f"unknown contender {name!r}; valid: {', '.join(contenders) or '(no [contenders] table)'}")
+        elif key == "dataset":
+            if any(not isinstance(v, str) for v in options):
+                raise fail("sweep.dataset", f"expected dataset spec names. Got {options!r}")
+        elif key in DATASET_SWEEP_KEYS:
+            for value in options:
+                _check_dataset_value(f"sweep.{key}", key, value, fail)
+        elif key == "data":
+            raise fail("sweep.data", "reserved for --data; use 'dataset' for named specs")
+    if len(set(sweep.get("contender", []))) != len(sweep.get("contender", [])):
+        raise fail("sweep.contender", "lists a contender twice")
+
+    # Every case needs a format: from [format] or from its contender.
+    if kind == "codec" and "format" not in fixed_format:
+        names = sweep.get("contender") or []
+        if not names:
+            raise fail("format", "no format: set format.format = \"<name>\" or sweep over contenders")
+        for name in names:
+            if "format" not in contenders[name]:
+                raise fail(f"contenders.{name}", "missing 'format' (the format name, e.g. \"mrcz\")")
+    if kind == "metadata":
+        _check_metadata_contenders(contenders, fixed_format, sweep, fail)
+
+    suite = Suite(
+        name=path.stem, path=path, profile="quick" if quick else "full",
+        description=str(values["description"]), figure=str(values["figure"]), kind=kind,
+        ops=tuple(ops), repeats=repeats, min_batch_seconds=float(values["min_batch_seconds"]),
+        timeout=float(values["timeout"]), seed=values["seed"], dataset=dataset,
+        format=fixed_format, contenders=contenders, sweep=sweep)
+    for where, params in [("format", fixed_format)] + [(f"contenders.{n}", p) for n, p in contenders.items()]:
+        suite._resolve_params(params, where=where)
+    for key in ("threads", "blocksize"):
+        for value in sweep.get(key, []):
+            suite._resolve_params({key: value}, where=f"sweep.{key}")
+    if "threads" in sweep:
+        # '2*cores' on a 1-core machine equals 'cores': drop duplicates after resolving.
+        seen, unique = set(), []
+        for value in sweep["threads"]:
+            resolved = resolve_threads(value)
+            if resolved not in seen:
+                seen.add(resolved)
+                unique.append(resolved)
+        suite.sweep["threads"] = unique
+    return suite
+
+
+def _check_keys(table: dict[str, Any], valid: tuple[str, ...], path: Path, prefix: str) -> None:
+    for key in table:
+        if key not in valid:
+            raise SuiteError(f"{path}: unknown key {prefix + key!r}; valid: {', '.join(valid)}")
+
+
+def _check_dataset_value(where: str, key: str, value: Any, fail) -> None:
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if key == "shape":
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
+            raise fail(where, f"expected [ny, nx] (two positive integers). Got {value!r}")
+    elif key in ("frames", "megabytes"):
+        if not number(value) or value <= 0 or (key == "frames" and not isinstance(value, int)):
+            raise fail(where, f"expected a positive {'integer' if key == 'frames' else 'number'}. Got {value!r}")
+    elif key == "dose":
+        if not number(value) or value < 0:
+            raise fail(where, f"expected a dose >= 0 (e/px/frame). Got {value!r}")
+    elif key == "seed":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise fail(where, f"expected an integer. Got {value!r}")
+    elif key in ("name", "kind", "dtype", "dataset"):
+        if not isinstance(value, str):
+            raise fail(where, f"expected a string. Got {value!r}")
+    elif key == "options":
+        if not isinstance(value, dict):
+            raise fail(where, f"expected a table. Got {value!r}")
+
+
+def _check_metadata_contenders(contenders, fixed_format, sweep, fail) -> None:
+    tables = [("format", fixed_format)] + [(f"contenders.{n}", p) for n, p in contenders.items()]
+    for where, params in tables:
+        for key, value in params.items():
+            if key == "serializer" and value not in METADATA_SERIALIZERS:
+                raise fail(f"{where}.serializer", f"expected one of {', '.join(METADATA_SERIALIZERS)}. Got {value!r}")
+            if key == "compressor" and value not in METADATA_COMPRESSORS:
+                raise fail(f"{where}.compressor", f"expected one of {', '.join(METADATA_COMPRESSORS)}. Got {value!r}")
+    for value in sweep.get("serializer", []):
+        if value not in METADATA_SERIALIZERS:
+            raise fail("sweep.serializer", f"expected values from {', '.join(METADATA_SERIALIZERS)}. Got {value!r}")
+    for value in sweep.get("compressor", []):
+        if value not in METADATA_COMPRESSORS:
+            raise fail("sweep.compressor", f"expected values from {', '.join(METADATA_COMPRESSORS)}. Got {value!r}")
+
+
+def list_suites() -> list[Suite]:
+    return [load_suite(path) for path in suite_paths().values()]
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser("suites", help="list and show benchmark suites",
+                                   description="Benchmark suites from suites/*.toml.")
+    sub = parser.add_subparsers(dest="suites_command", metavar="{list,show}")
+    list_parser = sub.add_parser("list", help="list suites with case counts")
+    list_parser.add_argument("--json", action="store_true", help="machine-readable output")
+    list_parser.set_defaults(func=_cmd_list)
+    show = sub.add_parser("show", help="show a suite's settings and cases")
+    show.add_argument("name", help="suite name or path to a .toml file")
+    show.add_argument("--quick", action="store_true", help="show the --quick profile")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=_cmd_show)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _cmd_list(args) -> int:
+    rows = []
+    for name, path in suite_paths().items():
+        full = load_suite(path)
+        quick = load_suite(path, quick=True)
+        rows.append({"name": name, "cases": len(full.cases()), "quick_cases": len(quick.cases()),
+                     "figure": full.figure, "description": full.description, "path": str(path)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max([len(r["name"]) for r in rows] + [5])
+    print(f"{'suite':<{width}}  cases  quick  {'paper':<9}  description")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['cases']:>5}  {r['quick_cases']:>5}  {r['figure']:<9}  {r['description']}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    suite = load_suite(args.name, quick=args.quick)
+    cases = suite.cases()
+    if args.json:
+        print(json.dumps({"suite": suite.to_dict(), "cases": [c.to_dict() for c in cases]}, indent=2))
+        return 0
+    print(f"suite      {suite.name} ({suite.profile} profile)  {suite.path}")
+    print(f"about      {suite.description}" + (f"  [{suite.figure}]" if suite.figure else ""))
+    print(f"kind       {suite.kind}")
+    print(f"ops        {', '.join(suite.ops)}")
+    print(f"repeats    {suite.repeats} samples per op; in-memory batches >= {suite.min_batch_seconds:g} s; "
+          f"timeout {suite.timeout:g} s per case")
+    print(f"dataset    {json.dumps(suite.dataset)}")
+    if suite.format:
+        print(f"format     {json.dumps(suite.format)}")
+    for name, params in suite.contenders.items():
+        print(f"contender  {name}: {json.dumps(params)}")
+    for key, options in suite.sweep.items():
+        print(f"sweep      {key} = {json.dumps(options)}")
+    print(f"cases      {len(cases)}")
+    for case in cases:
+        print(f"  {case.case_id}")
+    return 0

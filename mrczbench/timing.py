@@ -1,0 +1,181 @@
+"""Clocks, calibrated loops, page-cache eviction and residency (mincore).
+
+Two regimes are measured separately (ARCHITECTURE "Measuring honestly"):
+- in memory: a call is repeated in a loop calibrated so that one batch lasts at least
+  `min_seconds` (the clock's resolution and call overhead then vanish); a sample is the batch
+  time divided by the loop count;
+- file I/O: one call per sample. Before a cold read the file's pages are evicted off the clock
+  and the residency (fraction of the file's pages still in the page cache) is measured with
+  mincore(2); a cold sample whose residency is above COLD_RESIDENCY_LIMIT is invalid.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import math
+import mmap
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+clock = time.perf_counter
+
+# A cold read with more than this fraction of its pages cached is not cold.
+COLD_RESIDENCY_LIMIT = 0.02
+
+EVICTION_METHODS = ("drop_caches", "fadvise", "none")
+DROP_CACHES = "/proc/sys/vm/drop_caches"
+
+
+# --- in-memory loops --------------------------------------------------------------------------
+
+def time_batch(func: Callable[[], Any], loops: int) -> tuple[float, Any]:
+    """Seconds for `loops` calls of func (garbage collection paused, as timeit does), and the
+    last call's result so the caller can verify it off the clock."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        result = None
+        start = clock()
+        for _ in range(loops):
+            result = func()
+        elapsed = clock() - start
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return elapsed, result
+
+
+def calibrate_loops(func: Callable[[], Any], min_seconds: float, max_loops: int = 1_000_000) -> int:
+    """Smallest loop count whose batch lasts at least `min_seconds` (pyperf-style: grow the
+    count until one batch is long enough). The calibration calls double as warm-up."""
+    loops = 1
+    while True:
+        elapsed, _ = time_batch(func, loops)
+        if elapsed >= min_seconds or loops >= max_loops:
+            return loops
+        if elapsed <= 0:
+            loops *= 10
+            continue
+        # Aim 20 % above the target so the measured batches do not fall just short of it.
+        wanted = math.ceil(loops * min_seconds * 1.2 / elapsed)
+        loops = min(max_loops, max(loops * 2, wanted))
+
+
+# --- residency (mincore) ----------------------------------------------------------------------
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+PAGE_SIZE = mmap.PAGESIZE
+
+
+def residency(path: str | os.PathLike) -> float:
+    """Fraction (0-1) of the file's pages resident in the page cache, via mmap + mincore.
+
+    Mapping a file does not read it (no MAP_POPULATE), so measuring does not warm the cache."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return 0.0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if address in (None, _MAP_FAILED):
+            err = ctypes.get_errno()
+            raise OSError(err, f"mmap failed: {os.strerror(err)}", str(path))
+        try:
+            pages = (size + PAGE_SIZE - 1) // PAGE_SIZE
+            vector = (ctypes.c_ubyte * pages)()
+            if _libc.mincore(ctypes.c_void_p(address), size, vector) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"mincore failed: {os.strerror(err)}", str(path))
+            resident = sum(1 for flag in vector if flag & 1)
+        finally:
+            _libc.munmap(ctypes.c_void_p(address), size)
+    finally:
+        os.close(fd)
+    return resident / pages
+
+
+# --- eviction ---------------------------------------------------------------------------------
+
+def fsync_path(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """fsync a folder so a rename inside it is durable too."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def drop_caches() -> None:
+    """`sync; echo 3 > /proc/sys/vm/drop_caches`: clean every page so all of them can go."""
+    os.sync()
+    with open(DROP_CACHES, "w") as handle:
+        handle.write("3\n")
+
+
+def fadvise_dontneed(path: str | os.PathLike) -> None:
+    """fsync (dirty pages cannot be dropped) then ask the kernel to drop the file's pages."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def evict(path: str | os.PathLike, method: str) -> None:
+    """Evict `path` from the page cache with `method` (off the clock)."""
+    if method == "drop_caches":
+        drop_caches()
+    elif method == "fadvise":
+        fadvise_dontneed(path)
+    elif method != "none":
+        raise ValueError(f"eviction method: expected one of {', '.join(EVICTION_METHODS)}. Got {method!r}")
+
+
+def probe_eviction(folder: str | os.PathLike, preferred: str = "auto") -> tuple[str, str]:
+    """Find an eviction method that works on `folder`'s filesystem: (method, note).
+
+    A 4 MiB probe file is written and read (cached); each method is tried in order
+    drop_caches, fadvise and kept when the file's residency afterwards is below the limit.
+    `preferred` may force one method ('auto' tries them all)."""
+    candidates = ["drop_caches", "fadvise"] if preferred == "auto" else [preferred]
+    if preferred == "none":
+        return "none", "eviction disabled: cold reads are marked invalid"
+    probe = Path(folder) / f".evict-probe-{os.getpid()}"
+    notes = []
+    try:
+        probe.write_bytes(os.urandom(4 << 20))
+        for method in candidates:
+            probe.read_bytes()  # make sure the pages are cached before trying
+            try:
+                evict(probe, method)
+            except OSError as exc:
+                notes.append(f"{method}: {exc.strerror or exc}")
+                continue
+            left = residency(probe)
+            if left <= COLD_RESIDENCY_LIMIT:
+                return method, "; ".join(notes + [f"{method}: residency {left:.1%} after eviction"])
+            notes.append(f"{method}: residency still {left:.0%}")
+    finally:
+        try:
+            probe.unlink()
+        except FileNotFoundError:
+            pass
+    return "none", "no eviction method works here (" + "; ".join(notes) + "): cold reads are marked invalid"

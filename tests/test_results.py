@@ -1,0 +1,93 @@
+import json
+
+import pytest
+
+from mrczbench import load_results, results
+from mrczbench.errors import ResultsError
+
+
+def sample_row(case_id="c1", sample=0, **extra):
+    values = dict(run_id="r1", suite="s", case_id=case_id, sample=sample, dataset="d",
+                  op="encode", raw_bytes=2**20, stored_bytes=2**19, seconds=0.5, bound_ratio=0.25)
+    values.update(extra)
+    return results.make_row(**values)
+
+
+def test_make_row_fills_every_column_and_derived_values():
+    row = sample_row()
+    assert list(row) == list(results.COLUMNS)
+    assert row["schema"] == results.SCHEMA_VERSION
+    assert row["ratio"] == 0.5             # stored/raw, the paper's convention
+    assert row["mib_per_s"] == 2.0         # 1 MiB in 0.5 s
+    assert row["efficiency"] == 0.5        # bound/ratio
+    assert row["valid"] is True
+    assert row["timestamp"].endswith("Z")
+
+
+def test_error_rows_are_invalid_and_one_line():
+    row = results.make_row(case_id="c", error="boom\nsecond line")
+    assert row["valid"] is False
+    assert row["error"] == "boom second line"
+
+
+def test_unknown_column_is_a_bug():
+    with pytest.raises(ValueError, match="unknown result columns"):
+        results.make_row(colour="red")
+
+
+def test_run_file_appends_and_recovers_from_a_cut_last_line(tmp_path):
+    path = tmp_path / "run.jsonl"
+    with results.RunFile(path) as run:
+        run.append([sample_row("a"), sample_row("b")])
+    with open(path, "a") as handle:       # a kill in the middle of a write
+        handle.write('{"schema": 1, "case_id": "half')
+    assert results.finished_case_ids(path) == {"a", "b"}
+    with results.RunFile(path) as run:    # resuming cuts the partial line first
+        run.append([sample_row("c")])
+    assert [r["case_id"] for r in results.iter_rows(path)] == ["a", "b", "c"]
+
+
+def test_corrupt_line_in_the_middle_names_file_and_line(tmp_path):
+    path = tmp_path / "run.jsonl"
+    path.write_text(json.dumps(sample_row()) + "\nnot json\n" + json.dumps(sample_row()) + "\n")
+    with pytest.raises(ResultsError, match=r"run.jsonl:2"):
+        list(results.iter_rows(path))
+
+
+def test_other_schema_versions_are_refused(tmp_path):
+    path = tmp_path / "run.jsonl"
+    path.write_text(json.dumps({**sample_row(), "schema": 99}) + "\n")
+    with pytest.raises(ResultsError, match="schema 99"):
+        list(results.iter_rows(path))
+
+
+def test_load_results_merges_runs_across_files_and_machines(tmp_path):
+    for host, run_id in (("alpha", "20250101T000000Z-aaaaaa"), ("beta", "20250102T000000Z-bbbbbb")):
+        folder = tmp_path / host / "suite"
+        path = folder / f"{run_id}.jsonl"
+        with results.RunFile(path) as run:
+            run.append([sample_row("c1", run_id=run_id), sample_row("c2", run_id=run_id, error="x")])
+        results.write_run_metadata(path, {"run_id": run_id, "suite": "s", "profile": "quick",
+                                          "machine": {"hostname": host, "cpu_model": "cpu"}})
+    frame = load_results(tmp_path)
+    assert len(frame) == 4
+    assert set(frame["host"]) == {"alpha", "beta"}
+    assert set(frame["run_id"]) == {"20250101T000000Z-aaaaaa", "20250102T000000Z-bbbbbb"}
+    assert str(frame["timestamp"].dt.tz) == "UTC"
+    assert len(load_results(tmp_path, errors=False)) == 2
+    single = load_results(next(tmp_path.rglob("*.jsonl")))
+    assert len(single) == 2
+
+
+def test_load_results_errors_are_clear(tmp_path):
+    with pytest.raises(ResultsError, match="no such result file"):
+        load_results(tmp_path / "missing")
+    with pytest.raises(ResultsError, match="no result files"):
+        load_results(tmp_path)
+
+
+def test_latest_run_sorts_by_run_id(tmp_path):
+    for run_id in ("20250102T000000Z-000001", "20250101T000000Z-000002"):
+        (tmp_path / f"{run_id}.jsonl").write_text("")
+    assert results.latest_run(tmp_path).name == "20250102T000000Z-000001.jsonl"
+    assert results.meta_path_for(tmp_path / "x.jsonl").name == "x.run.json"

@@ -1,0 +1,331 @@
+"""End-to-end runs of tiny suites written in tmp folders.
+
+Test-only contenders are real Format plugins registered in the real registry (the way a third
+party registers one); the worker process is forked, so it sees them too."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrczbench import formats, load_results, results, timing
+from mrczbench.atomic import atomic_output
+from mrczbench.cli import main
+from mrczbench.errors import SuiteError
+from mrczbench.formats.base import Format
+from mrczbench.runner import order_cases, run_suite
+from mrczbench.suites import load_suite
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class RawFormat(Format):
+    """Uncompressed bytes behind a 12-byte shape header: the simplest honest contender."""
+
+    name = "test-raw"
+    suffix = ".raw"
+    has_memory_codec = True
+
+    def encode(self, stack):
+        return np.ascontiguousarray(stack).tobytes()
+
+    def decode(self, blob, shape, dtype):
+        return np.frombuffer(blob, dtype=dtype).reshape(shape).copy()
+
+    def write(self, path, stack):
+        with atomic_output(path) as handle:
+            handle.write(np.array(stack.shape, "<i4").tobytes())
+            handle.write(np.ascontiguousarray(stack).tobytes())
+        return 12 + stack.nbytes
+
+    def read(self, path):
+        blob = Path(path).read_bytes()
+        shape = tuple(np.frombuffer(blob[:12], "<i4"))
+        return np.frombuffer(blob[12:], np.int8).reshape(shape).copy()
+
+
+class BrokenFormat(RawFormat):
+    name = "test-broken"
+
+    def encode(self, stack):
+        raise RuntimeError("encoder exploded\nwith a traceback-like second line")
+
+    def write(self, path, stack):
+        raise RuntimeError("writer exploded")
+
+
+class LossyFormat(RawFormat):
+    name = "test-lossy"
+
+    def decode(self, blob, shape, dtype):
+        out = super().decode(blob, shape, dtype)
+        out.flat[0] ^= 1
+        return out
+
+    def read(self, path):
+        out = super().read(path)
+        out.flat[0] ^= 1
+        return out
+
+
+class CrashingFormat(RawFormat):
+    name = "test-crash"
+
+    def encode(self, stack):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class HangingFormat(RawFormat):
+    name = "test-hang"
+
+    def encode(self, stack):
+        time.sleep(60)
+
+
+class UnavailableFormat(RawFormat):
+    name = "test-unavailable"
+
+    @classmethod
+    def unavailable_reason(cls):
+        return "libtest is not installed"
+
+
+@pytest.fixture(autouse=True)
+def test_formats(monkeypatch):
+    for cls in (RawFormat, BrokenFormat, LossyFormat, CrashingFormat, HangingFormat, UnavailableFormat):
+        monkeypatch.setitem(formats.BUILTIN, cls.name, f"{__name__}:{cls.__name__}")
+
+
+def tiny_suite(tmp_path, contenders, ops=("encode", "decode", "write", "read_warm"), timeout=30,
+               extra_sweep="", repeats=2, name="tiny"):
+    table = "\n".join(f'"{c}" = {{ format = "{c}" }}' for c in contenders)
+    text = f"""
+        description = "tiny test suite"
+        ops = {json.dumps(list(ops))}
+        repeats = {repeats}
+        min_batch_seconds = 0.002
+        timeout = {timeout}
+
+        [dataset]
+        kind = "poisson"
+        frames = 2
+        shape = [48, 40]
+        dose = 1.0
+        dtype = "int8"
+
+        [contenders]
+        {table}
+
+        [sweep]
+        contender = {json.dumps(list(contenders))}
+        {extra_sweep}
+        """
+    path = tmp_path / f"{name}.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run(tmp_path, suite_path, **kwargs):
+    kwargs.setdefault("out", tmp_path / "out")
+    kwargs.setdefault("cache_dir", tmp_path / "cache")
+    kwargs.setdefault("progress", False)
+    kwargs.setdefault("summary", False)
+    path = run_suite(str(suite_path), **kwargs)
+    return path, list(results.iter_rows(path))
+
+
+def test_good_contender_rows_follow_the_schema(tmp_path):
+    path, rows = run(tmp_path, tiny_suite(tmp_path, ["test-raw"]))
+    assert {r["op"] for r in rows} == {"encode", "decode", "write", "read_warm"}
+    assert len(rows) == 4 * 2
+    for row in rows:
+        assert set(row) == set(results.COLUMNS)
+        assert row["error"] is None and row["valid"] and row["lossless"]
+        assert row["raw_bytes"] == 2 * 48 * 40 and row["frames"] == 2 and row["ny"] == 48
+        assert row["seconds"] > 0 and row["mib_per_s"] > 0
+        assert 0 < row["bound_ratio"] < 1
+        assert row["label"] == "test-raw" and row["format"] == "test-raw"
+    memory = [r for r in rows if r["op"] in ("encode", "decode")]
+    assert all(r["regime"] == "memory" and r["loops"] >= 1 for r in memory)
+    assert all(r["ratio"] == 1.0 for r in memory)
+    meta = results.read_run_metadata(path)
+    assert meta["suite"] == "tiny" and meta["machine"]["cpu_model"] is not None
+    assert meta["case_order"] == ["contender=test-raw"]
+    assert not list((tmp_path / "out").glob(".scratch-*"))  # scratch removed
+    frame = load_results(tmp_path / "out")
+    assert len(frame) == 8
+
+
+def test_failing_contenders_become_error_rows_and_the_run_goes_on(tmp_path):
+    names = ["test-broken", "test-lossy", "test-crash", "test-unavailable", "test-raw", "test-hang"]
+    suite = tiny_suite(tmp_path, names, ops=("encode", "decode", "write"), timeout=3, repeats=1)
+    _, rows = run(tmp_path, suite)
+    by_format = {}
+    for row in rows:
+        by_format.setdefault(row["format"], []).append(row)
+    broken = {r["op"]: r["error"] for r in by_format["test-broken"]}
+    assert broken["encode"] == "RuntimeError: encoder exploded with a traceback-like second line"
+    assert broken["write"] == "RuntimeError: writer exploded"
+    lossy = by_format["test-lossy"]
+    assert all(r["error"] == "round trip not bit-exact" and r["lossless"] is False for r in lossy)
+    assert all(r["seconds"] is None for r in lossy)
+    assert by_format["test-crash"][-1]["error"] == "worker killed by signal SIGSEGV"
+    assert by_format["test-unavailable"][0]["error"] == "unavailable: libtest is not installed"
+    assert by_format["test-hang"][-1]["error"] == "timed out after 3 s (limit per case)"
+    assert all(r["error"] is None for r in by_format["test-raw"])  # ran after the crash
+    errors = [r for r in rows if r["error"]]
+    assert all(not r["valid"] for r in errors)
+
+
+def test_unknown_format_is_an_error_row_naming_the_valid_ones(tmp_path):
+    _, rows = run(tmp_path, tiny_suite(tmp_path, ["no-such-format"], ops=("encode",)))
+    assert len(rows) == 1
+    assert "unknown format 'no-such-format'; valid:" in rows[0]["error"]
+
+
+def test_mrc_uint4_on_counts_above_15_is_a_lossy_error_row(tmp_path):
+    if "mrc-uint4" not in formats.format_names():
+        pytest.skip("mrc-uint4 not registered yet")
+    text = tiny_suite(tmp_path, ["mrc-uint4"], ops=("encode",)).read_text().replace("dose = 1.0", "dose = 40.0")
+    path = tmp_path / "uint4.toml"
+    path.write_text(text)
+    _, rows = run(tmp_path, path)
+    assert len(rows) == 1
+    assert rows[0]["error"].startswith("lossy:") and rows[0]["lossless"] is False
+
+
+def test_cold_reads_are_cold_and_warm_reads_are_not(tmp_path):
+    method, note = timing.probe_eviction(tmp_path)
+    if method == "none":
+        pytest.skip(note)
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("write", "read_warm", "write_fsync", "read_cold"),
+                       repeats=3)
+    path, rows = run(tmp_path, suite)
+    cold = [r for r in rows if r["op"] == "read_cold"]
+    warm = [r for r in rows if r["op"] == "read_warm"]
+    assert len(cold) == 3 and len(warm) == 3
+    for row in cold:
+        assert row["eviction"] == method
+        assert row["residency"] is not None and row["residency"] <= timing.COLD_RESIDENCY_LIMIT
+        assert row["valid"] and row["lossless"]
+    assert all(r["residency"] is None and r["valid"] for r in warm)
+    assert results.read_run_metadata(path)["eviction"]["method"] == method
+
+
+def test_without_eviction_cold_samples_are_marked_invalid(tmp_path):
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("write", "read_cold"), repeats=2)
+    _, rows = run(tmp_path, suite, eviction="none")
+    cold = [r for r in rows if r["op"] == "read_cold"]
+    assert cold and all(r["residency"] > 0.5 and r["valid"] is False for r in cold)
+    assert all(r["eviction"] == "none" for r in rows)
+
+
+def test_case_order_is_seeded_shuffled_and_grouped_by_dataset(tmp_path):
+    suite = load_suite(tiny_suite(tmp_path, ["test-raw", "test-lossy", "test-broken"],
+                                  extra_sweep="dose = [0.5, 1, 2, 4]"))
+    cases = suite.cases()
+    first = [c.case_id for c in order_cases(cases, seed=1)]
+    assert first == [c.case_id for c in order_cases(cases, seed=1)]
+    assert first != [c.case_id for c in order_cases(cases, seed=2)]
+    assert first != [c.case_id for c in cases]
+    doses = [c.dataset["dose"] for c in order_cases(cases, seed=1)]
+    runs_of_same_dose = sum(1 for a, b in zip(doses, doses[1:]) if a != b) + 1
+    assert runs_of_same_dose == 4  # each dataset is loaded once
+
+
+def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
+    # A metadata suite needs no test plugin, so a real CLI subprocess can run it.
+    suite = tmp_path / "meta.toml"
+    suite.write_text(textwrap.dedent("""
+        kind = "metadata"
+        ops = ["encode", "decode", "write", "read_warm"]
+        repeats = 3
+        min_batch_seconds = 0.02
+        [dataset]
+        kind = "metadata"
+        megabytes = 0.2
+        [format]
+        level = 1
+        [sweep]
+        serializer = ["json", "orjson", "msgpack"]
+        compressor = ["none", "lz4", "zstd"]
+        """))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "mrczbench", "run", "--suite", str(suite), "--out", str(out),
+               "--no-progress"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    run_file = None
+    while time.monotonic() < deadline:
+        files = list(out.glob("*.jsonl"))
+        if files and files[0].stat().st_size > 0:
+            run_file = files[0]
+            break
+        time.sleep(0.02)
+    assert run_file is not None, process.stderr.read().decode()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = results.finished_case_ids(run_file)
+    assert 1 <= len(done_before) < 9
+    time.sleep(0.2)  # the worker dies with its parent (PR_SET_PDEATHSIG)
+
+    resumed = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{9 - len(done_before)} of 9 cases to run" in resumed.stderr
+    assert list(out.glob("*.jsonl")) == [run_file]  # the same run continued
+    rows = list(results.iter_rows(run_file))
+    per_case = {}
+    for row in rows:
+        per_case.setdefault(row["case_id"], set()).add((row["op"], row["sample"]))
+    assert len(per_case) == 9
+    counts = {}
+    for row in rows:
+        key = (row["case_id"], row["op"], row["sample"])
+        counts[key] = counts.get(key, 0) + 1
+    assert set(counts.values()) == {1}  # no duplicated samples
+    meta = results.read_run_metadata(run_file)
+    assert meta["resumed"][0]["cases_done_before"] == len(done_before)
+    assert not list(out.glob(".scratch-*"))
+    assert "json+zstd" in resumed.stdout  # the summary table
+
+
+def test_resume_needs_an_earlier_run_with_the_same_profile(tmp_path):
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode",))
+    with pytest.raises(SuiteError, match="no earlier run of suite 'tiny'"):
+        run(tmp_path, suite, resume=True)
+    run(tmp_path, suite)
+    with pytest.raises(SuiteError, match="used profile 'full'"):
+        run(tmp_path, suite, resume=True, quick=True)
+    path, rows = run(tmp_path, suite, resume=True)
+    assert len(rows) == 2  # nothing left to do, nothing duplicated
+
+
+def test_cli_run_prints_a_summary_with_units(tmp_path, capsys):
+    suite = tiny_suite(tmp_path, ["test-raw", "test-broken"], ops=("encode", "write"), repeats=1)
+    code = main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--cache-dir",
+                 str(tmp_path / "cache"), "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "ratio (stored/raw)" in out and "encode (MiB/s)" in out and "efficiency (%)" in out
+    assert "! test-broken" in out
+    assert main(["run", "--suite", str(suite), "--list-cases"]) == 0
+    assert "contender=test-raw" in capsys.readouterr().out
+
+
+def test_data_files_run_in_place_of_synthetic_data(tmp_path):
+    import mrcfile
+    movie = tmp_path / "mine.mrc"
+    stack = np.random.default_rng(0).poisson(1.0, (3, 32, 24)).astype(np.int8)
+    with mrcfile.new(movie) as handle:
+        handle.set_data(stack)
+    (tmp_path / "movies.lst").write_text("mine.mrc\n")
+    _, rows = run(tmp_path, tiny_suite(tmp_path, ["test-raw"], ops=("encode",)),
+                  data=[str(tmp_path / "movies.lst")])
+    assert {r["dataset"] for r in rows} == {"mine"}
+    assert rows[0]["dataset_kind"] == "user" and rows[0]["frames"] == 3 and rows[0]["error"] is None
