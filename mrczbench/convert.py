@@ -1,0 +1,242 @@
+"""File conversion and inspection: `mrczbench compress`, `decompress` and `info`.
+
+Inputs are streamed frame by frame (MRC/MRCZ through mrcz.iter_frames, TIFF page by page,
+.npy through a memory map), so converting a movie never needs the whole stack in memory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from mrczbench import mrcz
+from mrczbench.errors import MrczbenchError
+
+INPUT_SUFFIXES = (".mrc", ".mrcz", ".mrcs", ".tif", ".tiff", ".npy")
+
+
+def add_commands(subparsers) -> None:
+    compress = subparsers.add_parser(
+        "compress", help="write a movie as compressed MRCZ",
+        description="Compress a movie (.mrc/.mrcs/.mrcz, .tif/.tiff, .npy) into an MRCZ file "
+        "(blosc chunks, one per frame, bitshuffle), readable by python-mrcz. The input is read "
+        "one frame at a time; the output appears only when complete.")
+    compress.add_argument("input", metavar="IN", help="input movie: .mrc, .mrcs, .mrcz, .tif, "
+                          ".tiff or .npy (2-D frame or 3-D z,y,x stack)")
+    compress.add_argument("output", metavar="OUT", help="output .mrcz file")
+    compress.add_argument("--codec", default="zstd", choices=mrcz.CODECS,
+                          help="blosc codec (default: zstd)")
+    compress.add_argument("--level", type=int, default=1, choices=range(1, 10), metavar="1-9",
+                          help="compression level, 1 fastest ... 9 smallest (default: 1)")
+    compress.add_argument("--threads", type=int, default=None, metavar="N",
+                          help="compression threads (default: all cores)")
+    compress.add_argument("--blocksize", type=int, default=None, metavar="BYTES",
+                          help="blosc block size in bytes; 0 = blosc's automatic choice "
+                          "(default: python-mrcz's rule, min(65536, pixels per frame / threads))")
+    compress.add_argument("--filter", default="bitshuffle", choices=tuple(mrcz.FILTERS),
+                          help="blosc pre-filter (default: bitshuffle, MRCZ's)")
+    compress.add_argument("--meta-format", default="json", choices=tuple(mrcz.META_FORMATS),
+                          help="encoding of the metadata in the extended header (default: json; "
+                          "only json is read by python-mrcz)")
+    compress.set_defaults(func=cmd_compress)
+
+    decompress = subparsers.add_parser(
+        "decompress", help="write a movie as plain MRC for legacy software",
+        description="Decompress an MRCZ file (or convert any supported input) to plain MRC2014, "
+        "readable by IMOD, RELION, mrcfile and other MRC software.")
+    decompress.add_argument("input", metavar="IN", help="input .mrcz (or .mrc, .tif, .npy)")
+    decompress.add_argument("output", metavar="OUT", help="output .mrc file")
+    decompress.add_argument("--no-meta", action="store_true",
+                            help="drop the JSON metadata (strict MRC2014 validators such as "
+                            "mrcfile.validate do not know the 'json' extended header type)")
+    decompress.set_defaults(func=cmd_decompress)
+
+    info = subparsers.add_parser(
+        "info", help="show the header of an MRC/MRCZ file",
+        description="Show shape, dtype, mode, codec, level (if the file recorded it), stored "
+        "bytes, compression ratio (stored/raw, 0.37 = 37 %% of the raw size) and metadata.")
+    info.add_argument("file", metavar="FILE", help=".mrc or .mrcz file")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=cmd_info)
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_compress(args) -> int:
+    source = open_input(args.input)
+    _check_output(args.input, args.output)
+    written = mrcz.write(args.output, _progress(source.frames, source.count, "compress"),
+                         codec=args.codec, level=args.level, threads=args.threads,
+                         blocksize=args.blocksize, filter=args.filter, meta=source.meta,
+                         meta_format=args.meta_format, **source.microscope)
+    _report(args.output, source, written)
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    source = open_input(args.input)
+    _check_output(args.input, args.output)
+    meta = None if args.no_meta else source.meta
+    written = mrcz.write(args.output, _progress(source.frames, source.count, "decompress"),
+                         codec=None, meta=meta, **source.microscope)
+    _report(args.output, source, written)
+    return 0
+
+
+def cmd_info(args) -> int:
+    header = mrcz.read_header(args.file)
+    summary = describe(header)
+    if args.json:
+        print(json.dumps(summary, default=str))
+        return 0
+    width = max(len(key) for key in summary)
+    for key, value in summary.items():
+        if key == "metadata":
+            value = json.dumps(value, default=str) if value is not None else "none"
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def describe(header: mrcz.Header) -> dict:
+    """The fields `mrczbench info` shows, as a JSON-ready dict."""
+    return {
+        "file": header.path,
+        "shape": list(header.shape),
+        "dtype": str(header.dtype),
+        "mode": header.mode,
+        "codec": header.codec,
+        "level": header.level,
+        "filter": header.filter,
+        "blocksize_bytes": header.blocksize,
+        "stored_bytes": header.file_bytes,
+        "raw_bytes": header.raw_bytes,
+        "ratio": round(header.ratio, 6),
+        "pixelsize_angstrom": [round(p, 6) for p in header.pixelsize],
+        "voltage_kv": header.voltage,
+        "c3_mm": header.C3,
+        "gain": header.gain,
+        "label": header.label,
+        "metadata": header.meta,
+    }
+
+
+# ---------------------------------------------------------------- inputs
+
+class Source:
+    """A movie to convert: frames (an iterator of 2-D arrays), how many, and what to carry
+    over into the output header."""
+
+    def __init__(self, frames: Iterator[np.ndarray], count: int, meta: dict | None = None,
+                 microscope: dict | None = None, raw_bytes: int = 0):
+        self.frames = frames
+        self.count = count
+        self.meta = meta
+        self.microscope = microscope or {}
+        self.raw_bytes = raw_bytes
+
+
+def open_input(path: str | os.PathLike) -> Source:
+    """Open a .mrc/.mrcs/.mrcz, .tif/.tiff or .npy movie for streaming."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in INPUT_SUFFIXES:
+        raise MrczbenchError(f"{path}: unsupported input type {path.suffix or '(none)'!r}; "
+                             f"use one of {', '.join(INPUT_SUFFIXES)}")
+    if not path.is_file():
+        raise MrczbenchError(f"{path}: no such file")
+    if suffix in (".mrc", ".mrcs", ".mrcz"):
+        return _open_mrc(path)
+    if suffix in (".tif", ".tiff"):
+        return _open_tiff(path)
+    return _open_npy(path)
+
+
+def _open_mrc(path: Path) -> Source:
+    header = mrcz.read_header(path)
+    meta = dict(header.meta) if header.meta else None
+    if meta is not None:
+        meta.pop("clevel", None)  # described the input's compression, not the output's
+        meta = meta or None
+    microscope = {"voltage": header.voltage, "C3": header.C3, "gain": header.gain,
+                  "pixelsize": header.pixelsize}
+    return Source(mrcz.iter_frames(path), header.shape[0], meta, microscope, header.raw_bytes)
+
+
+def _open_tiff(path: Path) -> Source:
+    import tifffile
+
+    try:
+        tif = tifffile.TiffFile(path)
+        pages = list(tif.pages)  # page headers only; pixels are decoded one page at a time
+    except Exception as exc:  # tifffile raises many types for a bad file
+        raise MrczbenchError(f"{path}: cannot read as TIFF: {exc}") from None
+    # A page is one 2-D frame, or (as tifffile writes 3-D arrays) a (z, y, x) block.
+    count = 0
+    for page in pages:
+        if getattr(page, "samplesperpixel", 1) != 1 or len(page.shape) not in (2, 3):
+            tif.close()
+            raise MrczbenchError(f"{path}: TIFF pages must be grey images, found page shape "
+                                 f"{page.shape}")
+        count += 1 if len(page.shape) == 2 else page.shape[0]
+
+    def frames():
+        with tif:
+            for index, page in enumerate(pages):
+                try:
+                    pixels = page.asarray()
+                except Exception as exc:
+                    raise MrczbenchError(f"{path}: cannot decode TIFF page {index}: "
+                                         f"{exc}") from None
+                yield from (pixels[np.newaxis] if pixels.ndim == 2 else pixels)
+
+    first = pages[0]
+    raw = count * first.shape[-2] * first.shape[-1] * first.dtype.itemsize
+    return Source(frames(), count, None, None, raw)
+
+
+def _open_npy(path: Path) -> Source:
+    try:
+        stack = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise MrczbenchError(f"{path}: cannot read as .npy: {exc}") from None
+    if stack.ndim == 2:
+        stack = stack[np.newaxis]
+    if stack.ndim != 3:
+        raise MrczbenchError(f"{path}: expected a 2-D frame or 3-D (z, y, x) stack, "
+                             f"got shape {stack.shape}")
+    frames = (np.ascontiguousarray(stack[z]) for z in range(stack.shape[0]))
+    return Source(frames, stack.shape[0], None, None, stack.nbytes)
+
+
+def _check_output(input_path, output_path) -> None:
+    if Path(output_path).resolve() == Path(input_path).resolve():
+        raise MrczbenchError(f"{output_path}: output must not be the input file")
+    folder = Path(output_path).resolve().parent
+    if not folder.is_dir():
+        raise MrczbenchError(f"{output_path}: folder {folder} does not exist")
+
+
+def _progress(frames: Iterator[np.ndarray], count: int, verb: str) -> Iterator[np.ndarray]:
+    """Pass frames through, showing 'frame i/n' on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield from frames
+        return
+    last = 0.0
+    done = 0
+    for done, frame in enumerate(frames, 1):
+        now = time.monotonic()
+        if now - last > 0.25:
+            print(f"\r{verb}: frame {done}/{count}", end="", file=sys.stderr, flush=True)
+            last = now
+        yield frame
+    print(f"\r{verb}: {done}/{count} frames done", file=sys.stderr, flush=True)
+
+
+def _report(output, source: Source, written: int) -> None:
+    ratio = f", ratio {written / source.raw_bytes:.3f}" if source.raw_bytes else ""
+    print(f"{output}: {source.count} frames, {written} bytes{ratio}")

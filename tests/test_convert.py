@@ -1,0 +1,130 @@
+"""`mrczbench compress`, `decompress` and `info`, through mrczbench.cli.main."""
+import json
+import subprocess
+import sys
+
+import mrcfile
+import numpy as np
+import pytest
+import tifffile
+
+from mrczbench import mrcz
+from mrczbench.cli import main
+
+
+def movie(shape=(4, 24, 32), dtype=np.int8):
+    return np.random.default_rng(0).poisson(1.0, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("suffix", (".npy", ".tif", ".tiff", ".mrc", ".mrcz"))
+def test_compress_every_input_type(tmp_path, suffix, capsys):
+    stack = movie(dtype=np.uint16)
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".npy":
+        np.save(source, stack)
+    elif suffix in (".tif", ".tiff"):
+        tifffile.imwrite(source, stack, photometric="minisblack")
+    else:
+        mrcz.write(source, stack, codec="lz4" if suffix == ".mrcz" else None,
+                   meta={"dose": 1.0}, voltage=300)
+    out = tmp_path / "out.mrcz"
+    assert main(["compress", str(source), str(out), "--codec", "zlib", "--level", "4",
+                 "--threads", "2", "--blocksize", "0"]) == 0
+    assert "4 frames" in capsys.readouterr().out
+    np.testing.assert_array_equal(mrcz.read(out), stack)
+    header = mrcz.read_header(out)
+    assert header.codec == "zlib" and header.level == 4
+    if suffix in (".mrc", ".mrcz"):
+        assert header.meta == {"dose": 1.0, "clevel": 4} and header.voltage == 300
+
+
+def test_compress_2d_npy_and_uint8_tiff(tmp_path):
+    np.save(tmp_path / "one.npy", movie((24, 32)))
+    assert main(["compress", str(tmp_path / "one.npy"), str(tmp_path / "one.mrcz")]) == 0
+    assert mrcz.read_header(tmp_path / "one.mrcz").shape == (1, 24, 32)
+    stack = movie(dtype=np.uint8) * 40
+    tifffile.imwrite(tmp_path / "u8.tif", stack, photometric="minisblack")
+    assert main(["compress", str(tmp_path / "u8.tif"), str(tmp_path / "u8.mrcz")]) == 0
+    np.testing.assert_array_equal(mrcz.read(tmp_path / "u8.mrcz").view(np.uint8), stack)
+
+
+def test_decompress_gives_valid_plain_mrc(tmp_path):
+    stack = movie(dtype=np.int16)
+    source = tmp_path / "in.mrcz"
+    mrcz.write(source, stack, codec="zstd", pixelsize=1.3)
+    out = tmp_path / "out.mrc"
+    assert main(["decompress", str(source), str(out)]) == 0
+    assert mrcfile.validate(str(out), print_file=open(tmp_path / "log", "w"))
+    with mrcfile.open(out) as mrc:
+        np.testing.assert_array_equal(mrc.data, stack)
+        assert float(mrc.voxel_size.x) == pytest.approx(1.3)
+    assert mrcz.read_header(out).codec is None
+
+
+def test_decompress_keeps_or_drops_metadata(tmp_path):
+    source = tmp_path / "in.mrcz"
+    mrcz.write(source, movie(), codec="zstd", meta={"dose": 2})
+    assert main(["decompress", str(source), str(tmp_path / "a.mrc")]) == 0
+    assert mrcz.read_header(tmp_path / "a.mrc").meta == {"dose": 2}  # "clevel" dropped
+    assert main(["decompress", str(source), str(tmp_path / "b.mrc"), "--no-meta"]) == 0
+    assert mrcz.read_header(tmp_path / "b.mrc").meta is None
+
+
+def test_info_text_and_json(tmp_path, capsys):
+    path = tmp_path / "m.mrcz"
+    stack = movie()
+    mrcz.write(path, stack, codec="zstd", level=3, meta={"detector": "K3"})
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    for word in ("shape", "[4, 24, 32]", "zstd", "level", "3", "ratio", "K3", "stored_bytes"):
+        assert word in text
+    assert main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["shape"] == [4, 24, 32] and info["dtype"] == "int8" and info["mode"] == 0
+    assert info["codec"] == "zstd" and info["level"] == 3
+    assert info["stored_bytes"] == path.stat().st_size and info["raw_bytes"] == stack.nbytes
+    assert info["ratio"] == pytest.approx(path.stat().st_size / stack.nbytes, rel=1e-5)
+    assert info["metadata"] == {"detector": "K3", "clevel": 3}
+
+
+def test_user_errors_are_one_line_exit_2(tmp_path, capsys):
+    np.save(tmp_path / "f64.npy", np.zeros((2, 4, 4)))
+    (tmp_path / "bad.mrcz").write_bytes(b"x" * 2000)
+    (tmp_path / "notes.txt").write_text("hi")
+    np.save(tmp_path / "ok.npy", movie())
+    cases = [
+        ["compress", str(tmp_path / "missing.npy"), str(tmp_path / "o.mrcz")],
+        ["compress", str(tmp_path / "notes.txt"), str(tmp_path / "o.mrcz")],
+        ["compress", str(tmp_path / "f64.npy"), str(tmp_path / "o.mrcz")],
+        ["compress", str(tmp_path / "ok.npy"), str(tmp_path / "ok.npy")],
+        ["compress", str(tmp_path / "ok.npy"), str(tmp_path / "nodir" / "o.mrcz")],
+        ["compress", str(tmp_path / "ok.npy"), str(tmp_path / "o.mrcz"), "--threads", "0"],
+        ["decompress", str(tmp_path / "bad.mrcz"), str(tmp_path / "o.mrc")],
+        ["info", str(tmp_path / "bad.mrcz")],
+        ["info", str(tmp_path / "missing.mrc")],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error" in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mrcz", "f64.npy", "notes.txt",
+                                                          "ok.npy"]
+
+
+def test_cli_in_a_subprocess(tmp_path):
+    np.save(tmp_path / "m.npy", movie())
+    run = [sys.executable, "-m", "mrczbench"]
+    done = subprocess.run(run + ["compress", str(tmp_path / "m.npy"), str(tmp_path / "m.mrcz")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert mrcz.read_header(tmp_path / "m.mrcz").codec == "zstd"
+    done = subprocess.run(run + ["info", str(tmp_path / "nothing.mrcz")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+
+
+def test_help_mentions_units(capsys):
+    with pytest.raises(SystemExit):
+        main(["compress", "--help"])
+    text = capsys.readouterr().out
+    assert "BYTES" in text and "bytes" in text and "1-9" in text
