@@ -1,0 +1,505 @@
+"""Tests for `mrczbench report`: figures, tables and the self-contained HTML.
+
+The result files come from a small generator that writes realistic schema-v1 rows
+(docs/DESIGN.md) for every shipped suite kind, with planted trouble: an invalid cold sample,
+an error row and an unstable series. Figures are built once per module (matplotlib is slow).
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from mrczbench import report
+from mrczbench.cli import main
+from mrczbench.errors import ResultsError
+from mrczbench.results import meta_path_for
+
+MIB = 2**20
+CPU = "Intel(R) Xeon(R) CPU E5-2680 v3 @ 2.50GHz"
+CORES = 2
+L2, L3 = 256 * 1024, 30 * MIB
+
+# in-memory speeds (MiB/s, one thread) and efficiency (bound / achieved ratio) per codec
+CODECS = {"lz4": (900.0, 2500.0, 0.70), "zstd": (400.0, 1500.0, 0.90), "zlib": (150.0, 600.0, 0.82)}
+
+
+def poisson_bound_ratio(dose: float) -> float:
+    """Shannon bound of int8 Poisson counts as stored/raw."""
+    entropy, k, p = 0.0, 0, math.exp(-dose)
+    while k < 60:
+        if p > 0:
+            entropy -= p * math.log2(p)
+        k += 1
+        p *= dose / k
+    return entropy / 8
+
+
+class RunWriter:
+    """Writes `<run-id>.jsonl` + `<run-id>.run.json` the way the runner does (schema v1)."""
+
+    def __init__(self, folder: Path, suite: str, run_id: str = "20240501T100000-abc123",
+                 samples: int = 5, seed: int = 1, speed_scale: float = 1.0):
+        self.folder, self.suite, self.run_id, self.samples = folder / suite, suite, run_id, samples
+        self.random = random.Random(seed)
+        self.speed_scale = speed_scale
+        self.rows: list[dict] = []
+        self.case_number = 0
+
+    def case(self, *, dataset="poisson-d1", kind="poisson", dose=1.0, frames=8, ny=512, nx=512,
+             dtype="int8", format="mrcz", codec="zstd", level=1, blocksize=0, threads=1,
+             filter="bitshuffle", label=None, ratio=None, ops=("encode", "decode"),
+             speeds=None, noise=0.02, invalid_cold=0, error=None, raw_bytes=None):
+        self.case_number += 1
+        case_id = f"c{self.case_number:03d}"
+        itemsize = {"int8": 1, "uint8": 1, "int16": 2, "float32": 4}[dtype]
+        raw = raw_bytes or frames * ny * nx * itemsize
+        bound = poisson_bound_ratio(dose) if kind == "poisson" else None
+        if ratio is None and not error:
+            ratio = bound / CODECS[codec][2] * (1 - 0.004 * (level - 1))
+        params = {"format": format, "threads": threads}
+        if codec:
+            params.update(codec=codec, level=level, blocksize=blocksize, filter=filter)
+        if label is None:
+            label = f"{format} {codec}-{level}" if codec else format
+        encode, decode, _ = CODECS.get(codec, (300.0, 600.0, 1.0))
+        speeds = speeds or {"encode": encode, "decode": decode, "write": encode * 0.8,
+                            "write_fsync": encode * 0.5, "read_cold": decode * 0.4,
+                            "read_warm": decode * 0.9}
+        base = dict(schema=1, run_id=self.run_id, suite=self.suite, case_id=case_id,
+                    dataset=dataset, dataset_kind=kind, dose=dose, frames=frames, ny=ny, nx=nx,
+                    dtype=dtype, format=format, codec=codec, level=level if codec else None,
+                    blocksize=blocksize if codec else None, threads=threads,
+                    filter=filter if codec else None, params=json.dumps(params), label=label,
+                    raw_bytes=raw, stored_bytes=int(raw * ratio) if ratio else None,
+                    ratio=ratio, bound_ratio=bound,
+                    efficiency=bound / ratio if bound and ratio else None,
+                    lossless=True, eviction="drop_caches", timestamp="2024-05-01T10:00:00Z")
+        if error:
+            self.rows.append({**base, "sample": 0, "op": ops[0], "seconds": None,
+                              "mib_per_s": None, "loops": None, "residency": None,
+                              "valid": False, "lossless": False, "error": error})
+            return
+        for op in ops:
+            speed = speeds[op] * self.speed_scale * min(threads, CORES) ** 0.8
+            for sample in range(self.samples):
+                seconds = raw / MIB / speed * (1 + self.random.uniform(-noise, noise))
+                cold = op == "read_cold"
+                valid = not (cold and sample < invalid_cold)
+                self.rows.append({**base, "sample": sample, "op": op, "seconds": seconds,
+                                  "mib_per_s": raw / MIB / seconds,
+                                  "loops": 1 if op.startswith(("write", "read")) else 10,
+                                  "residency": (0.0 if valid else 0.93) if cold else None,
+                                  "valid": valid, "error": None})
+
+    def save(self) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.run_id}.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
+        meta = {"schema": 1, "run_id": self.run_id, "suite": self.suite, "started": "2024-05-01T10:00:00Z",
+                "machine": {"cpu_model": CPU, "physical_cores": CORES, "logical_cpus": 4,
+                            "cache_sizes": {"L1d": "32K", "L1i": "32K", "L2": f"{L2 // 1024}K",
+                                            "L3": f"{L3 // 1024}K"}}}  # as machine.capture()
+        meta_path_for(path).write_text(json.dumps(meta))
+        return self.folder
+
+
+FILE_OPS = ("encode", "decode", "write", "write_fsync", "read_cold", "read_warm")
+
+
+def write_suite(folder: Path, suite: str) -> Path:
+    run = RunWriter(folder, suite, run_id=f"20240501T1{SUITES.index(suite):05d}Z-abc123")
+    if suite == "dose-sweep":
+        for dose in (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 4.0):
+            for codec in CODECS:
+                run.case(dataset=f"poisson-d{dose:g}", dose=dose, codec=codec, threads=2)
+    elif suite == "level-sweep":
+        for codec in CODECS:
+            for level in range(1, 10):
+                run.case(codec=codec, level=level, threads=2,
+                         speeds={"encode": CODECS[codec][0] / level ** 0.5,
+                                 "decode": CODECS[codec][1]})
+    elif suite == "thread-sweep":
+        for codec in CODECS:
+            for threads in (1, 2, 3):
+                # planted unstable series: zlib at 2 threads, +-30 % noise
+                noise = 0.3 if (codec, threads) == ("zlib", 2) else 0.02
+                run.case(codec=codec, threads=threads, noise=noise)
+    elif suite == "blocksize-sweep":
+        for codec in ("lz4", "zstd"):
+            for blocksize in (0, 16384, 65536, 262144, 1 << 20, 4 << 20):
+                size_penalty = 1 + 0.05 * max(0.0, math.log2((1 << 20) / max(blocksize, 16384))) / 6
+                speed_penalty = 1 + abs(math.log2(max(blocksize, 16384) / L2)) / 4
+                run.case(codec=codec, blocksize=blocksize, threads=2,
+                         ratio=poisson_bound_ratio(1.0) / CODECS[codec][2] * size_penalty,
+                         speeds={"encode": CODECS[codec][0] / speed_penalty,
+                                 "decode": CODECS[codec][1] / speed_penalty})
+    elif suite == "table1":
+        run.case(format="mrc", codec=None, ratio=1.0, ops=FILE_OPS[2:],
+                 speeds={"write": 800.0, "write_fsync": 300.0, "read_cold": 250.0,
+                         "read_warm": 3000.0})
+        run.case(format="mrc4bit", codec=None, ratio=0.5, ops=FILE_OPS[2:],
+                 speeds={"write": 400.0, "write_fsync": 200.0, "read_cold": 150.0,
+                         "read_warm": 500.0})
+        run.case(codec="lz4", level=9, threads=2, ops=FILE_OPS)
+        run.case(codec="zstd", level=1, threads=2, ops=FILE_OPS, invalid_cold=1)  # planted
+        run.case(codec="zstd", level=5, threads=2, ops=FILE_OPS)
+        run.case(format="bzip2", codec=None, level=9, ratio=0.33, ops=FILE_OPS,
+                 speeds={op: 15.0 for op in FILE_OPS})
+        run.case(format="tiff-lzw", codec=None, ratio=0.45, ops=FILE_OPS,
+                 speeds={op: 60.0 for op in FILE_OPS})
+        run.case(format="jpeg2000", codec=None, ops=("write",),
+                 error="imagecodecs has no JPEG 2000 encoder")  # planted error row
+    elif suite == "metadata":
+        for method, speed, size in (("json", 100.0, 1.0), ("orjson", 400.0, 1.0),
+                                    ("msgpack", 250.0, 0.8)):
+            for compression, shrink in (("", 1.0), ("+lz4", 0.5), ("+zstd", 0.33)):
+                run.case(dataset="metadata-25mb", kind="metadata", dose=None, frames=1, ny=1,
+                         nx=1, dtype="uint8", format=method + compression, codec=None,
+                         label=method + compression, raw_bytes=25 * MIB,
+                         ratio=size * shrink, ops=("write", "read"),
+                         speeds={"write": speed, "read": speed * 1.5})
+    elif suite == "detectors":
+        for dataset, kind, dtype in (("k2-counting", "k2", "int8"), ("falcon-blobs", "falcon", "int16"),
+                                     ("gain-normalised", "float-gain", "float32")):
+            for codec, level in (("zstd", 1), ("lz4", 9)):
+                run.case(dataset=dataset, kind=kind, dtype=dtype, codec=codec, level=level,
+                         threads=2, ratio=0.3 if dtype != "float32" else 0.8, ops=FILE_OPS)
+            run.case(dataset=dataset, kind=kind, dtype=dtype, format="tiff-lzw", codec=None,
+                     ratio=0.4 if dtype != "float32" else 0.9, ops=FILE_OPS,
+                     speeds={op: 60.0 for op in FILE_OPS})
+    else:
+        raise ValueError(suite)
+    return run.save()
+
+
+SUITES = ["dose-sweep", "level-sweep", "thread-sweep", "blocksize-sweep", "table1", "metadata",
+          "detectors"]
+EXPECTED_FIGURES = {
+    "dose-sweep": {"fig2a_ratio_vs_dose", "ratio_vs_speed", "link_throughput"},
+    "level-sweep": {"fig2b_ratio_vs_level", "ratio_vs_speed", "link_throughput"},
+    "thread-sweep": {"fig2c_speed_vs_threads", "ratio_vs_speed", "link_throughput"},
+    "blocksize-sweep": {"fig2d_blocksize", "ratio_vs_speed", "link_throughput"},
+    "table1": {"ratio_vs_speed", "link_throughput"},
+    "metadata": {"fig3_metadata"},
+    "detectors": {"ratio_vs_speed", "link_throughput"},
+}
+
+
+@pytest.fixture(scope="module")
+def result_dirs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("results")
+    return {suite: write_suite(folder, suite) for suite in SUITES}
+
+
+@pytest.fixture(scope="module")
+def loaded(result_dirs):
+    return {suite: report.load_result_files([path]) for suite, path in result_dirs.items()}
+
+
+@pytest.fixture(scope="module")
+def figures(loaded):
+    import matplotlib
+    matplotlib.use("Agg")
+    return {suite: report.make_figures(results) for suite, results in loaded.items()}
+
+
+@pytest.fixture(scope="module")
+def reports(loaded, figures, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    return {suite: (out / suite, report.write_report(results, out / suite, figures[suite]))
+            for suite, results in loaded.items()}
+
+
+def series(ax, gid="series"):
+    return [a for a in [*ax.lines, *ax.collections] if a.get_gid() == gid]
+
+
+# --- loading ------------------------------------------------------------------------------------
+def test_machine_and_date_come_from_run_metadata(loaded):
+    machine = loaded["dose-sweep"].machine
+    assert (machine.cpu, machine.physical_cores, machine.l2_bytes, machine.l3_bytes) == (CPU, 2, L2, L3)
+    assert machine.date == "2024-05-01"
+    assert CPU in loaded["dose-sweep"].footer and "dose-sweep" in loaded["dose-sweep"].footer
+
+
+def test_missing_and_empty_inputs_are_results_errors(tmp_path):
+    with pytest.raises(ResultsError, match="no such"):
+        report.load_result_files([tmp_path / "nope.jsonl"])
+    with pytest.raises(ResultsError, match="no result files"):
+        report.load_result_files([tmp_path])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"schema": 1}\nnot json\n')
+    with pytest.raises(ResultsError, match="bad.jsonl:2"):
+        report.load_result_files([bad])
+
+
+def test_parse_bytes_understands_lscpu_and_integers():
+    assert report.parse_bytes(262144) == 262144
+    assert report.parse_bytes("256 KiB") == 262144
+    assert report.parse_bytes("1 MiB (2 instances)") == MIB
+    assert report.parse_bytes("30M") == 30 * MIB
+    assert report.parse_bytes("n/a") is None
+
+
+# --- summaries ----------------------------------------------------------------------------------
+def test_invalid_cold_samples_are_excluded_and_counted(loaded):
+    stats = report.summarise(loaded["table1"].rows)
+    zstd_cold = stats[(stats["label"] == "mrcz zstd-1") & (stats["op"] == "read_cold")].iloc[0]
+    assert (zstd_cold["n"], zstd_cold["invalid"]) == (4, 1)
+
+
+def test_unstable_series_are_flagged(loaded, figures):
+    stats = report.summarise(loaded["thread-sweep"].rows)
+    unstable = stats[stats["unstable"]]
+    assert set(zip(unstable["codec"], unstable["threads"])) == {("zlib", 2)}
+    threads_figure = figures["thread-sweep"]["fig2c_speed_vs_threads"]
+    assert series(threads_figure.axes[0], "unstable")
+    assert report.UNSTABLE_LABEL in threads_figure.axes[0].get_legend_handles_labels()[1] + \
+        threads_figure.axes[-1].get_legend_handles_labels()[1]
+
+
+def test_pareto_front_and_break_even():
+    speed = [100.0, 200.0, 300.0, 150.0]
+    ratio = [0.30, 0.35, 0.50, 0.40]   # the 150 MiB/s point is beaten by the 200 one
+    assert report.pareto_front(speed, ratio) == [0, 1, 2]
+    # 1/enc + 1/dec = 1/100 MiB/s-1, saved 0.6 of the data: pays below 60 MiB/s ~ 0.503 Gbit/s
+    assert report.break_even_gbit(200.0, 200.0, 0.4) == pytest.approx(60 / report.GBIT_IN_MIB_PER_S)
+    assert report.break_even_gbit(200.0, 200.0, 1.0) == 0.0
+    link = 60.0
+    assert report.link_throughput(200.0, 200.0, 0.4, link) == pytest.approx(link)
+
+
+# --- figures ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suite", SUITES)
+def test_each_suite_gives_the_figures_its_data_supports(figures, suite):
+    assert set(figures[suite]) == EXPECTED_FIGURES[suite]
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_every_axis_has_units_and_every_figure_names_machine_date_suite(figures, suite):
+    for name, figure in figures[suite].items():
+        title = figure._suptitle.get_text()
+        assert CPU in title and "2 physical cores" in title and "2024-05-01" in title
+        assert suite in title, name
+        for ax in figure.axes:
+            for label in (ax.get_xlabel(), ax.get_ylabel()):
+                assert re.search(r"\(.+\)", label), f"{name}: axis label without unit: {label!r}"
+
+
+def test_dose_figure_has_one_series_per_contender_and_the_bound(figures):
+    ax = figures["dose-sweep"]["fig2a_ratio_vs_dose"].axes[0]
+    assert sorted(line.get_label() for line in series(ax)) == ["mrcz lz4-1", "mrcz zlib-1", "mrcz zstd-1"]
+    assert [line.get_label() for line in series(ax, "reference")] == ["Shannon bound (i.i.d. entropy)"]
+    assert all(len(line.get_xdata()) == 7 for line in series(ax))
+    assert ax.get_xscale() == "log"
+    # every contender stays above the entropy bound
+    bound = series(ax, "reference")[0].get_ydata()
+    assert all((line.get_ydata() >= bound).all() for line in series(ax))
+
+
+def test_level_figure_has_a_series_per_codec(figures):
+    ratio_ax, speed_ax = figures["level-sweep"]["fig2b_ratio_vs_level"].axes[:2]
+    assert sorted(line.get_label() for line in series(ratio_ax)) == ["mrcz lz4", "mrcz zlib", "mrcz zstd"]
+    assert len(series(speed_ax)) == 3
+    assert all(len(line.get_xdata()) == 9 for line in series(ratio_ax))
+
+
+def test_threads_figure_marks_physical_cores(figures):
+    figure = figures["thread-sweep"]["fig2c_speed_vs_threads"]
+    assert len(figure.axes) == 2  # compression, decompression
+    for ax in figure.axes:
+        assert len(series(ax)) == 3
+        (cores,) = series(ax, "reference")
+        assert list(cores.get_xdata()) == [CORES, CORES]
+
+
+def test_blocksize_figure_marks_l2_l3_and_skips_automatic(figures):
+    figure = figures["blocksize-sweep"]["fig2d_blocksize"]
+    for ax in figure.axes[:2]:
+        assert len(series(ax)) == 2
+        assert all(len(line.get_xdata()) == 5 for line in series(ax))  # blocksize 0 left out
+        marks = sorted(line.get_xdata()[0] for line in series(ax, "reference"))
+        assert marks == [L2 / 1024, L3 / 1024]
+        assert ax.get_xscale() == "log"
+
+
+def test_metadata_figure_has_time_per_op_and_size_per_method(figures):
+    time_ax, size_ax = figures["metadata"]["fig3_metadata"].axes[:2]
+    assert len(time_ax.containers) == 2  # write, read
+    assert len(size_ax.containers) == 1
+    assert len(time_ax.get_xticklabels()) == 9  # 3 methods x (none, lz4, zstd)
+
+
+def test_scatter_has_pareto_front_and_link_figure_a_raw_reference(figures):
+    scatter = figures["table1"]["ratio_vs_speed"].axes[0]
+    assert len(series(scatter)) == 7  # every table1 contender that ran
+    assert len(series(scatter, "front")) == 1
+    links = figures["table1"]["link_throughput"].axes[0]
+    assert len(series(links)) == 7  # all 7 have write and read timings (≤ 8: no Pareto cut)
+    assert [line.get_label() for line in series(links, "reference")] == ["send raw (no compression)"]
+    assert links.get_xscale() == links.get_yscale() == "log"
+    low, high = links.get_xlim()
+    assert low <= 0.1 and high >= 10
+
+
+def test_link_figure_keeps_the_pareto_front_when_crowded_and_marks_unstable_inputs(figures):
+    links = figures["thread-sweep"]["link_throughput"].axes[0]
+    names = [line.get_label() for line in series(links)]
+    assert 1 <= len(names) < 9  # 9 cases, more than MAX_LINK_SERIES: the front only
+    assert "Pareto-front" in figures["thread-sweep"]["link_throughput"]._suptitle.get_text()
+    table1_links = figures["table1"]["link_throughput"].axes[0]
+    assert not any("unstable" in line.get_label() for line in series(table1_links))
+
+
+def test_one_report_over_all_suites_keeps_metadata_out_of_movie_figures(result_dirs):
+    results = report.load_result_files(list(result_dirs.values()))
+    assert results.suites == sorted(SUITES)
+    figures = report.make_figures(results)
+    assert set(figures) == set().union(*EXPECTED_FIGURES.values())
+    scatter = figures["ratio_vs_speed"].axes[0]
+    assert not any("json" in a.get_label() for a in series(scatter))
+    assert report.default_out(results).name == "+".join(sorted(SUITES))
+
+
+# --- tables and files ---------------------------------------------------------------------------
+def test_table1_sits_next_to_the_paper(loaded):
+    cases = report.case_table(report.summarise(loaded["table1"].rows))
+    table = report.table1(cases).set_index("contender")
+    assert table.loc["mrcz zstd-1", "paper contender"] == "blosc-zstd/int8/1"
+    assert table.loc["mrcz zstd-1", "paper ratio"] == 0.37
+    assert table.loc["mrcz lz4-9", "paper contender"] == "blosc-lz4/int8/9"
+    assert table.loc["mrc", "paper contender"] == "None/int8"
+    assert table.loc["mrc4bit", "paper contender"] == "uint4"
+    assert table.loc["bzip2", "paper contender"] == "lbzip2/int8/9"
+    assert table.loc["tiff-lzw", "paper contender"] == ""
+    assert table.loc["mrc", "size (MB)"] == pytest.approx(2.0)  # 8 x 512 x 512 int8 = 2 MiB
+    not_run = set(table.loc["(not run)", "paper contender"])
+    assert not_run == {"JPEG2000/uint8", "pigz/int8/1", "pxz/int8/6"}
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_report_files_exist_and_html_is_self_contained(reports, figures, suite):
+    out, written = reports[suite]
+    for name in figures[suite]:
+        assert (out / f"{name}.png").stat().st_size > 1000
+        assert (out / f"{name}.svg").stat().st_size > 1000
+    assert (out / "summary.csv").exists() and (out / "summary.md").exists()
+    page = (out / "index.html").read_text()
+    assert not re.search(r"https?://", page)
+    assert not re.search(r"<(link|script)\b|src=['\"](?!data:)", page)  # nothing fetched
+    assert page.count("src='data:image/png;base64,") == len(figures[suite])
+    assert CPU in page and "2024-05-01" in page
+    assert all(path.exists() for path in written)
+
+
+def test_report_counts_invalid_samples_and_lists_errors(reports):
+    out, _ = reports["table1"]
+    page = (out / "index.html").read_text()
+    assert "invalid cold samples excluded: 1" in page
+    assert "error rows: 1" in page
+    assert "imagecodecs has no JPEG 2000 encoder" in (out / "errors.md").read_text()
+    assert "blosc-zstd/int8/1" in (out / "table1.md").read_text()
+    assert "doi:10.1016/j.jsb.2017.11.012" in page
+
+
+def test_unstable_series_marked_in_tables(reports):
+    out, _ = reports["thread-sweep"]
+    summary = (out / "summary.md").read_text()
+    assert summary.count("UNSTABLE") == 2  # encode and decode of zlib at 2 threads
+
+
+def test_cli_report_writes_into_out_and_reports_missing_files(result_dirs, tmp_path, capsys):
+    out = tmp_path / "metadata-report"
+    assert main(["report", str(result_dirs["metadata"]), "--out", str(out)]) == 0
+    assert (out / "index.html").exists() and (out / "fig3_metadata.png").exists()
+    assert main(["report", str(tmp_path / "missing.jsonl")]) == 2
+    assert "no such result file" in capsys.readouterr().err
+
+
+# --- real rows from the runner ------------------------------------------------------------------
+TINY_DOSE_SUITE = """
+description = "tiny dose sweep for the report tests"
+ops = ["encode", "decode", "write", "read_cold"]
+repeats = 2
+min_batch_seconds = 0.001
+timeout = 60
+[dataset]
+kind = "poisson"
+frames = 2
+shape = [64, 64]
+dtype = "int8"
+seed = 1
+[format]
+threads = 1
+[contenders]
+"mrcz zstd-1" = { format = "mrcz", codec = "zstd", level = 1 }
+"mrcz lz4-1"  = { format = "mrcz", codec = "lz4", level = 1 }
+[sweep]
+dose = [0.1, 1, 4]
+contender = ["mrcz zstd-1", "mrcz lz4-1"]
+"""
+
+TINY_METADATA_SUITE = """
+description = "tiny metadata serialisation for the report tests"
+kind = "metadata"
+ops = ["encode", "decode", "write", "read_cold"]
+repeats = 2
+min_batch_seconds = 0.001
+timeout = 60
+[dataset]
+kind = "metadata"
+megabytes = 0.02
+seed = 0
+[format]
+level = 1
+threads = 1
+[sweep]
+serializer = ["json", "msgpack"]
+compressor = ["none", "zstd"]
+"""
+
+
+@pytest.fixture(scope="module")
+def runner_results(tmp_path_factory):
+    pytest.importorskip("mrczbench.runner")
+    folder = tmp_path_factory.mktemp("runner")
+    found = {}
+    for name, text in (("tiny-dose", TINY_DOSE_SUITE), ("tiny-metadata", TINY_METADATA_SUITE)):
+        suite_file = folder / f"{name}.toml"
+        suite_file.write_text(text)
+        # fadvise, not drop_caches: never empty the page cache of a shared machine in a test
+        code = main(["run", "--suite", str(suite_file), "--out", str(folder / name),
+                     "--cache-dir", str(folder / "cache"), "--eviction", "fadvise",
+                     "--no-progress"])
+        assert code == 0
+        found[name] = folder / name
+    return found
+
+
+def test_report_from_real_runner_rows(runner_results, tmp_path):
+    results = report.load_result_files([runner_results["tiny-dose"]])
+    figures = report.make_figures(results)
+    assert set(figures) == {"fig2a_ratio_vs_dose", "ratio_vs_speed", "link_throughput"}
+    dose_ax = figures["fig2a_ratio_vs_dose"].axes[0]
+    assert sorted(line.get_label() for line in series(dose_ax)) == ["mrcz lz4-1", "mrcz zstd-1"]
+    assert results.machine.cpu != "unknown CPU" and results.machine.physical_cores
+    written = report.write_report(results, tmp_path / "dose", figures)
+    assert (tmp_path / "dose" / "table1.md").exists()
+    assert "blosc-zstd/int8/1" in (tmp_path / "dose" / "table1.md").read_text()
+    assert not re.search(r"https?://", (tmp_path / "dose" / "index.html").read_text())
+    assert all(path.exists() for path in written)
+
+
+def test_metadata_report_from_real_runner_rows(runner_results):
+    results = report.load_result_files([runner_results["tiny-metadata"]])
+    figures = report.make_figures(results)
+    assert set(figures) == {"fig3_metadata"}
+    time_ax, size_ax = figures["fig3_metadata"].axes[:2]
+    assert len(time_ax.containers) == 4  # encode, decode, write, read_cold
+    assert [t.get_text() for t in time_ax.get_xticklabels()] == [
+        "json", "json+zstd", "msgpack", "msgpack+zstd"]
