@@ -90,7 +90,12 @@ class Results:
 
     @property
     def footer(self) -> str:
-        return f"{self.machine.describe()} · {self.machine.date} · suite {', '.join(self.suites)}"
+        return self.footer_for(self.suites)
+
+    def footer_for(self, suites) -> str:
+        """Machine, date and the suites a figure's data came from."""
+        names = sorted({str(s) for s in suites if s}) or self.suites
+        return f"{self.machine.describe()} · {self.machine.date} · suite {', '.join(names)}"
 
 
 def canonical_params(value: Any) -> str:
@@ -341,11 +346,12 @@ def break_even_gbit(encode_mibs: float, decode_mibs: float, ratio: float) -> flo
 UNSTABLE_LABEL = "unstable (p10–p90 > 10 % of median)"
 
 
-def _figure(results: Results, title: str, ncols: int = 1, width: float = 6.0):
+def _figure(results: Results, title: str, cases, ncols: int = 1, width: float = 6.0):
+    """A figure titled with `title` and, below it, the machine, date and suites of `cases`."""
     from matplotlib.figure import Figure
     figure = Figure(figsize=(width * ncols + 3.0, 4.8), layout="constrained", dpi=100)
     axes = figure.subplots(1, ncols, squeeze=False)[0]
-    figure.suptitle(f"{title}\n{results.footer}", fontsize=10)
+    figure.suptitle(f"{title}\n{results.footer_for(cases['suite'].unique())}", fontsize=10)
     return figure, list(axes)
 
 
@@ -381,15 +387,29 @@ def _plot_series(ax, x, y, label, unstable=None, lo=None, hi=None, **style):
 
 def _sweep_cases(cases, column: str):
     """Movie cases (not metadata) in series where `column` takes MIN_SWEEP_POINTS values or more."""
+    import pandas as pd
     cases = cases[~is_metadata(cases) & cases[column].notna()]
     if column == "blocksize":
         cases = cases[cases["blocksize"] > 0]  # 0 = automatic, not a point on the axis
     if cases.empty:
         return cases
-    # a dose sweep changes the dataset, not the contender: its series are the contenders
-    cases = cases.assign(series=cases["label"] if column == "dose" else series_names(cases, column))
-    counts = cases.groupby("series")[column].nunique()
-    return cases[cases["series"].isin(counts[counts >= MIN_SWEEP_POINTS].index)]
+    # A series never mixes suites or kinds of data: the detectors suite's doses (one per
+    # detector model) are not a dose sweep, and must not join the Poisson dose sweep's lines.
+    origin = cases["suite"].astype(str) + "/" + cases["dataset_kind"].astype(str) + "/" + cases["dtype"].astype(str)
+    cases = cases.assign(origin=origin)
+    # a dose sweep changes the dataset, not the contender: its series are the contenders;
+    # other sweeps name what varies within their own suite
+    if column == "dose":
+        names = cases["label"]
+    else:
+        names = pd.concat([series_names(part, column) for _, part in cases.groupby("origin")])
+    cases = cases.assign(series=names)
+    counts = cases.groupby(["origin", "series"])[column].nunique()
+    swept = counts[counts >= MIN_SWEEP_POINTS].index
+    cases = cases[cases.set_index(["origin", "series"]).index.isin(swept)]
+    if cases["origin"].nunique() > 1:  # name where each series came from
+        cases = cases.assign(series=cases["series"] + " [" + cases["origin"] + "]")
+    return cases
 
 
 def figure_dose(results: Results, cases):
@@ -397,7 +417,7 @@ def figure_dose(results: Results, cases):
     cases = _sweep_cases(cases, "dose")
     if cases.empty:
         return None
-    figure, (ax,) = _figure(results, "Fig. 2a — compression ratio vs dose")
+    figure, (ax,) = _figure(results, "Fig. 2a — compression ratio vs dose", cases)
     for name, part in cases.groupby("series", sort=True):
         part = part.groupby("dose")["ratio"].median()
         _plot_series(ax, part.index.to_numpy(), part.to_numpy(), name)
@@ -432,7 +452,7 @@ def figure_level(results: Results, cases):
     if cases.empty:
         return None
     op = _first_op(cases, "encode", "write")
-    figure, axes = _figure(results, "Fig. 2b — compression ratio and speed vs level",
+    figure, axes = _figure(results, "Fig. 2b — compression ratio and speed vs level", cases,
                            ncols=2 if op else 1, width=4.8)
     for name, part in cases.groupby("series", sort=True):
         part = part.groupby("level")["ratio"].median()
@@ -456,7 +476,7 @@ def figure_threads(results: Results, cases):
            if op]
     if cases.empty or not ops:
         return None
-    figure, axes = _figure(results, "Fig. 2c — throughput vs threads", ncols=len(ops), width=4.8)
+    figure, axes = _figure(results, "Fig. 2c — throughput vs threads", cases, ncols=len(ops), width=4.8)
     names = {"encode": "compression", "decode": "decompression", "write": "write",
              "read_warm": "read (warm)"}
     for ax, op in zip(axes, ops):
@@ -484,7 +504,7 @@ def figure_blocksize(results: Results, cases):
         return None
     cases = cases.assign(blocksize_kib=cases["blocksize"] / 1024)
     op = _first_op(cases, "encode", "write")
-    figure, axes = _figure(results, "Fig. 2d — compression ratio and speed vs blocksize",
+    figure, axes = _figure(results, "Fig. 2d — compression ratio and speed vs blocksize", cases,
                            ncols=2 if op else 1, width=4.8)
     for name, part in cases.groupby("series", sort=True):
         part = part.groupby("blocksize_kib")["ratio"].median()
@@ -520,7 +540,7 @@ def figure_metadata(results: Results, cases):
         return None
     by_method = cases.groupby("label", sort=True)
     methods = list(by_method.groups)
-    figure, (ax_time, ax_size) = _figure(results, "Fig. 3 — metadata serialisation", ncols=2,
+    figure, (ax_time, ax_size) = _figure(results, "Fig. 3 — metadata serialisation", cases, ncols=2,
                                          width=max(4.0, 0.6 * len(methods)))
     x = np.arange(len(methods))
     width = 0.8 / len(ops)
@@ -572,7 +592,7 @@ def figure_scatter(results: Results, cases):
     cases = cases.assign(name=cases["label"] + cases["threads"].map(
         lambda t: f" ({int(t)} thread{'s' if t > 1 else ''})" if several_threads and t == t else ""))
     figure, (ax,) = _figure(results, f"Ratio vs {'compression' if op == 'encode' else 'write'} "
-                                     f"speed — dataset {dataset}")
+                                     f"speed — dataset {dataset}", cases)
     markers = "osD^v<>pPhX*"
     for i, (name, part) in enumerate(cases.groupby("name", sort=True)):
         points = ax.scatter(part[f"{op}_mibs"], part["ratio"], s=36, label=name,
@@ -624,7 +644,7 @@ def figure_links(results: Results, cases):
     gbit = np.logspace(math.log10(LINK_RANGE_GBIT[0]), math.log10(LINK_RANGE_GBIT[1]), 60)
     link_mibs = gbit * GBIT_IN_MIB_PER_S
     figure, (ax,) = _figure(results, f"When does compression pay? compress + transfer + decompress"
-                                     f" — dataset {dataset}{note}")
+                                     f" — dataset {dataset}{note}", cases)
     raw, = ax.plot(gbit, link_mibs, color="black", linestyle="--", linewidth=1.5,
                    label="send raw (no compression)")
     raw.set_gid("reference")

@@ -366,6 +366,21 @@ def test_one_report_over_all_suites_keeps_metadata_out_of_movie_figures(result_d
     assert report.default_out(results).name == "+".join(sorted(SUITES))
 
 
+def test_detector_doses_do_not_join_the_dose_sweep(result_dirs, tmp_path):
+    # The detectors suite runs the same contenders at one dose per detector model; in a report
+    # over both suites those points must not become part of the Fig. 2a lines.
+    run = RunWriter(tmp_path, "detectors", run_id="20240501T200000Z-def456")
+    for dataset, kind, dose in (("falcon", "falcon", 0.37), ("eer", "eer", 0.44),
+                                ("gain", "gain-normalised", 1.45)):
+        run.case(dataset=dataset, kind=kind, dose=dose, codec="zstd", threads=2, ratio=0.9)
+    results = report.load_result_files([result_dirs["dose-sweep"], run.save()])
+    figure = report.make_figures(results)["fig2a_ratio_vs_dose"]
+    ax = figure.axes[0]
+    assert sorted(line.get_label() for line in series(ax)) == ["mrcz lz4-1", "mrcz zlib-1", "mrcz zstd-1"]
+    assert all(len(line.get_xdata()) == 7 for line in series(ax))
+    assert "detectors" not in figure._suptitle.get_text()
+
+
 # --- tables and files ---------------------------------------------------------------------------
 def test_table1_sits_next_to_the_paper(loaded):
     cases = report.case_table(report.summarise(loaded["table1"].rows))
