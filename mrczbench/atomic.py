@@ -12,6 +12,15 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 
+def _temporary_beside(target: Path, suffix: str) -> tuple[int, str]:
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        return tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=folder)
+    except OSError as exc:  # name the file the user asked for, not our temporary name
+        raise type(exc)(exc.errno, f"{os.strerror(exc.errno)} (cannot create files in {folder})",
+                        str(target)) from None
+
+
 def _file_mode() -> int:
     # mkstemp creates 0600 files; give the result the permissions open() would have.
     umask = os.umask(0)
@@ -28,8 +37,7 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb", fsync: bool = False
 
     With `fsync=True` the data is flushed to stable storage before the rename (durable)."""
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    fd, tmp_name = _temporary_beside(target, ".tmp")
     os.chmod(tmp_name, _MODE)
     try:
         with os.fdopen(fd, mode) as handle:
@@ -49,8 +57,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path` for libraries that insist on opening the file
     themselves (tifffile, h5py); rename it onto `path` when the block succeeds."""
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix + ".tmp", dir=folder)
+    fd, tmp_name = _temporary_beside(target, target.suffix + ".tmp")
     os.close(fd)
     os.chmod(tmp_name, _MODE)
     try:
