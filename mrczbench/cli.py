@@ -19,7 +19,7 @@ from mrczbench.errors import MrczbenchError
 
 COMMAND_MODULES = (
     "mrczbench.convert",    # compress, decompress, info
-    "mrczbench.datasets",   # datasets list|show|generate
+    "mrczbench.datasets",   # datasets list|show|generate|cache|inspect
     "mrczbench.formats",    # formats list
     "mrczbench.suites",     # suites list|show
     "mrczbench.runner",     # run
@@ -28,12 +28,9 @@ COMMAND_MODULES = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on bad arguments already; keep its message to one line + usage."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    # argparse itself exits 2 on bad arguments, with one error line after the usage
+    parser = argparse.ArgumentParser(
         prog="mrczbench",
         description="Benchmark and evaluate compressed cryo-EM movie storage "
         "(MRCZ, TIFF LZW/deflate, 4-bit MRC, bzip2, ...).",
@@ -42,13 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mrczbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real missing dependency, not a command not yet built
-                raise
-            continue
-        module.add_commands(sub)
+        importlib.import_module(name).add_commands(sub)
     return parser
 
 

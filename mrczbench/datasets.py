@@ -43,11 +43,7 @@ import numpy as np
 
 from mrczbench import synthetic
 from mrczbench.errors import DatasetError, MRCZError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from mrczbench.tomlfiles import named_files, read_toml, search_dirs
 
 SPEC_KEYS = ("description", "kind", "frames", "shape", "dose", "dtype", "seed", "options")
 CACHE_CODEC, CACHE_LEVEL = "zstd", 1
@@ -130,26 +126,19 @@ class DatasetSpec:
 
 def dataset_dirs() -> list[Path]:
     """Folders searched for `<name>.toml`: $MRCZBENCH_DATASETS, then the project's datasets/."""
-    dirs = [Path(p) for p in os.environ.get("MRCZBENCH_DATASETS", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parent.parent / "datasets")
-    return dirs
+    return search_dirs("MRCZBENCH_DATASETS", "datasets")
 
 
 def spec_paths() -> dict[str, Path]:
     """name -> spec file; earlier folders win."""
-    found: dict[str, Path] = {}
-    for folder in dataset_dirs():
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.toml")):
-                found.setdefault(path.stem, path)
-    return found
+    return named_files(dataset_dirs())
 
 
 def load_spec(name_or_path: str | os.PathLike) -> DatasetSpec:
     """A spec by name (datasets/<name>.toml) or from a .toml path."""
     text = str(name_or_path)
     path = Path(text)
-    if not (text.endswith(".toml") or path.is_file()):
+    if not (text.endswith(".toml") or os.sep in text):  # a name, even if a file of that name is here
         paths = spec_paths()
         if text not in paths:
             names = ", ".join(sorted(paths)) or "none found"
@@ -158,10 +147,7 @@ def load_spec(name_or_path: str | os.PathLike) -> DatasetSpec:
         path = paths[text]
     if not path.is_file():
         raise DatasetError(f"{path}: no such dataset spec file")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise DatasetError(f"{path}: not a readable TOML file: {exc}") from None
+    raw = read_toml(path, DatasetError, "not a readable TOML file")
     return spec_from_dict(path.stem, raw, where=str(path))
 
 

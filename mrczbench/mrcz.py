@@ -245,10 +245,8 @@ def _check_codec_options(path, codec, level, threads, blocksize, filter, mode101
 
 
 def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    from mrczbench.machine import usable_cores  # on first use: keeps `import mrcz` light
+    return usable_cores()
 
 
 def _frames_of(path, data) -> Iterator[np.ndarray]:

@@ -4,7 +4,7 @@ Reads only result files (JSONL rows, schema v1 in docs/DESIGN.md, plus the `<run
 beside each), summarises the raw samples per case and operation (median, p10-p90, min) and
 writes PNG + SVG figures, Markdown + CSV tables and one self-contained `index.html`.
 
-Conventions (ARCHITECTURE.md section 4): ratio = stored/raw (0.37 = 37 % of the original),
+Conventions (docs/DESIGN.md, the MRCZ paper): ratio = stored/raw (0.37 = 37 % of the original),
 MB = MiB = 2^20 bytes, speeds in MiB/s of raw data, link speeds in Gbit/s = 10^9 bit/s.
 A series is "unstable" when its p10-p90 spread exceeds 10 % of its median (as pyperf warns).
 Cold samples marked `valid == false` are excluded and counted; error rows are listed.

@@ -284,11 +284,16 @@ def _case_columns(case: Case) -> dict[str, Any]:
         "dataset_kind": "user" if "path" in dataset else dataset.get("kind"),
         "dose": dataset.get("dose"), "frames": dataset.get("frames"),
         "ny": shape[0], "nx": shape[1], "dtype": dataset.get("dtype"),
-        "format": name, "codec": _codec_of(params), "level": params.get("level"),
-        "blocksize": params.get("blocksize"), "threads": params.get("threads"),
-        "filter": params.get("filter", params.get("shuffle")),
-        "params": json.dumps(params, sort_keys=True), "label": case.label or name,
+        **_format_columns(name, params), "label": case.label or name,
     }
+
+
+def _format_columns(name: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    """The contender columns of a row from its format parameters."""
+    return {"format": name, "codec": _codec_of(params), "level": params.get("level"),
+            "blocksize": params.get("blocksize"), "threads": params.get("threads"),
+            "filter": params.get("filter", params.get("shuffle")),
+            "params": json.dumps(params, sort_keys=True, default=str)}
 
 
 def _codec_of(params: dict[str, Any]) -> Any:
@@ -734,11 +739,7 @@ def _format_subject(case: Case, stack) -> Subject:
         fmt = cls(**params)
     except (MrczbenchError, TypeError) as exc:
         raise _Skip(f"format parameters: {exc}") from None
-    config = fmt.to_dict()
-    columns = {"format": name, "codec": _codec_of(config), "level": config.get("level"),
-               "blocksize": config.get("blocksize"), "threads": config.get("threads"),
-               "filter": config.get("filter", config.get("shuffle")),
-               "params": json.dumps(config, sort_keys=True, default=str)}
+    columns = _format_columns(name, fmt.to_dict())
     lossy = fmt.check_data(stack)
     if lossy:
         raise _Skip(f"lossy: {lossy}", lossless=False, columns=columns)

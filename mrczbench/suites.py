@@ -46,17 +46,12 @@ import itertools
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from mrczbench.errors import SuiteError
 from mrczbench.results import OPS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from mrczbench.tomlfiles import named_files, read_toml, search_dirs
 
 SUITE_KINDS = ("codec", "metadata")
 TOP_KEYS = ("description", "figure", "kind", "ops", "repeats", "min_batch_seconds", "timeout",
@@ -75,17 +70,12 @@ DEFAULTS = {"description": "", "figure": "", "kind": "codec", "ops": list(OPS), 
 
 def suite_dirs() -> list[Path]:
     """$MRCZBENCH_SUITES (os.pathsep-separated) first, then the checkout's suites/ folder."""
-    dirs = [Path(p) for p in os.environ.get("MRCZBENCH_SUITES", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parent.parent / "suites")
-    return dirs
+    return search_dirs("MRCZBENCH_SUITES", "suites")
 
 
 def suite_paths() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for folder in suite_dirs():
-        for path in sorted(folder.glob("*.toml")):
-            found.setdefault(path.stem, path)
-    return found
+    """name -> suite file; earlier folders win."""
+    return named_files(suite_dirs())
 
 
 def find_suite(name_or_path: str | os.PathLike) -> Path:
@@ -264,11 +254,7 @@ def _unique_names(paths: list[Path]) -> list[str]:
 def load_suite(name_or_path: str | os.PathLike, quick: bool = False) -> Suite:
     """Read and validate a suite; with `quick`, apply its [quick] overrides."""
     path = find_suite(name_or_path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(f"{path}: not valid TOML: {exc}") from None
-    return parse_suite(raw, path, quick=quick)
+    return parse_suite(read_toml(path, SuiteError, "not valid TOML"), path, quick=quick)
 
 
 def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False) -> Suite:
@@ -415,10 +401,6 @@ def _check_metadata_contenders(contenders, fixed_format, sweep, fail) -> None:
     for value in sweep.get("compressor", []):
         if value not in METADATA_COMPRESSORS:
             raise fail("sweep.compressor", f"expected values from {', '.join(METADATA_COMPRESSORS)}. Got {value!r}")
-
-
-def list_suites() -> list[Suite]:
-    return [load_suite(path) for path in suite_paths().values()]
 
 
 # --- CLI ---------------------------------------------------------------------------------------

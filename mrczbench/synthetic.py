@@ -27,7 +27,6 @@ specimen modulation (a smooth, static dose map: ice thickness and particles).
 from __future__ import annotations
 
 import math
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -58,10 +57,9 @@ def bit_generator(seed: int, *key: int) -> np.random.SFC64:
 
 
 def default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    """Generator threads when none are given: the CPUs this process may run on."""
+    from mrczbench.machine import usable_cores
+    return usable_cores()
 
 
 # --------------------------------------------------------------------------------------

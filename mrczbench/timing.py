@@ -1,6 +1,6 @@
 """Clocks, calibrated loops, page-cache eviction and residency (mincore).
 
-Two regimes are measured separately (ARCHITECTURE "Measuring honestly"):
+Two regimes are measured separately (the design guide's "Measuring honestly", summarised in docs/DESIGN.md):
 - in memory: a call is repeated in a loop calibrated so that one batch lasts at least
   `min_seconds` (the clock's resolution and call overhead then vanish); a sample is the batch
   time divided by the loop count;
