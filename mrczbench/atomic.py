@@ -6,6 +6,7 @@ existing file is only replaced once the new one is complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -13,6 +14,10 @@ from typing import BinaryIO, Iterator
 
 
 def _temporary_beside(target: Path, suffix: str) -> tuple[int, str]:
+    # Checked up front: the final rename would fail, and its error would name our temporary
+    # file instead of the target the user gave.
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
     folder = target.parent if str(target.parent) else Path(".")
     try:
         return tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=folder)

@@ -5,8 +5,9 @@ Each command lives beside the code it drives: a module in COMMAND_MODULES define
 Modules keep heavy imports (pandas, matplotlib) inside their command functions so that
 `mrczbench --help` stays fast.
 
-User errors (MrczbenchError, a ValueError) print one line on stderr and exit 2;
-anything else is a bug and keeps its traceback.
+User errors (MrczbenchError, a ValueError) print one line on stderr and exit 2, and so do
+bad command-line values (`Parser.error`, used by every sub-parser); anything else is a bug
+and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -28,9 +29,21 @@ COMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr, exit code 2:
+    `mrczbench <command>: error: <message> (see 'mrczbench <command> --help')`.
+
+    add_subparsers creates sub-parsers of type(parent) unless told otherwise, so every
+    command and subcommand parser is a Parser too (tests/test_cli.py checks it)."""
+
+    def error(self, message: str):
+        message = " ".join(str(message).split())  # argparse messages are meant to be one line
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    # argparse itself exits 2 on bad arguments, with one error line after the usage
-    parser = argparse.ArgumentParser(
+    # bad arguments: one error line (Parser.error) and exit 2, for every subcommand
+    parser = Parser(
         prog="mrczbench",
         description="Benchmark and evaluate compressed cryo-EM movie storage "
         "(MRCZ, TIFF LZW/deflate, 4-bit MRC, bzip2, ...).",

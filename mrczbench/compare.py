@@ -9,12 +9,14 @@ and beyond the factor; with fewer than --min-samples valid samples on a side the
 
 Exit status (usable as a CI gate): 1 when something regressed — significantly slower beyond
 the factor, stored size larger beyond the factor, or a case that ran in BASE now errors —
-0 otherwise, 2 for unreadable or missing result files.
+2 for unreadable or missing result files, bad options, or when nothing was tested (cases
+matched but none had --min-samples valid samples on both sides), 0 otherwise.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from mrczbench.atomic import atomic_output
@@ -49,6 +51,28 @@ def bootstrap_ratio_ci(base, new, resamples: int = BOOTSTRAP_RESAMPLES, seed: in
     return float(low), float(high)
 
 
+TESTED_VERDICTS = ("slower", "faster", "within factor", "no significant change")
+
+
+def check_options(factor: float, alpha: float, min_samples: int) -> None:
+    if not factor >= 1:  # also refuses NaN
+        raise ResultsError(f"--factor: expected a number >= 1. Got {factor}")
+    if not 0 < alpha < 1:
+        raise ResultsError(f"--alpha: expected a significance level with 0 < alpha < 1 "
+                           f"(e.g. 0.05). Got {alpha}")
+    if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
+        raise ResultsError(f"--min-samples: expected an integer >= 1. Got {min_samples}")
+
+
+def nothing_tested(table) -> bool:
+    """True when cases matched between the runs but none had enough valid samples on both
+    sides to be tested (every timing verdict is "insufficient samples")."""
+    if not len(table):
+        return False
+    return (not table["time"].isin(TESTED_VERDICTS).any()
+            and (table["time"] == "insufficient samples").any())
+
+
 def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA,
                  min_samples: int = DEFAULT_MIN_SAMPLES):
     """One row per (case, op) found in either run, with the verdicts. Input: normalised rows
@@ -57,8 +81,7 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
     import pandas as pd
     from scipy.stats import mannwhitneyu
 
-    if factor < 1:
-        raise ResultsError(f"--factor: expected a number >= 1. Got {factor}")
+    check_options(factor, alpha, min_samples)
     base, new = _keyed(base_rows), _keyed(new_rows)
     table = []
     for key in sorted(set(base["key"]) | set(new["key"])):
@@ -154,10 +177,9 @@ def summary_line(table, factor: float) -> str:
 
 def run_compare(args: argparse.Namespace) -> int:
     from mrczbench.report import load_result_files
+    check_options(args.factor, args.alpha, args.min_samples)
     base = load_result_files([args.base]).rows
     new = load_result_files([args.new]).rows
-    if args.min_samples < 1:
-        raise ResultsError(f"--min-samples: expected an integer >= 1. Got {args.min_samples}")
     table = compare_rows(base, new, factor=args.factor, alpha=args.alpha,
                          min_samples=args.min_samples)
     print(render(table))
@@ -166,7 +188,15 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.csv:
         with atomic_output(Path(args.csv), "w") as handle:
             handle.write(table.to_csv(index=False))
-    return 1 if table["regression"].any() else 0
+    if table["regression"].any():
+        return 1  # size regressions and newly-erroring cases gate even without timing tests
+    if nothing_tested(table):
+        # a CI gate must not pass while testing nothing
+        print(f"mrczbench compare: error: nothing was tested: no case has ≥ {args.min_samples} "
+              f"valid samples on both sides (run with --repeats {args.min_samples} or more)",
+              file=sys.stderr)
+        return 2
+    return 0
 
 
 def add_commands(subparsers) -> None:
@@ -176,14 +206,15 @@ def add_commands(subparsers) -> None:
         "parameters and op, not by run id). Per case and op: median time NEW/BASE, a two-sided "
         "Mann-Whitney U test and a bootstrap 95 % confidence interval, and the stored-size "
         "ratio. Exit 1 when something regressed (significantly slower, or larger on disk, "
-        "beyond --factor; or a case that ran in BASE errors in NEW), 0 otherwise, 2 when "
-        "result files are missing or unreadable.")
+        "beyond --factor; or a case that ran in BASE errors in NEW); 2 when result files are "
+        "missing or unreadable, or when nothing was tested (no matched case has "
+        "--min-samples valid samples on both sides); 0 otherwise.")
     parser.add_argument("base", metavar="BASE", help="result file (.jsonl) or folder of the baseline")
     parser.add_argument("new", metavar="NEW", help="result file (.jsonl) or folder to check")
     parser.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
                         help="a change counts beyond this ratio (default %(default)s: 10 %%)")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                        help="significance level of the test (default %(default)s)")
+                        help="significance level of the test, 0 < alpha < 1 (default %(default)s)")
     parser.add_argument("--min-samples", type=int, default=DEFAULT_MIN_SAMPLES,
                         help="valid samples needed on each side to test (default %(default)s)")
     parser.add_argument("--csv", metavar="FILE", help="also write the comparison table as CSV")

@@ -5,6 +5,7 @@ Inputs are streamed frame by frame (MRC/MRCZ through mrcz.iter_frames, TIFF page
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -18,6 +19,36 @@ from mrczbench import mrcz
 from mrczbench.errors import MrczbenchError
 
 INPUT_SUFFIXES = (".mrc", ".mrcz", ".mrcs", ".tif", ".tiff", ".npy")
+MRCZ_SUFFIX = ".mrcz"
+# What `info` says about integrity: MRC and MRCZ (blosc1 chunks) store no payload checksum.
+CHECKSUM_NOTE = ("none: MRC/MRCZ store no payload checksum, so corruption inside a "
+                 "compressed chunk can decode silently to wrong pixels")
+UINT8_WARNING = ("uint8 values above 127 are stored as MRC mode 0, which MRC readers that "
+                 "ignore IMOD's unsigned flag (RELION, mrcfile, python-mrcz) see as signed "
+                 "int8: values above 127 appear negative (mrczbench and IMOD read uint8)")
+
+
+def _threads(text: str) -> int:
+    """--threads: a positive integer (argparse reports the error on one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _blocksize(text: str) -> int:
+    """--blocksize: 0 (automatic) or mrcz.MIN_BLOCKSIZE..mrcz.MAX_BLOCKSIZE bytes."""
+    valid = f"0 (automatic) or {mrcz.MIN_BLOCKSIZE}-{mrcz.MAX_BLOCKSIZE} bytes"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {valid}, got {text!r}") from None
+    if not (value == 0 or mrcz.MIN_BLOCKSIZE <= value <= mrcz.MAX_BLOCKSIZE):
+        raise argparse.ArgumentTypeError(f"must be {valid}, got {value}")
+    return value
 
 
 def add_commands(subparsers) -> None:
@@ -28,16 +59,17 @@ def add_commands(subparsers) -> None:
         "one frame at a time; the output appears only when complete.")
     compress.add_argument("input", metavar="IN", help="input movie: .mrc, .mrcs, .mrcz, .tif, "
                           ".tiff or .npy (2-D frame or 3-D z,y,x stack)")
-    compress.add_argument("output", metavar="OUT", help="output .mrcz file")
+    compress.add_argument("output", metavar="OUT", help="output file; must end in .mrcz")
     compress.add_argument("--codec", default="zstd", choices=mrcz.CODECS,
                           help="blosc codec (default: zstd)")
     compress.add_argument("--level", type=int, default=1, choices=range(1, 10), metavar="1-9",
                           help="compression level, 1 fastest ... 9 smallest (default: 1)")
-    compress.add_argument("--threads", type=int, default=None, metavar="N",
+    compress.add_argument("--threads", type=_threads, default=None, metavar="N",
                           help="compression threads (default: all cores)")
-    compress.add_argument("--blocksize", type=int, default=None, metavar="BYTES",
-                          help="blosc block size in bytes; 0 = blosc's automatic choice "
-                          "(default: python-mrcz's rule, min(65536, pixels per frame / threads))")
+    compress.add_argument("--blocksize", type=_blocksize, default=None, metavar="BYTES",
+                          help="blosc block size: 0 = blosc's automatic choice, or "
+                          f"{mrcz.MIN_BLOCKSIZE}-{mrcz.MAX_BLOCKSIZE} bytes (default: "
+                          "python-mrcz's rule, min(65536, pixels per frame / threads))")
     compress.add_argument("--filter", default="bitshuffle", choices=tuple(mrcz.FILTERS),
                           help="blosc pre-filter (default: bitshuffle, MRCZ's)")
     compress.add_argument("--meta-format", default="json", choices=tuple(mrcz.META_FORMATS),
@@ -50,16 +82,19 @@ def add_commands(subparsers) -> None:
         description="Decompress an MRCZ file (or convert any supported input) to plain MRC2014, "
         "readable by IMOD, RELION, mrcfile and other MRC software.")
     decompress.add_argument("input", metavar="IN", help="input .mrcz (or .mrc, .tif, .npy)")
-    decompress.add_argument("output", metavar="OUT", help="output .mrc file")
+    decompress.add_argument("output", metavar="OUT",
+                            help="output plain MRC file (.mrc, .mrcs; not .mrcz)")
     decompress.add_argument("--no-meta", action="store_true",
                             help="drop the JSON metadata (strict MRC2014 validators such as "
-                            "mrcfile.validate do not know the 'json' extended header type)")
+                            "mrcfile.validate do not know the 'json' extended header type); "
+                            "uint8 data then read back as int8")
     decompress.set_defaults(func=cmd_decompress)
 
     info = subparsers.add_parser(
         "info", help="show the header of an MRC/MRCZ file",
         description="Show shape, dtype, mode, codec, level (if the file recorded it), stored "
-        "bytes, compression ratio (stored/raw, 0.37 = 37 %% of the raw size) and metadata.")
+        "bytes, compression ratio (stored/raw, 0.37 = 37 % of the raw size), metadata, and "
+        "that MRC/MRCZ files carry no payload checksum.")
     info.add_argument("file", metavar="FILE", help=".mrc or .mrcz file")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
@@ -68,9 +103,10 @@ def add_commands(subparsers) -> None:
 # ---------------------------------------------------------------- commands
 
 def cmd_compress(args) -> int:
+    _check_output(args.input, args.output, compressed=True)
     source = open_input(args.input)
-    _check_output(args.input, args.output)
-    written = mrcz.write(args.output, _progress(source.frames, source.count, "compress"),
+    frames = _warn_uint8(source.frames, "compress")
+    written = mrcz.write(args.output, _progress(frames, source.count, "compress"),
                          codec=args.codec, level=args.level, threads=args.threads,
                          blocksize=args.blocksize, filter=args.filter, meta=source.meta,
                          meta_format=args.meta_format, **source.microscope)
@@ -79,11 +115,13 @@ def cmd_compress(args) -> int:
 
 
 def cmd_decompress(args) -> int:
+    _check_output(args.input, args.output, compressed=False)
     source = open_input(args.input)
-    _check_output(args.input, args.output)
     meta = None if args.no_meta else source.meta
-    written = mrcz.write(args.output, _progress(source.frames, source.count, "decompress"),
-                         codec=None, meta=meta, **source.microscope)
+    frames = _warn_uint8(source.frames, "decompress")
+    written = mrcz.write(args.output, _progress(frames, source.count, "decompress"),
+                         codec=None, meta=meta, record_dtype=not args.no_meta,
+                         **source.microscope)
     _report(args.output, source, written)
     return 0
 
@@ -121,6 +159,7 @@ def describe(header: mrcz.Header) -> dict:
         "c3_mm": header.C3,
         "gain": header.gain,
         "label": header.label,
+        "checksum": CHECKSUM_NOTE,
         "metadata": header.meta,
     }
 
@@ -144,6 +183,9 @@ def open_input(path: str | os.PathLike) -> Source:
     """Open a .mrc/.mrcs/.mrcz, .tif/.tiff or .npy movie for streaming."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise MrczbenchError(f"{path}: is a folder; give a movie file "
+                             f"({', '.join(INPUT_SUFFIXES)})")
     if suffix not in INPUT_SUFFIXES:
         raise MrczbenchError(f"{path}: unsupported input type {path.suffix or '(none)'!r}; "
                              f"use one of {', '.join(INPUT_SUFFIXES)}")
@@ -161,6 +203,7 @@ def _open_mrc(path: Path) -> Source:
     meta = dict(header.meta) if header.meta else None
     if meta is not None:
         meta.pop("clevel", None)  # described the input's compression, not the output's
+        meta.pop(mrcz.DTYPE_KEY, None)  # how the input stored uint8: mrcz.write re-records it
         meta = meta or None
     microscope = {"voltage": header.voltage, "C3": header.C3, "gain": header.gain,
                   "pixelsize": header.pixelsize}
@@ -213,12 +256,31 @@ def _open_npy(path: Path) -> Source:
     return Source(frames, stack.shape[0], None, None, stack.nbytes)
 
 
-def _check_output(input_path, output_path) -> None:
+def _check_output(input_path, output_path, compressed: bool) -> None:
+    suffix = Path(output_path).suffix.lower()
+    if compressed and suffix != MRCZ_SUFFIX:
+        raise MrczbenchError(f"{output_path}: the output name must end in .mrcz: MRCZ is "
+                             "compressed, and MRC software would misread it under another name")
+    if not compressed and suffix == MRCZ_SUFFIX:
+        raise MrczbenchError(f"{output_path}: the output is plain MRC, so its name must not "
+                             "end in .mrcz (MRCZ readers expect compressed data); use .mrc "
+                             "or .mrcs")
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise MrczbenchError(f"{output_path}: output must not be the input file")
     folder = Path(output_path).resolve().parent
     if not folder.is_dir():
         raise MrczbenchError(f"{output_path}: folder {folder} does not exist")
+
+
+def _warn_uint8(frames: Iterator[np.ndarray], verb: str) -> Iterator[np.ndarray]:
+    """Pass frames through; print one warning line on stderr at the first uint8 frame with
+    values above 127 (legacy readers see mode 0 as int8)."""
+    warned = False
+    for frame in frames:
+        if not warned and frame.dtype == np.uint8 and frame.size and frame.max() > 127:
+            print(f"mrczbench {verb}: warning: {UINT8_WARNING}", file=sys.stderr, flush=True)
+            warned = True
+        yield frame
 
 
 def _progress(frames: Iterator[np.ndarray], count: int, verb: str) -> Iterator[np.ndarray]:

@@ -22,8 +22,11 @@ $MRCZBENCH_CACHE, else ~/.cache/mrczbench. Each time a stack is added, the cache
 size is printed on stderr; `mrczbench datasets cache --clear` empties it.
 
 Users' movies: `open_movies(paths)` takes MRC/MRCZ (.mrc .mrcs .mrcz), TIFF (.tif .tiff),
-EER (.eer, rendered as RELION does), lists (.lst: one path a line) and RELION .star files
-(column rlnMicrographMovieName), and folders. Frames stream one at a time.
+EER (.eer, rendered as RELION does), numpy arrays (.npy: a 2-D frame or a 3-D (z, y, x)
+stack, memory-mapped), lists (.lst: one path a line) and RELION .star files (column
+rlnMicrographMovieName), and folders. Frames stream one at a time. In a folder, a file that
+is not a readable movie (e.g. an RGB TIFF) is skipped with a warning on stderr; a file named
+explicitly (or in a list) that cannot be read is an error, and so is finding no movie at all.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ from mrczbench.tomlfiles import named_files, read_toml, search_dirs
 
 SPEC_KEYS = ("description", "kind", "frames", "shape", "dose", "dtype", "seed", "options")
 CACHE_CODEC, CACHE_LEVEL = "zstd", 1
-MOVIE_SUFFIXES = (".mrc", ".mrcs", ".mrcz", ".tif", ".tiff", ".eer")
+MOVIE_SUFFIXES = (".mrc", ".mrcs", ".mrcz", ".tif", ".tiff", ".eer", ".npy")
 LIST_SUFFIXES = (".lst", ".star")
 STAR_MOVIE_COLUMN = "rlnMicrographMovieName"
 MiB = 2 ** 20
@@ -240,6 +243,7 @@ def materialise(spec: DatasetSpec, cache_dir=None, threads: int | None = None,
     first call. progress: report generation and the cache's new size on stderr."""
     if not isinstance(spec, DatasetSpec):
         raise DatasetError(f"expected a DatasetSpec, got {type(spec).__name__}")
+    check_threads(threads)
     existing = cached_path(spec, cache_dir)
     if existing is not None and not force:
         return existing
@@ -267,6 +271,14 @@ def materialise(spec: DatasetSpec, cache_dir=None, threads: int | None = None,
               f"stored {human_bytes(stored)} ({stored / spec.nbytes:.0%} of raw)", file=sys.stderr)
         print(cache_summary(cache_dir), file=sys.stderr, flush=True)
     return path
+
+
+def check_threads(threads: Any) -> None:
+    """DatasetError unless threads is None (all cores) or an integer >= 1."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise DatasetError(f"threads: expected an integer >= 1 (or none for all cores), "
+                           f"got {threads!r}")
 
 
 def load_stack(spec: DatasetSpec, cache_dir=None, threads: int | None = None,
@@ -324,7 +336,7 @@ def human_bytes(n: float) -> str:
 
 
 class Movie:
-    """One movie file: `name`, `path`, `kind` (mrc, mrcz, tiff, eer), `shape` (frames, ny,
+    """One movie file: `name`, `path`, `kind` (mrc, mrcz, tiff, eer, npy), `shape` (frames, ny,
     nx), `dtype`; `iter_frames()` streams 2-D frames, `read()` returns the whole stack."""
 
     kind = ""
@@ -428,6 +440,50 @@ class TiffMovie(Movie):
                 yield page.asarray()
 
 
+def check_eer_options(grouping: Any, upsampling: Any) -> None:
+    """DatasetError unless grouping is an integer >= 1 and upsampling is 1 or 2."""
+    if isinstance(grouping, bool) or not isinstance(grouping, int) or grouping < 1:
+        raise DatasetError(f"eer_grouping: expected an integer >= 1 (internal frames per "
+                           f"fraction), got {grouping!r}")
+    if isinstance(upsampling, bool) or upsampling not in (1, 2):
+        raise DatasetError(f"eer_upsampling: {upsampling!r} is not one of 1 (4K), 2 (8K)")
+
+
+class NpyMovie(Movie):
+    """A numpy .npy file: a 2-D frame or a 3-D (z, y, x) stack of numbers, memory-mapped so
+    that frames stream from disk."""
+
+    kind = "npy"
+
+    def __init__(self, path: Path):
+        data = self._map(path)  # a memory map: no pixels are read here
+        shape, dtype = data.shape, data.dtype
+        del data
+        if dtype.kind not in "iufc" or dtype.fields is not None:
+            raise DatasetError(f"{path}: .npy dtype {dtype} is not a numeric pixel type; "
+                               "expected integers, floats or complex numbers")
+        if len(shape) not in (2, 3):
+            raise DatasetError(f"{path}: .npy shape {shape}; expected a 2-D frame (y, x) or a "
+                               "3-D stack (z, y, x)")
+        frames = (1, *shape) if len(shape) == 2 else shape
+        super().__init__(path, frames, dtype.newbyteorder("="))
+
+    @staticmethod
+    def _map(path: Path) -> np.ndarray:
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise DatasetError(f"{path}: not a .npy file (no numpy magic bytes)")
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:  # object arrays, bad header, truncated
+            raise DatasetError(f"{path}: cannot read as .npy: {exc}") from None
+
+    def iter_frames(self):
+        data = self._map(self.path).reshape(self.shape)
+        for index in range(self.shape[0]):
+            yield np.array(data[index], dtype=self.dtype)
+
+
 class EerMovie(Movie):
     """Falcon 4 EER files rendered as RELION does: `grouping` internal frames summed into
     each fraction (a trailing remainder is dropped), on the 4K grid (upsampling 1) or the
@@ -437,10 +493,7 @@ class EerMovie(Movie):
 
     def __init__(self, path: Path, grouping: int = 32, upsampling: int = 1):
         import tifffile
-        if isinstance(grouping, bool) or not isinstance(grouping, int) or grouping < 1:
-            raise DatasetError(f"eer_grouping: expected a positive integer, got {grouping!r}")
-        if upsampling not in (1, 2):
-            raise DatasetError(f"eer_upsampling: {upsampling!r} is not one of 1 (4K), 2 (8K)")
+        check_eer_options(grouping, upsampling)
         self.grouping, self.upsampling = grouping, upsampling
         with tifffile.TiffFile(path, superres=upsampling - 1) as tif:
             if not tif.is_eer:
@@ -472,28 +525,43 @@ def open_movies(paths, eer_grouping: int = 32, eer_upsampling: int = 1) -> list[
     """Movies from files, folders (their movie files), .lst lists and RELION .star files.
 
     Relative paths in a list resolve against the list's folder (then, as RELION's project
-    convention, the current folder). A missing, unreadable or unsupported file raises one
-    DatasetError naming the file and the reason. EER files are rendered with
-    `eer_grouping` internal frames per fraction on the 4K (`eer_upsampling` 1) or 8K (2) grid.
+    convention, the current folder). A missing, unreadable or unsupported file named
+    explicitly (or in a list) raises one DatasetError naming the file and the reason; a file
+    in a folder that is not a readable movie (an RGB TIFF, a stray .npy) is skipped with a
+    warning line on stderr naming it and the reason. No movie at all is a DatasetError.
+    EER files are rendered with `eer_grouping` (>= 1) internal frames per fraction on the
+    4K (`eer_upsampling` 1) or 8K (2) grid.
     """
+    check_eer_options(eer_grouping, eer_upsampling)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    movies = []
-    for path in _expand(paths, seen=set()):
-        movies.append(_open_movie(path, eer_grouping, eer_upsampling))
+    movies, skipped = [], []
+    for path, in_folder in _expand(paths, seen=set()):
+        try:
+            movies.append(_open_movie(path, eer_grouping, eer_upsampling))
+        except DatasetError as exc:
+            if not in_folder:
+                raise
+            reason = str(exc).removeprefix(f"{path}: ")
+            skipped.append(f"{path}: {reason}")
+            print(f"mrczbench: warning: skipping {path}: {reason}", file=sys.stderr, flush=True)
     if not movies:
+        if skipped:
+            raise DatasetError(f"no movie found: {len(skipped)} file(s) skipped, none readable"
+                               f" (first: {skipped[0]})")
         raise DatasetError("no movie files given")
     return movies
 
 
-def _expand(paths: Iterable, seen: set) -> Iterator[Path]:
+def _expand(paths: Iterable, seen: set) -> Iterator[tuple[Path, bool]]:
+    """(movie path, found in a folder) pairs; folder contents may be skipped, named files not."""
     for item in paths:
         path = Path(item).expanduser()
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in MOVIE_SUFFIXES and p.is_file())
             if not found:
                 raise DatasetError(f"{path}: folder holds no movie files ({_supported()})")
-            yield from found
+            yield from ((p, True) for p in found)
             continue
         if not path.exists():
             raise DatasetError(f"{path}: no such file")
@@ -506,7 +574,7 @@ def _expand(paths: Iterable, seen: set) -> Iterator[Path]:
             entries = _list_entries(path) if suffix == ".lst" else _star_entries(path)
             yield from _expand([_resolve_entry(path, entry) for entry in entries], seen)
         else:
-            yield path
+            yield path, False
 
 
 def _list_entries(path: Path) -> list[str]:
@@ -588,6 +656,8 @@ def _open_movie(path: Path, eer_grouping: int, eer_upsampling: int) -> Movie:
             raise DatasetError(f"{path}: cannot read as MRC/MRCZ: {codec_reason}; mrcfile: {reason}") from None
     if suffix == ".eer":
         return _open_with(EerMovie, path, "EER", eer_grouping, eer_upsampling)
+    if suffix == ".npy":
+        return _open_with(NpyMovie, path, ".npy")
     try:
         return _open_with(TiffMovie, path, "TIFF")
     except _IsEer:
@@ -639,8 +709,8 @@ def add_commands(subparsers) -> None:
                        "Progress and the cache's new size go to stderr.")
     p.add_argument("names", nargs="+", metavar="NAME", help="spec names or .toml paths")
     cache_option(p)
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="generator and compression threads (default: all cores)")
+    p.add_argument("--threads", type=_at_least_one, default=None, metavar="N",
+                   help="generator and compression threads, >= 1 (default: all cores)")
     p.add_argument("--force", action="store_true", help="generate again even if cached")
     p.set_defaults(func=_cmd_generate)
 
@@ -655,11 +725,23 @@ def add_commands(subparsers) -> None:
                        description="Open movie files, folders, .lst lists or RELION .star files "
                        f"the way benchmarks will ({_supported()}) and print what was found.")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--eer-grouping", type=int, default=32, metavar="N",
-                   help="EER internal frames per fraction (default 32)")
+    p.add_argument("--eer-grouping", type=_at_least_one, default=32, metavar="N",
+                   help="EER internal frames per fraction, >= 1 (default 32)")
     p.add_argument("--eer-upsampling", type=int, default=1, choices=(1, 2),
                    help="EER rendering grid: 1 = 4K, 2 = 8K (default 1)")
     p.set_defaults(func=_cmd_inspect)
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type: an integer >= 1 (the error names the valid range)."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _shape_text(frames: int, shape) -> str:
@@ -717,6 +799,7 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_generate(args) -> int:
+    check_threads(args.threads)  # before any work or output
     specs = [load_spec(name) for name in args.names]  # check every name before working
     for spec in specs:
         existing = None if args.force else cached_path(spec, args.cache_dir)

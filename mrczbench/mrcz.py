@@ -13,8 +13,13 @@ Byte-compatible both ways with python-mrcz (the `mrcz` package, >= 0.5):
 
 Choices this module makes, on top of python-mrcz:
 
-- uint8 input is stored as mode 0 with the same bytes; MRC2014 defines mode 0 as int8, so
-  `read` returns int8. Use `.view(np.uint8)` to get the original values back.
+- uint8 input is stored as mode 0 with the same bytes (as python-mrcz does), marked twice:
+  the metadata records "dtype": "uint8", and the header carries IMOD's stamp with the
+  signed-bytes flag clear (bytes 152-159), so `read`, `iter_frames`, `read_header().dtype`
+  and IMOD/3dmod give uint8 back. MRC2014 defines mode 0 as int8: python-mrcz, mrcfile,
+  RELION and other readers that ignore both see int8 (values above 127 appear negative;
+  `.view(np.uint8)` restores them). Mode-0 files with neither mark (python-mrcz's) read as
+  int8; int8 data carries no stamp, so its header stays python-mrcz's byte for byte.
 - compressed files record the compression level in the JSON metadata as "clevel" (blosc
   chunks do not store it); python-mrcz then reports it as header['clevel'] too.
   `record_level=False` leaves the metadata untouched (byte-identical to python-mrcz).
@@ -32,8 +37,12 @@ Choices this module makes, on top of python-mrcz:
 - with threads > 1 the frames are compressed in parallel, one blosc thread per frame, so the
   bytes do not depend on the thread count (blosc's own threads write blocks in completion
   order, which makes python-mrcz's multi-threaded output vary from run to run).
-- there is no checksum in MRCZ: structural damage (truncation, bad sizes, bad headers) raises
-  MRCZError, but a flipped bit inside a chunk's payload may decode to wrong pixel values.
+
+No payload checksum: MRCZ (like python-mrcz and blosc1 chunks) stores no checksum of the
+pixel data. Structural damage (truncation, bad sizes, bad headers, undecodable chunks)
+raises MRCZError, but a flipped bit inside a chunk's compressed payload can decode silently
+to wrong pixel values. Keep a checksum beside the file (e.g. sha256sum) when integrity
+matters; the format is left unchanged for compatibility.
 """
 from __future__ import annotations
 
@@ -78,6 +87,12 @@ MRC_VERSION = 20140
 # MRC mode -> dtype as read back. Mode 101 is unpacked to one uint8 per pixel.
 MODE_DTYPES = {0: np.dtype(np.int8), 1: np.dtype(np.int16), 2: np.dtype(np.float32),
                4: np.dtype(np.complex64), 6: np.dtype(np.uint16), MODE_4BIT: np.dtype(np.uint8)}
+# Metadata key recording uint8 input stored as mode 0 (MRC2014 mode 0 is int8).
+DTYPE_KEY = "dtype"
+# IMOD's convention for mode 0 signedness (bytes 152-159: imodStamp, imodFlags bit 0 = signed
+# bytes): uint8 files carry it, so IMOD/3dmod show the right values without our metadata.
+IMOD_STAMP = 1146047817
+IMOD_SIGNED_BYTES = 1
 DTYPE_MODES = {np.dtype(np.int8): 0, np.dtype(np.uint8): 0, np.dtype(np.int16): 1,
                np.dtype(np.float32): 2, np.dtype(np.complex64): 4, np.dtype(np.uint16): 6}
 # blosc1 cannot hold more than INT_MAX - overhead bytes in one chunk.
@@ -87,6 +102,10 @@ MAX_CHUNK_NBYTES = 2**31 - 1 - 32
 MAX_CHUNK_RATIO = 2**16
 # python-mrcz's default blocksize rule caps the block at 64 KiB.
 DEFAULT_BLOCK_CAP = 2**16
+# Explicit blosc block sizes: 0 (automatic) or MIN_BLOCKSIZE..MAX_BLOCKSIZE bytes (as the
+# formats layer documents); only python-mrcz's own rule (blocksize=None) may pick less.
+MIN_BLOCKSIZE = 1024
+MAX_BLOCKSIZE = 2**31 - 1
 
 # Let blosc drop the GIL while it works, so frames compress and decompress in parallel
 # threads and file I/O overlaps with them (python-mrcz sets the same on import).
@@ -151,20 +170,26 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
           threads: int | None = None, blocksize: int | None = None, meta: dict | None = None,
           meta_format: str = "json", voltage: float = 0.0, C3: float = 0.0, gain: float = 1.0,
           pixelsize=(1.0, 1.0, 1.0), mode101: bool = False, clip: bool = False,
-          filter: str = "bitshuffle", record_level: bool = True, fsync: bool = False) -> int:
+          filter: str = "bitshuffle", record_level: bool = True, record_dtype: bool = True,
+          fsync: bool = False) -> int:
     """Write `data` as plain MRC (codec=None) or MRCZ; return the bytes written.
 
     data: a 2-D (y, x) or 3-D (z, y, x) array, or an iterable of 2-D frames, consumed one
-      at a time (the whole stack never needs to be in memory). Dtypes: int8, uint8 (stored
-      as mode 0, read back as int8), int16, uint16, float32, complex64.
+      at a time (the whole stack never needs to be in memory). Dtypes: int8, uint8, int16,
+      uint16, float32, complex64. uint8 is stored as mode 0 (the same bytes, as python-mrcz)
+      with "dtype": "uint8" in the metadata and IMOD's unsigned stamp, so `read` (and IMOD)
+      return uint8; python-mrcz and mrcfile still see mode 0 as int8 (values above 127
+      negative).
     codec: None or one of CODECS; level 1-9; threads: compression threads (default: all
-      cores); blocksize: blosc block in bytes (None = python-mrcz's rule,
-      min(65536, pixels per frame // threads); 0 = blosc's automatic choice).
+      cores); blocksize: blosc block in bytes, 0 (blosc's automatic choice) or
+      1024-2147483647 (None = python-mrcz's rule, min(65536, pixels per frame // threads)).
     filter: 'bitshuffle' (MRCZ's, the default), 'shuffle' or 'none'.
     meta: a dict stored in the extended header as JSON, or msgpack with meta_format='msgpack'.
     voltage (kV), C3 (mm), gain (counts/electron); pixelsize in Angstrom, scalar or (z, y, x).
     mode101: store plain 4-bit MRC (IMOD layout); values outside 0..15 raise MRCZError
       unless clip=True. record_level: store "clevel" in the metadata of compressed files.
+    record_dtype: store "dtype": "uint8" in the metadata of uint8 data (False: the file is
+      byte-identical to python-mrcz's and reads back as int8).
     The file appears atomically: on any error there is no file (and no temp file) at `path`.
     """
     path = Path(path)
@@ -176,9 +201,10 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
         raise MRCZError(f"{path}: meta must be a dict, not {type(meta).__name__}")
     if codec is not None and record_level:
         meta = {**(meta or {}), "clevel": level}
-    extended = _encode_meta(path, meta, meta_format)
     cell_pixel = _pixelsize_xyz(path, pixelsize)
 
+    # The first frame is peeked before anything is written: its dtype decides the mode and
+    # (for uint8) the metadata, both of which precede the pixels in the file.
     frames = _frames_of(path, data)
     first = next(frames, None)
     if first is None:
@@ -191,6 +217,8 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
         mode = MODE_4BIT
     else:
         mode = DTYPE_MODES[first.dtype]
+        meta = _with_dtype(path, meta, first.dtype, record_dtype)
+    extended = _encode_meta(path, meta, meta_format)
     if codec is not None and ny * nx * first.dtype.itemsize > MAX_CHUNK_NBYTES:
         raise MRCZError(f"{path}: a {ny}x{nx} {first.dtype} frame is too big for one blosc chunk")
     all_frames = _checked(path, itertools.chain([first], frames), first)
@@ -209,7 +237,8 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
                                                   blocksize, filter_id, single)
         header = _pack_header(nx=nx, ny=ny, nz=nz, mode=mode, codec=codec, cell_pixel=cell_pixel,
                               stats=stats, extended=extended, meta_format=meta_format,
-                              voltage=voltage, C3=C3, gain=gain, packed=packed)
+                              voltage=voltage, C3=C3, gain=gain, packed=packed,
+                              unsigned_bytes=mode == 0 and first.dtype == np.uint8)
         f.seek(0)
         f.write(header)
         return f.seek(0, os.SEEK_END)
@@ -220,27 +249,39 @@ def async_write(*args, **kwargs) -> Future:
     return _async_pool().submit(write, *args, **kwargs)
 
 
+def _with_dtype(path, meta, dtype, record_dtype):
+    """The metadata with "dtype": "uint8" for uint8 data stored as mode 0."""
+    if meta is not None and meta.get(DTYPE_KEY) == "uint8" and dtype != np.uint8:
+        raise MRCZError(f"{path}: meta[{DTYPE_KEY!r}] = 'uint8' but the data are {dtype}; "
+                        f"the {DTYPE_KEY!r} key is reserved for uint8 data stored as mode 0")
+    if dtype == np.uint8 and record_dtype:
+        return {**(meta or {}), DTYPE_KEY: "uint8"}
+    return meta
+
+
 def _check_codec_options(path, codec, level, threads, blocksize, filter, mode101):
     if codec is not None:
         codec = str(codec).lower()
         if codec not in CODECS:
-            raise MRCZError(f"{path}: unknown codec {codec!r}; choose from {', '.join(CODECS)}")
+            raise MRCZError(f"unknown codec {codec!r}; choose from {', '.join(CODECS)}")
         if mode101:
             raise MRCZError(f"{path}: mode101 (4-bit) files cannot be compressed (python-mrcz "
                             "refuses them too); use codec=None")
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 1 <= level <= 9:
-        raise MRCZError(f"{path}: level must be an integer 1-9, got {level!r}")
+        raise MRCZError(f"level must be an integer 1-9, got {level!r}")
+    # Parameter errors name the parameter, not the file: they are not about the file.
     if threads is None:
         threads = _cpu_count()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise MRCZError(f"{path}: threads must be a positive integer, got {threads!r}")
+        raise MRCZError(f"threads must be a positive integer, got {threads!r}")
     if blocksize is not None and (isinstance(blocksize, bool)
                                   or not isinstance(blocksize, (int, np.integer))
-                                  or not 0 <= blocksize <= MAX_CHUNK_NBYTES):
-        raise MRCZError(f"{path}: blocksize must be a byte count >= 0 (0 = automatic), "
-                        f"got {blocksize!r}")
+                                  or not (blocksize == 0
+                                          or MIN_BLOCKSIZE <= blocksize <= MAX_BLOCKSIZE)):
+        raise MRCZError(f"blocksize must be 0 (automatic) or {MIN_BLOCKSIZE}-{MAX_BLOCKSIZE} "
+                        f"bytes, got {blocksize!r}")
     if filter not in FILTERS:
-        raise MRCZError(f"{path}: unknown filter {filter!r}; choose from {', '.join(FILTERS)}")
+        raise MRCZError(f"unknown filter {filter!r}; choose from {', '.join(FILTERS)}")
     return codec, int(level), int(threads), FILTERS[filter]
 
 
@@ -276,7 +317,7 @@ def _check_frame(path, frame, first, index) -> np.ndarray:
             raise MRCZError(f"{path}: frame {index} must be 2-D, got shape {frame.shape}")
         if frame.dtype not in DTYPE_MODES:
             raise MRCZError(f"{path}: unsupported dtype {frame.dtype}; MRC(Z) stores int8, "
-                            "uint8 (as int8), int16, uint16, float32 and complex64")
+                            "uint8 (as mode 0), int16, uint16, float32 and complex64")
         if frame.shape[0] < 1 or frame.shape[1] < 1:
             raise MRCZError(f"{path}: empty frame of shape {frame.shape}")
     elif frame.shape != first.shape or frame.dtype != first.dtype:
@@ -510,7 +551,7 @@ def _write_chunk(f, future: Future) -> int:
 
 
 def _pack_header(*, nx, ny, nz, mode, codec, cell_pixel, stats, extended, meta_format,
-                 voltage, C3, gain, packed) -> bytes:
+                 voltage, C3, gain, packed, unsigned_bytes=False) -> bytes:
     """The 1024-byte header, laid out as python-mrcz writes it (plus nversion/RMS for plain
     files so that they are valid MRC2014)."""
     header = bytearray(HEADER_BYTES)
@@ -541,6 +582,8 @@ def _pack_header(*, nx, ny, nz, mode, codec, cell_pixel, stats, extended, meta_f
     else:
         struct.pack_into("<i", header, 108, MRC_VERSION)
         struct.pack_into("<f", header, 216, rms)
+    if unsigned_bytes:
+        struct.pack_into("<2i", header, 152, IMOD_STAMP, 0)  # stamped, signed-bytes flag clear
     header[208:212] = b"MAP "
     header[212:214] = bytes([0x44, 0x41])
     struct.pack_into("<i", header, 220, 1)
@@ -562,7 +605,8 @@ def read(path: str | os.PathLike, frames=None, threads: int | None = None) -> np
 
     frames: None (all), an int, a slice or a list of ints (negative counts from the end);
       compressed files read only the chunks of those frames.
-    Mode 0 comes back as int8 (uint8 input was stored as the same bytes), mode 101 as uint8.
+    Mode 0 comes back as int8, or as uint8 when the metadata says "dtype": "uint8" (what
+    `write` records for uint8 data); mode 101 as uint8.
     """
     path = Path(path)
     if threads is None:
@@ -668,15 +712,25 @@ def _read_header(f, path) -> Header:
     else:
         order = ">" if struct.unpack("<i", raw[12:16])[0] > 16_000_000 else "<"
     nx, ny, nz, full_mode = struct.unpack(order + "4i", raw[0:16])
+    stamped = raw[208:212] == b"MAP "
+
+    def not_mrc(detail: str) -> MRCZError:
+        # Without the MAP stamp a nonsense header is most likely another kind of file
+        # (TIFF, EER, ...): say that rather than reporting a strange MRC mode.
+        if stamped:
+            return MRCZError(f"{path}: {detail}")
+        return MRCZError(f"{path}: not an MRC file (no 'MAP ' stamp at byte 208; {detail})")
+
+    if full_mode < 0 or full_mode % MRC_COMP_RATIO not in MODE_DTYPES:
+        if not stamped:
+            raise not_mrc(f"mode word {full_mode}")
+        raise MRCZError(f"{path}: unknown or unsupported MRC mode "
+                        f"{full_mode % MRC_COMP_RATIO if full_mode >= 0 else full_mode} "
+                        f"(supported: {', '.join(map(str, sorted(MODE_DTYPES)))})")
     for name, size in (("nx", nx), ("ny", ny), ("nz", nz)):
         if size < 1:
-            raise MRCZError(f"{path}: bad dimension {name} = {size} in the header")
-    if full_mode < 0:
-        raise MRCZError(f"{path}: unknown MRC mode {full_mode}")
+            raise not_mrc(f"bad dimension {name} = {size} in the header")
     codec_id, mode = divmod(full_mode, MRC_COMP_RATIO)
-    if mode not in MODE_DTYPES:
-        raise MRCZError(f"{path}: unknown or unsupported MRC mode {mode} (supported: "
-                        f"{', '.join(map(str, sorted(MODE_DTYPES)))})")
     codec = None
     if codec_id:
         codec = CODEC_NAMES.get(codec_id)
@@ -724,6 +778,11 @@ def _read_header(f, path) -> Header:
         filter_name = ("bitshuffle" if flags & 0x04 and not flags & 0x01 else
                        "shuffle" if flags & 0x01 else "none")
         blocksize = struct.unpack("<I", first[8:12])[0]
+
+    imod_stamp, imod_flags = struct.unpack(order + "2i", raw[152:160])
+    imod_unsigned = imod_stamp == IMOD_STAMP and not imod_flags & IMOD_SIGNED_BYTES
+    if mode == 0 and (imod_unsigned or (meta is not None and meta.get(DTYPE_KEY) == "uint8")):
+        dtype = stored_dtype = np.dtype(np.uint8)  # uint8 stored as mode 0 (ours, or IMOD's flag)
 
     level = None
     if codec and meta is not None:

@@ -87,6 +87,7 @@ class Results:
     runs: list[dict]               # the run.json contents (may be empty dicts)
     machine: Machine
     suites: list[str]
+    skipped_lines: dict = dataclasses.field(default_factory=dict)  # file -> cut-off lines skipped
 
     @property
     def footer(self) -> str:
@@ -135,11 +136,15 @@ def normalise_rows(rows):
 def load_result_files(paths: list[str | Path]) -> Results:
     """Load result files/folders (results.load_results) into one normalised DataFrame, with
     the run metadata of every file read."""
-    from mrczbench.results import load_results, read_run_metadata
-    rows = normalise_rows(load_results(list(paths)))
-    runs = [read_run_metadata(path) for path in rows["source_file"].dropna().unique()]
+    from mrczbench.results import RUN_SUFFIX, load_results, read_run_metadata
+    loaded = load_results(list(paths))
+    skipped = dict(loaded.attrs.get("skipped_lines") or {})
+    rows = normalise_rows(loaded)
+    runs = [read_run_metadata(path) for path in rows["source_file"].dropna().unique()
+            if str(path).endswith(RUN_SUFFIX)]
     suites = sorted(s for s in rows["suite"].unique() if s) or ["unknown"]
-    return Results(rows=rows, runs=runs, machine=machine_from_runs(runs, rows), suites=suites)
+    return Results(rows=rows, runs=runs, machine=machine_from_runs(runs, rows), suites=suites,
+                   skipped_lines=skipped)
 
 
 # --- machine description from run.json (its exact layout belongs to machine.py) -------------
@@ -732,48 +737,58 @@ def _truthy(value: Any) -> bool:
     return value is not None and value == value and bool(value)  # value == value: not NaN
 
 
+TABLE1_SUITES = {"table1"}
+
+
 def table1(cases):
-    """Table 1 reproduction: every movie contender with file timings on one dataset (the paper
-    used one stack: the main dataset, dose nearest 1 e/px/frame), next to the paper."""
+    """Table 1 reproduction from the rows of the `table1` suite only (other suites' datasets
+    are not the paper's stack): one block per dataset of the table1 run(s), every contender
+    with its file timings, next to the paper's published numbers. None without table1 rows."""
     import pandas as pd
-    cases = cases[~is_metadata(cases)]
+    cases = cases[cases["suite"].isin(TABLE1_SUITES) & ~is_metadata(cases)]
+    if cases.empty:
+        return None
     write_op = _first_op(cases, "write", "write_fsync")
     read_op = _first_op(cases, "read_cold", "read_warm")
-    if cases.empty or not (write_op or read_op):
-        return None
-    timed = cases[[f"{op}_s" for op in (write_op, read_op) if op]].notna().any(axis=1)
-    cases = cases[cases["dataset"] == main_dataset(cases[timed])]
+    read_column = f"decompress-read{' warm' if read_op == 'read_warm' else ' cold'} (s)"
+    several_runs = cases["run_id"].nunique() > 1
     table = []
-    matched = set()
-    for _, case in cases.sort_values(["dataset", "ratio"]).iterrows():
-        paper = paper_row_for(case)
-        if paper:
-            matched.add(paper[0])
-        unstable = [op for op in ("write", "write_fsync", "read_cold", "read_warm")
-                    if _truthy(case.get(f"{op}_unstable"))]
-        table.append({
-            "dataset": case["dataset"],
-            "contender": case["label"],
-            "threads": case["threads"],
-            "size (MB)": case["stored_bytes"] / MIB,
-            "ratio (stored/raw)": case["ratio"],
-            "bound ratio": case["bound_ratio"],
-            "compress-write (s)": case.get(f"{write_op}_s") if write_op else None,
-            "write+fsync (s)": case.get("write_fsync_s"),
-            f"decompress-read{' cold' if read_op == 'read_cold' else ' warm'} (s)":
-                case.get(f"{read_op}_s") if read_op else None,
-            "unstable": ", ".join(unstable),
-            "paper contender": paper[0] if paper else "",
-            "paper size (MB)": paper[4] if paper else None,
-            "paper ratio": paper[5] if paper else None,
-            "paper write (s)": paper[6] if paper else None,
-            "paper read (s)": paper[7] if paper else None,
-        })
-    for paper in PAPER_TABLE1:
-        if paper[0] not in matched:
-            table.append({"dataset": "", "contender": "(not run)", "paper contender": paper[0],
-                          "paper size (MB)": paper[4], "paper ratio": paper[5],
-                          "paper write (s)": paper[6], "paper read (s)": paper[7]})
+    for (dataset, run_id), block in cases.groupby(["dataset", "run_id"], sort=True):
+        matched = set()
+        for _, case in block.sort_values("ratio").iterrows():
+            paper = paper_row_for(case)
+            if paper:
+                matched.add(paper[0])
+            unstable = [op for op in ("write", "write_fsync", "read_cold", "read_warm")
+                        if _truthy(case.get(f"{op}_unstable"))]
+            row = {
+                "dataset": case["dataset"],
+                "contender": case["label"],
+                "threads": case["threads"],
+                "size (MB)": case["stored_bytes"] / MIB,
+                "ratio (stored/raw)": case["ratio"],
+                "bound ratio": case["bound_ratio"],
+                "compress-write (s)": case.get(f"{write_op}_s") if write_op else None,
+                "write+fsync (s)": case.get("write_fsync_s"),
+                read_column: case.get(f"{read_op}_s") if read_op else None,
+                "unstable": ", ".join(unstable),
+                "paper contender": paper[0] if paper else "",
+                "paper size (MB)": paper[4] if paper else None,
+                "paper ratio": paper[5] if paper else None,
+                "paper write (s)": paper[6] if paper else None,
+                "paper read (s)": paper[7] if paper else None,
+            }
+            if several_runs:
+                row["run"] = run_id
+            table.append(row)
+        for paper in PAPER_TABLE1:
+            if paper[0] not in matched:
+                row = {"dataset": dataset, "contender": "(not run)", "paper contender": paper[0],
+                       "paper size (MB)": paper[4], "paper ratio": paper[5],
+                       "paper write (s)": paper[6], "paper read (s)": paper[7]}
+                if several_runs:
+                    row["run"] = run_id
+                table.append(row)
     return pd.DataFrame(table)
 
 
@@ -903,6 +918,29 @@ img{max-width:100%;border:1px solid #ddd}figcaption{font-size:13px;color:#444}
 .warn{color:#b00}"""
 
 
+TABLE_NAMES = ("table1", "link_break_even", "summary", "errors")
+
+
+def report_file_names() -> set[str]:
+    """Every file name write_report can produce."""
+    return ({f"{name}{suffix}" for name in FIGURES for suffix in (".png", ".svg")}
+            | {f"{name}{suffix}" for name in TABLE_NAMES for suffix in (".csv", ".md")}
+            | {"index.html", "report.md"})
+
+
+def remove_stale_outputs(out: Path, keep) -> list[Path]:
+    """Remove files of an earlier report in `out` that this report will not write again (e.g.
+    a dose-sweep figure beside a metadata report). Only names the report writer produces are
+    touched; any other file stays."""
+    removed = []
+    for name in sorted(report_file_names() - set(keep)):
+        path = out / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def write_report(results: Results, out: Path, figures: dict | None = None) -> list[Path]:
     """Write figures, tables and index.html into `out`; return the files written.
     `figures` (from make_figures) saves building them again when the caller has them."""
@@ -911,6 +949,13 @@ def write_report(results: Results, out: Path, figures: dict | None = None) -> li
     cases = case_table(stats)
     if figures is None:
         figures = make_figures(results, cases)
+    tables = {"table1": table1(cases), "link_break_even": link_table(cases),
+              "summary": summary_table(stats) if len(stats) else None,
+              "errors": error_table(results.rows)}
+    tables = {name: table for name, table in tables.items() if table is not None and len(table)}
+    remove_stale_outputs(out, [f"{name}{suffix}" for name in figures for suffix in (".png", ".svg")]
+                         + [f"{name}{suffix}" for name in tables for suffix in (".csv", ".md")]
+                         + ["index.html", "report.md"])
     written: list[Path] = []
 
     pngs: dict[str, bytes] = {}
@@ -925,12 +970,9 @@ def write_report(results: Results, out: Path, figures: dict | None = None) -> li
               "link_break_even": "When does compression pay? (compress + transfer + decompress)",
               "summary": "All cases and operations (median, p10–p90, min of valid samples)",
               "errors": "Error rows (no timing)"}
-    tables = {"table1": table1(cases), "link_break_even": link_table(cases),
-              "summary": summary_table(stats) if len(stats) else None,
-              "errors": error_table(results.rows)}
-    tables = {name: table for name, table in tables.items() if table is not None and len(table)}
     if "table1" in tables:
-        titles["table1"] += f" (dataset {tables['table1']['dataset'].iloc[0]})"
+        names = list(dict.fromkeys(tables["table1"]["dataset"]))
+        titles["table1"] += f" (dataset{'s' if len(names) > 1 else ''} {', '.join(names)})"
     for name, table in tables.items():
         _write(out / f"{name}.csv", table.to_csv(index=False))
         _write(out / f"{name}.md", f"## {titles[name]}\n\n{markdown_table(table)}\n")
@@ -945,14 +987,18 @@ def write_report(results: Results, out: Path, figures: dict | None = None) -> li
         "unstable series": int(stats["unstable"].sum()) if len(stats) else 0,
         "runs": rows["run_id"].nunique(),
     }
+    if results.skipped_lines:
+        counts["cut-off lines skipped (crashed or running run)"] = "; ".join(
+            f"{count} in {name}" for name, count in sorted(results.skipped_lines.items()))
     notes = [
         "ratio = stored/raw (the paper's convention: 0.37 = 37 % of the original); "
         "MB = MiB = 2^20 bytes; speeds are MiB/s of raw data; link speeds Gbit/s = 10^9 bit/s.",
         f"Unstable: the p10–p90 spread of a series exceeds {UNSTABLE_SPREAD:.0%} of its median "
         "(ringed red in figures, UNSTABLE in tables) — rerun on a quieter machine.",
         "Cold-read samples whose file was still in the page cache (valid = false) are excluded.",
-        f"Paper numbers: {PAPER_CITATION}",
     ]
+    if "table1" in tables:
+        notes.append(f"Paper numbers: {PAPER_CITATION}")
     title = f"mrczbench report — suite {', '.join(results.suites)}"
     _write(out / "index.html", _html(title, results, counts, notes, figures, pngs, tables, titles))
     _write(out / "report.md", _markdown(title, results, counts, notes, figures, tables, titles))
@@ -967,7 +1013,8 @@ def _html(title, results, counts, notes, figures, pngs, tables, titles) -> str:
              f"<b>date:</b> {html.escape(results.machine.date)} · "
              f"<b>runs:</b> {html.escape(', '.join(sorted(results.rows['run_id'].unique())))}</p>",
              "<ul>" + "".join(f"<li>{html.escape(k)}: {v}</li>" for k, v in counts.items()) + "</ul>"]
-    if counts["invalid cold samples excluded"] or counts["error rows"] or counts["unstable series"]:
+    if (counts["invalid cold samples excluded"] or counts["error rows"] or counts["unstable series"]
+            or results.skipped_lines):
         parts.append("<p class=warn>Some samples were excluded or failed, or some series are "
                      "unstable: see the counts above and the tables below.</p>")
     parts.append("<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in notes) + "</ul>")

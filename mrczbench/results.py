@@ -12,6 +12,7 @@ import json
 import math
 import os
 import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -150,14 +151,39 @@ def read_run_metadata(run_path: str | os.PathLike) -> dict[str, Any]:
         raise ResultsError(f"{path}: unreadable run metadata: {exc}") from None
 
 
-def iter_rows(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Rows of one JSONL file. A truncated last line (killed run) is skipped; a corrupt line
-    elsewhere is an error naming the file and line."""
+def _not_a_result_file(path: Path) -> ResultsError | None:
+    """An error for files that are plainly not result files (run metadata, binary data)."""
+    if path.name.endswith(META_SUFFIX):
+        return ResultsError(f"{path} is run metadata; pass the {RUN_SUFFIX} beside it "
+                            f"(or the folder)")
+    return None
+
+
+def _binary(path: Path) -> ResultsError:
+    return ResultsError(f"{path}: not a result file (binary data); pass the {RUN_SUFFIX} "
+                        f"files or their folder")
+
+
+def iter_rows(path: str | os.PathLike, skipped: dict[str, int] | None = None
+              ) -> Iterator[dict[str, Any]]:
+    """Rows of one JSONL file. A truncated last line (killed run) is skipped and counted in
+    `skipped[str(path)]` when a dict is given; a corrupt line elsewhere is an error naming the
+    file and line. Run metadata and binary files are errors saying what to pass instead."""
     path = Path(path)
+    problem = _not_a_result_file(path)
+    if problem:
+        raise problem
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        data = path.read_bytes()
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if b"\0" in data[:65536]:
+        raise _binary(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _binary(path) from None
+    lines = text.split("\n")
     last = len(lines) - 1
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -166,8 +192,13 @@ def iter_rows(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             if number - 1 == last:  # no newline after it: cut off by a kill
+                if skipped is not None:
+                    skipped[str(path)] = skipped.get(str(path), 0) + 1
                 continue
             raise ResultsError(f"{path}:{number}: not a JSON row ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ResultsError(f"{path}:{number}: not a JSON row (expected an object, "
+                               f"got {type(row).__name__})")
         schema = row.get("schema")
         if schema != SCHEMA_VERSION:
             raise ResultsError(f"{path}:{number}: result schema {schema!r} is not supported "
@@ -200,6 +231,9 @@ def _collect_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
         if path.is_dir():
             found.extend(sorted(path.rglob("*" + RUN_SUFFIX)))
         elif path.is_file():
+            problem = _not_a_result_file(path)
+            if problem:
+                raise problem
             found.append(path)
         else:
             raise ResultsError(f"{path}: no such result file or folder")
@@ -207,13 +241,15 @@ def _collect_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def load_results(path_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
-                 errors: bool = True):
+                 errors: bool = True, warn: bool = True):
     """Result rows → pandas DataFrame, one row per sample.
 
     Accepts a run file, a folder (searched recursively for *.jsonl) or a list of either, so
     runs from several files and machines merge into one frame. Machine columns from each run's
     metadata are added (`host`, `cpu_model`, `kernel`, `fstype`) to tell machines apart.
-    With errors=False, error rows are left out."""
+    With errors=False, error rows are left out. Cut-off last lines (a crashed or running
+    run) are skipped, counted in `frame.attrs["skipped_lines"]` ({file: count}) and, with
+    warn=True, reported on stderr."""
     import pandas as pd
 
     if isinstance(path_or_dir, (str, os.PathLike)):
@@ -222,8 +258,9 @@ def load_results(path_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
     if not files:
         raise ResultsError(f"no result files (*{RUN_SUFFIX}) in {', '.join(map(str, path_or_dir))}")
     rows = []
+    skipped: dict[str, int] = {}
     for path in files:
-        meta = read_run_metadata(path)
+        meta = read_run_metadata(path) if path.name.endswith(RUN_SUFFIX) else {}
         machine = meta.get("machine", {})
         extra = {
             "host": machine.get("hostname"),
@@ -233,12 +270,18 @@ def load_results(path_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
             "profile": meta.get("profile"),
             "source_file": str(path),
         }
-        for row in iter_rows(path):
+        for row in iter_rows(path, skipped):
             if not errors and row.get("error"):
                 continue
             rows.append({**{c: None for c in COLUMNS}, **row, **extra})
+    if warn:
+        for name, count in skipped.items():
+            print(f"mrczbench: warning: {name}: skipped {count} cut-off line"
+                  f"{'s' if count != 1 else ''} (the run crashed or is still writing)",
+                  file=sys.stderr)
     if not rows:
         raise ResultsError(f"no result rows in {', '.join(map(str, files))}")
     frame = pd.DataFrame(rows)
+    frame.attrs["skipped_lines"] = skipped
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
     return frame

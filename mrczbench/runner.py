@@ -76,15 +76,14 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
         suite.timeout = float(timeout)
     if seed is not None:
         suite.seed = int(seed)
-    all_cases = suite.cases(data=data)
     out_dir = Path(out) if out else Path("results") / suite.name
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     data_files = [str(Path(p).resolve()) for p in data] if data else []
     started = results.utc_now()
     meta: dict[str, Any]
     if resume:
-        previous = _runs_of_suite(out_dir, suite.name)
+        # nothing is created before these checks: a refused resume leaves no empty folder
+        previous = _runs_of_suite(out_dir, suite.name) if out_dir.is_dir() else []
         if not previous:
             raise SuiteError(f"--resume: no earlier run of suite {suite.name!r} in {out_dir}")
         run_path = previous[-1]
@@ -94,8 +93,17 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
                 f"--resume: the latest run {run_path.name} used profile {meta.get('profile')!r} and "
                 f"data {meta.get('data_files') or 'synthetic'}; run with the same options "
                 f"(this run: profile {suite.profile!r}, data {data_files or 'synthetic'})")
+        _check_resume_settings(run_path, meta, repeats=repeats, seed=seed, eviction=eviction)
         run_id = meta["run_id"]
+        # settings not given again are taken from the original run, never from the suite's
+        # current defaults: one run file holds one set of settings
         suite.seed = meta.get("seed", suite.seed)
+        original_repeats = (meta.get("timing") or {}).get("repeats")
+        if repeats is None and original_repeats is not None:
+            suite.repeats = int(original_repeats)
+        original_method = (meta.get("eviction") or {}).get("method")
+        if eviction == "auto" and original_method in timing.EVICTION_METHODS:
+            eviction = original_method
         done = results.finished_case_ids(run_path)
         meta.setdefault("resumed", []).append({"started": started, "command": command_line or sys.argv,
                                                "cases_done_before": len(done)})
@@ -104,6 +112,7 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
         run_path = out_dir / f"{run_id}{results.RUN_SUFFIX}"
         done = set()
         meta = {}
+    all_cases = suite.cases(data=data)
 
     ordered = order_cases(all_cases, suite.seed)
     index_of = {case.case_id: i for i, case in enumerate(ordered)}
@@ -111,13 +120,27 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
 
     scratch_root = Path(scratch) if scratch else out_dir
     scratch_dir = scratch_root / f".scratch-{run_id}"
-    scratch_dir.mkdir(parents=True, exist_ok=True)
+    # folders this run creates; removed again if the run fails before writing anything
+    new_dirs = sorted({*_missing_dirs(out_dir), *_missing_dirs(scratch_dir)} - {scratch_dir},
+                      key=lambda d: len(d.parts), reverse=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+    except BaseException:
+        _remove_empty_dirs(new_dirs)
+        raise
     try:
         needs_cold = any("read_cold" in case.ops for case in todo)
         if needs_cold:
             method, note = timing.probe_eviction(scratch_dir, preferred=eviction)
         else:
             method, note = "none", "no cold reads in this suite"
+        if resume and needs_cold and method != (meta.get("eviction") or {}).get("method", method):
+            raise SuiteError(
+                f"--resume: the latest run {run_path.name} used eviction "
+                f"{meta['eviction']['method']!r}, which gives {method!r} here now; resume must "
+                f"use the original settings (start a new run instead)")
+        load = _load_at_start()
         from mrczbench.machine import capture
         meta.update({
             "run_id": run_id, "suite": suite.name, "suite_file": str(suite.path),
@@ -136,6 +159,8 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
             "timing": {"clock": "time.perf_counter", "repeats": suite.repeats,
                        "min_batch_seconds": suite.min_batch_seconds, "timeout": suite.timeout},
             "suite_definition": suite.to_dict(),
+            "eviction_requested": meta.get("eviction_requested", eviction),
+            "load_at_start": load,
         })
         meta.setdefault("command", command_line or sys.argv)
         meta.setdefault("started", started)
@@ -147,6 +172,10 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
                   f"{len(all_cases)} cases to run, eviction {method} → {run_path}", file=sys.stderr)
             if method == "none" and needs_cold:
                 print(f"mrczbench run: warning: {note}", file=sys.stderr)
+        if load and load["busy"]:
+            print(f"mrczbench run: warning: load average {load['load_average']:.2f} on "
+                  f"{load['usable_cores']} cores: other work is running; timings will be noisy "
+                  f"(marked unstable)", file=sys.stderr)
         settings = {"scratch": str(scratch_dir), "eviction": method,
                     "cache_dir": str(cache_dir) if cache_dir else None}
         base = {"run_id": run_id, "suite": suite.name, "eviction": method}
@@ -154,12 +183,73 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
             _execute(todo, index_of, settings, base, run_file, Progress(len(todo), enabled=progress))
         meta["finished"] = results.utc_now()
         results.write_run_metadata(run_path, meta)
+    except BaseException:
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+        _remove_empty_dirs(new_dirs)
+        raise
     finally:
         shutil.rmtree(scratch_dir, ignore_errors=True)
     if summary:
         print(summary_table(list(results.iter_rows(run_path))))
         print(f"results: {run_path}")
     return run_path
+
+
+BUSY_LOAD_PER_CORE = 0.5  # load average above this x usable cores: the machine is busy
+
+
+def _load_at_start() -> dict[str, Any] | None:
+    """1-minute load average against the cores this process may use, and whether other work
+    is running (then timings will be noisy)."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return {"load_average": round(load, 2), "usable_cores": cores,
+            "busy_threshold": BUSY_LOAD_PER_CORE * cores,
+            "busy": load > BUSY_LOAD_PER_CORE * cores}
+
+
+def _check_resume_settings(run_path: Path, meta: dict[str, Any], repeats: int | None,
+                           seed: int | None, eviction: str) -> None:
+    """A resumed run must measure the remaining cases as the original run measured the others:
+    refuse settings given now that differ from the original ones."""
+    differing = []
+    original_repeats = (meta.get("timing") or {}).get("repeats")
+    if repeats is not None and original_repeats is not None and repeats != original_repeats:
+        differing.append(f"--repeats {repeats} (the original run used {original_repeats})")
+    if seed is not None and "seed" in meta and int(seed) != meta["seed"]:
+        differing.append(f"--seed {seed} (the original run used {meta['seed']})")
+    original_method = (meta.get("eviction") or {}).get("method")
+    if eviction != "auto" and original_method and eviction != original_method:
+        differing.append(f"--eviction {eviction} (the original run used {original_method})")
+    if differing:
+        raise SuiteError(f"--resume: {run_path.name} was run with other settings: "
+                         f"{'; '.join(differing)}; resume must use the original settings "
+                         f"(leave the option out, or start a new run without --resume)")
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists() or folder == folder.parent:
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_empty_dirs(folders: list[Path]) -> None:
+    """Remove folders (deepest first) that this run created and left empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
 
 
 def _positive_int(name: str, value: Any) -> int:

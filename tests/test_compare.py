@@ -90,9 +90,9 @@ def test_planted_no_change_exits_0(tmp_path, capsys):
     assert not table["regression"].any()
 
 
-def test_too_few_samples_is_said_and_never_fails_the_gate(tmp_path, capsys):
+def test_too_few_samples_is_said_and_never_counts_as_slower(tmp_path, capsys):
     base, new = two_runs(tmp_path, new_zstd_seconds=0.030, new_samples=2, base_samples=2)
-    assert main(["compare", str(base), str(new)]) == 0
+    assert main(["compare", str(base), str(new)]) == 0  # the lz4 case was still tested
     assert "insufficient samples" in capsys.readouterr().out
     table = table_for(base, new)
     assert table.loc["mrcz zstd-1", "time"] == "insufficient samples"
@@ -152,3 +152,54 @@ def test_csv_output(tmp_path):
     out = tmp_path / "cmp.csv"
     assert main(["compare", str(base), str(new), "--csv", str(out)]) == 1
     assert "slower" in out.read_text()
+
+
+def test_nothing_tested_exits_2_after_the_table(tmp_path, capsys):
+    base = write_run(tmp_path / "base", "b", case_rows("b", "c1", samples=3, seed=1))
+    new = write_run(tmp_path / "new", "n", case_rows("n", "c1", samples=3, seed=2, seconds=0.03))
+    assert main(["compare", str(base), str(new)]) == 2
+    captured = capsys.readouterr()
+    assert "insufficient samples" in captured.out  # the table is still printed
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 1
+    assert "nothing was tested: no case has ≥ 5 valid samples on both sides" in errors[0]
+    assert "--repeats 5" in errors[0]
+    # with --min-samples 3 the case is tested (3 a side cannot reach p < 0.05: no change)
+    assert main(["compare", str(base), str(new), "--min-samples", "3"]) == 0
+
+
+def test_size_regressions_and_new_errors_gate_even_when_nothing_was_timed(tmp_path):
+    base = write_run(tmp_path / "base", "b", case_rows("b", "c1", samples=2, seed=1))
+    larger = write_run(tmp_path / "larger", "n", case_rows("n", "c1", samples=2, seed=2,
+                                                            stored=int(RAW / 4 * 1.5)))
+    assert main(["compare", str(base), str(larger)]) == 1
+    broken = write_run(tmp_path / "broken", "n", [
+        *case_rows("n", "c1", error="round trip not bit-exact"),
+        *case_rows("n", "c2", label="mrcz lz4-1", codec="lz4", samples=2)])
+    both = write_run(tmp_path / "both", "b", [
+        *case_rows("b", "c1", samples=2), *case_rows("b", "c2", label="mrcz lz4-1", codec="lz4",
+                                                     samples=2)])
+    assert main(["compare", str(both), str(broken)]) == 1
+
+
+@pytest.mark.parametrize("alpha", ["2", "1", "0", "-0.1", "nan"])
+def test_alpha_must_be_between_0_and_1(tmp_path, capsys, alpha):
+    base, new = two_runs(tmp_path)
+    assert main(["compare", str(base), str(new), "--alpha", alpha]) == 2
+    err = capsys.readouterr().err
+    assert "--alpha" in err and "0 < alpha < 1" in err
+    with pytest.raises(Exception, match="0 < alpha < 1"):
+        table_for(base, new, alpha=float(alpha))
+
+
+def test_binary_and_metadata_files_are_one_line_errors(tmp_path, capsys):
+    base, _ = two_runs(tmp_path)
+    noise = tmp_path / "random.mrc"
+    noise.write_bytes(bytes(range(256)) * 16)
+    assert main(["compare", str(noise), str(tmp_path / "new")]) == 2
+    err = capsys.readouterr().err
+    assert "random.mrc: not a result file (binary data)" in err and "Traceback" not in err
+    meta = tmp_path / "base" / "x.run.json"
+    meta.write_text('{"schema": 1}')
+    assert main(["compare", str(meta), str(base)]) == 2
+    assert "x.run.json is run metadata; pass the .jsonl beside it" in capsys.readouterr().err

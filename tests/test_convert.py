@@ -45,7 +45,32 @@ def test_compress_2d_npy_and_uint8_tiff(tmp_path):
     stack = movie(dtype=np.uint8) * 40
     tifffile.imwrite(tmp_path / "u8.tif", stack, photometric="minisblack")
     assert main(["compress", str(tmp_path / "u8.tif"), str(tmp_path / "u8.mrcz")]) == 0
-    np.testing.assert_array_equal(mrcz.read(tmp_path / "u8.mrcz").view(np.uint8), stack)
+    back = mrcz.read(tmp_path / "u8.mrcz")
+    assert back.dtype == np.uint8  # not turned into int8
+    np.testing.assert_array_equal(back, stack)
+
+
+def test_uint8_above_127_keeps_its_values_and_warns_once(tmp_path, capsys):
+    stack = np.full((3, 8, 8), 200, np.uint8)
+    tifffile.imwrite(tmp_path / "t1.tif", stack, photometric="minisblack")
+    assert main(["compress", str(tmp_path / "t1.tif"), str(tmp_path / "t1.mrcz")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning" in err and "int8" in err and "127" in err
+    np.testing.assert_array_equal(mrcz.read(tmp_path / "t1.mrcz"), stack)
+    assert main(["info", str(tmp_path / "t1.mrcz"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dtype"] == "uint8"
+    # decompress keeps uint8 (the metadata records it); --no-meta gives legacy int8
+    assert main(["decompress", str(tmp_path / "t1.mrcz"), str(tmp_path / "a.mrc")]) == 0
+    assert mrcz.read(tmp_path / "a.mrc").dtype == np.uint8
+    assert main(["decompress", str(tmp_path / "t1.mrcz"), str(tmp_path / "b.mrc"),
+                 "--no-meta"]) == 0
+    assert mrcz.read_header(tmp_path / "b.mrc").meta is None
+    assert mrcz.read(tmp_path / "b.mrc").view(np.uint8).min() == 200
+    # values up to 127 are the same in both readings: no warning
+    capsys.readouterr()
+    np.save(tmp_path / "low.npy", np.full((2, 8, 8), 100, np.uint8))
+    assert main(["compress", str(tmp_path / "low.npy"), str(tmp_path / "low.mrcz")]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_decompress_gives_valid_plain_mrc(tmp_path):
@@ -98,7 +123,6 @@ def test_user_errors_are_one_line_exit_2(tmp_path, capsys):
         ["compress", str(tmp_path / "f64.npy"), str(tmp_path / "o.mrcz")],
         ["compress", str(tmp_path / "ok.npy"), str(tmp_path / "ok.npy")],
         ["compress", str(tmp_path / "ok.npy"), str(tmp_path / "nodir" / "o.mrcz")],
-        ["compress", str(tmp_path / "ok.npy"), str(tmp_path / "o.mrcz"), "--threads", "0"],
         ["decompress", str(tmp_path / "bad.mrcz"), str(tmp_path / "o.mrc")],
         ["info", str(tmp_path / "bad.mrcz")],
         ["info", str(tmp_path / "missing.mrc")],
@@ -109,6 +133,68 @@ def test_user_errors_are_one_line_exit_2(tmp_path, capsys):
         assert err.count("\n") == 1 and "error" in err, (argv, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mrcz", "f64.npy", "notes.txt",
                                                           "ok.npy"]
+
+
+def error_line(capsys, argv) -> str:
+    """Run main(argv), which must fail with exit 2 and exactly one stderr line."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    assert code == 2, argv
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "error" in captured.err, (argv, captured.err)
+    return captured.err
+
+
+def test_output_suffix_must_match_the_format(tmp_path, capsys):
+    mrcz.write(tmp_path / "m1.mrc", movie())
+    mrcz.write(tmp_path / "x.mrcz", movie(), codec="zstd")
+    err = error_line(capsys, ["compress", str(tmp_path / "m1.mrc"), str(tmp_path / "out.mrc")])
+    assert ".mrcz" in err and "misread" in err
+    err = error_line(capsys, ["decompress", str(tmp_path / "x.mrcz"),
+                              str(tmp_path / "out.mrcz")])
+    assert "must not end in .mrcz" in err and ".mrc" in err
+    assert not (tmp_path / "out.mrc").exists() and not (tmp_path / "out.mrcz").exists()
+    # .MRCZ counts; .mrcs is fine for plain output
+    assert main(["compress", str(tmp_path / "m1.mrc"), str(tmp_path / "UP.MRCZ")]) == 0
+    assert main(["decompress", str(tmp_path / "x.mrcz"), str(tmp_path / "s.mrcs")]) == 0
+
+
+def test_messages_name_the_problem_not_internals(tmp_path, capsys):
+    mrcz.write(tmp_path / "m1.mrc", movie())
+    (tmp_path / "adir.mrcz").mkdir()
+    (tmp_path / "folder").mkdir()
+    # output is a folder: name it, not our temporary file
+    err = error_line(capsys, ["compress", str(tmp_path / "m1.mrc"), str(tmp_path / "adir.mrcz")])
+    assert "Is a directory" in err and err.rstrip().endswith("adir.mrcz") and ".tmp" not in err
+    err = error_line(capsys, ["decompress", str(tmp_path / "m1.mrc"), str(tmp_path / "folder")])
+    assert "Is a directory" in err and ".tmp" not in err
+    # input is a folder
+    err = error_line(capsys, ["compress", str(tmp_path / "folder"), str(tmp_path / "o.mrcz")])
+    assert "is a folder" in err and "(none)" not in err
+    # parameter errors name the parameter, not the output file
+    for flag, value in (("--threads", "-1"), ("--threads", "0"), ("--blocksize", "-5"),
+                        ("--blocksize", "100"), ("--blocksize", "abc")):
+        err = error_line(capsys, ["compress", str(tmp_path / "m1.mrc"), str(tmp_path / "o.mrcz"),
+                                  flag, value])
+        assert flag in err and "o.mrcz" not in err, err
+    assert "1024-2147483647" in err
+    # a TIFF is not an MRC file with a strange mode
+    tifffile.imwrite(tmp_path / "t1.tif", np.zeros((64, 64), np.uint8))
+    err = error_line(capsys, ["info", str(tmp_path / "t1.tif")])
+    assert "not an MRC file" in err and "MAP " in err and "unsupported" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.mrcz", "folder", "m1.mrc",
+                                                          "t1.tif"]
+    assert list((tmp_path / "adir.mrcz").iterdir()) == []
+
+
+def test_info_says_there_is_no_payload_checksum(tmp_path, capsys):
+    mrcz.write(tmp_path / "m.mrcz", movie(), codec="zstd")
+    assert main(["info", str(tmp_path / "m.mrcz")]) == 0
+    assert "no payload checksum" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "m.mrcz"), "--json"]) == 0
+    assert "no payload checksum" in json.loads(capsys.readouterr().out)["checksum"]
 
 
 def test_cli_in_a_subprocess(tmp_path):
@@ -128,3 +214,7 @@ def test_help_mentions_units(capsys):
         main(["compress", "--help"])
     text = capsys.readouterr().out
     assert "BYTES" in text and "bytes" in text and "1-9" in text
+    with pytest.raises(SystemExit):
+        main(["info", "--help"])
+    text = capsys.readouterr().out
+    assert "37 % of the raw size" in text and "%%" not in text

@@ -293,7 +293,7 @@ def test_bad_movie_files_give_one_clear_error(tmp_path):
     with pytest.raises(DatasetError, match=r"missing.mrc: no such file"):
         datasets.open_movies(tmp_path / "missing.mrc")
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(DatasetError, match=r"notes.txt: unsupported movie type '.txt'; supported: .mrc .mrcs .mrcz .tif .tiff .eer .lst .star"):
+    with pytest.raises(DatasetError, match=r"notes.txt: unsupported movie type '.txt'; supported: .mrc .mrcs .mrcz .tif .tiff .eer .npy .lst .star"):
         datasets.open_movies(tmp_path / "notes.txt")
     (tmp_path / "junk.tif").write_bytes(b"not a tiff at all")
     with pytest.raises(DatasetError, match=r"junk.tif: cannot read as TIFF"):
@@ -310,3 +310,95 @@ def test_bad_movie_files_give_one_clear_error(tmp_path):
     (tmp_path / "plain.tif").write_bytes(b"")
     with pytest.raises(DatasetError, match=r"plain.tif: cannot read as TIFF"):
         datasets.open_movies(tmp_path / "plain.tif")
+
+
+def test_folder_skips_non_movie_files_with_a_warning(tmp_path, stack, capsys):
+    import tifffile
+    folder = tmp_path / "movies"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", stack, photometric="minisblack")
+    tifffile.imwrite(folder / "rgb.tif", np.zeros((8, 8, 3), np.uint8), photometric="rgb")
+    np.save(folder / "flags.npy", np.zeros((2, 3, 4), bool))
+    found = datasets.open_movies(folder)
+    assert [m.name for m in found] == ["a.tif"]
+    err = capsys.readouterr().err
+    assert "skipping" in err and "rgb.tif" in err and "only grey frames" in err
+    assert "flags.npy" in err and "bool" in err
+    # named explicitly, the same file is still an error
+    with pytest.raises(DatasetError, match=r"rgb.tif: TIFF series has axes"):
+        datasets.open_movies(folder / "rgb.tif")
+    with pytest.raises(DatasetError, match=r"rgb.tif"):
+        datasets.open_movies([folder / "a.tif", folder / "rgb.tif"])
+    # a folder with no readable movie at all is an error
+    (folder / "a.tif").unlink()
+    with pytest.raises(DatasetError, match=r"no movie found: 2 file\(s\) skipped"):
+        datasets.open_movies(folder)
+    # and through the command line: warning lines, then the movies (exit 0)
+    tifffile.imwrite(folder / "a.tif", stack, photometric="minisblack")
+    capsys.readouterr()
+    assert main(["datasets", "inspect", str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert "a.tif" in captured.out and "1 movie" in captured.out
+    assert captured.err.count("warning: skipping") == 2
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "float32", ">u2"])
+def test_npy_movies_stream_from_a_memory_map(tmp_path, stack, dtype):
+    data = stack.astype(dtype)
+    np.save(tmp_path / "movie.npy", data)
+    (movie,) = datasets.open_movies(tmp_path / "movie.npy")
+    assert movie.kind == "npy" and movie.shape == data.shape
+    assert movie.dtype == np.dtype(dtype).newbyteorder("=")
+    assert np.array_equal(movie.read(), data)
+    assert all(isinstance(f, np.ndarray) and f.shape == data.shape[1:] for f in movie.iter_frames())
+    np.save(tmp_path / "frame.npy", data[0])  # a 2-D frame is a one-frame movie
+    (frame,) = datasets.open_movies(tmp_path / "frame.npy")
+    assert frame.shape == (1, *data.shape[1:]) and np.array_equal(frame.read()[0], data[0])
+    assert [m.name for m in datasets.open_movies(tmp_path)] == ["frame.npy", "movie.npy"]
+
+
+def test_bad_npy_files_give_one_clear_error(tmp_path):
+    cases = {
+        "flags.npy": (np.zeros((2, 3, 4), bool), r"flags.npy: .npy dtype bool is not a numeric"),
+        "line.npy": (np.zeros(5, np.int8), r"line.npy: .npy shape \(5,\); expected a 2-D"),
+        "four.npy": (np.zeros((1, 2, 3, 4), np.int8), r"four.npy: .npy shape \(1, 2, 3, 4\)"),
+        "record.npy": (np.zeros((2, 3), [("a", "i2"), ("b", "f4")]), r"record.npy: .npy dtype"),
+    }
+    for name, (array, message) in cases.items():
+        np.save(tmp_path / name, array)
+        with pytest.raises(DatasetError, match=message):
+            datasets.open_movies(tmp_path / name)
+    np.save(tmp_path / "objects.npy", np.array([[1, None]], dtype=object), allow_pickle=True)
+    with pytest.raises(DatasetError, match=r"objects.npy: cannot read as .npy"):
+        datasets.open_movies(tmp_path / "objects.npy")
+    (tmp_path / "junk.npy").write_bytes(b"hello")
+    with pytest.raises(DatasetError, match=r"junk.npy: not a .npy file"):
+        datasets.open_movies(tmp_path / "junk.npy")
+
+
+@pytest.mark.parametrize("grouping", [0, -3, True, 1.5])
+def test_eer_grouping_must_be_at_least_one(tmp_path, stack, grouping):
+    import tifffile
+    tifffile.imwrite(tmp_path / "a.tif", stack, photometric="minisblack")  # checked even when no EER file is opened
+    with pytest.raises(DatasetError, match=r"eer_grouping: expected an integer >= 1"):
+        datasets.open_movies(tmp_path / "a.tif", eer_grouping=grouping)
+
+
+def test_cli_rejects_zero_eer_grouping_and_threads_before_any_work(cache, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["datasets", "inspect", str(tmp_path), "--eer-grouping", "0"])
+    assert exc.value.code == 2
+    assert "--eer-grouping: expected an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["datasets", "generate", "quick-counting", "--threads", "0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--threads: expected an integer >= 1" in err and "generating" not in err
+    assert not cache.exists() or not list(cache.iterdir())
+
+
+def test_materialise_checks_threads_before_generating(cache, capsys):
+    with pytest.raises(DatasetError, match=r"threads: expected an integer >= 1"):
+        datasets.materialise(small_spec(), threads=0)
+    assert "generating" not in capsys.readouterr().err
+    assert not cache.exists() or not list(cache.iterdir())

@@ -127,6 +127,95 @@ def test_single_frame_and_odd_shapes(name, tmp_path):
     assert np.array_equal(fmt.read(path), stack)
 
 
+# --- the dtypes the detector models produce --------------------------------------------------
+DETECTOR_DTYPES = ("int8", "uint8", "int16", "float32")
+# contender -> detector dtypes it cannot store losslessly (every other one must be accepted)
+CANNOT_STORE_DETECTOR = {"jpeg2000": {"float32"}, "mrc-uint4": {"int16", "float32"}}
+
+
+def as_bytes(array: np.ndarray) -> np.ndarray:
+    """Compare pixels as the runner does: the same shape and bytes (uint8 stored as mode 0
+    may come back as int8 from the MRC family)."""
+    return np.ascontiguousarray(array).view(np.uint8)
+
+
+def uint8_counts(shape=(3, 64, 48)) -> np.ndarray:
+    """8-bit counts as K3/EPU counting TIFFs hold them, with values above 127 so that a
+    signed round trip would show."""
+    stack = np.random.default_rng(3).poisson(1.0, size=shape).astype(np.uint8)
+    stack[:, 0, :6] = [128, 200, 250, 255, 129, 254]
+    return stack
+
+
+@pytest.mark.parametrize("name", sorted({n for n, _ in SETTINGS}))
+def test_every_contender_declares_the_detector_dtypes_it_can_store(name):
+    fmt = get_format(name)
+    accepted = {dtype for dtype in DETECTOR_DTYPES
+                if fmt.lossless_dtypes is None or dtype in fmt.lossless_dtypes}
+    assert set(DETECTOR_DTYPES) - accepted == CANNOT_STORE_DETECTOR.get(name, set())
+
+
+@pytest.mark.parametrize("name, params", SETTINGS,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(SETTINGS)])
+def test_uint8_round_trip_is_bit_exact(name, params, tmp_path):
+    fmt = available(name, params)
+    stack = counts_0_15().view(np.uint8) if name == "mrc-uint4" else uint8_counts()
+    assert fmt.check_data(stack) is None, fmt.check_data(stack)
+    path = tmp_path / f"movie{fmt.suffix}"
+    fmt.write(path, stack)
+    back = fmt.read(path)
+    assert back.shape == stack.shape and back.dtype.itemsize == 1
+    assert np.array_equal(as_bytes(back), as_bytes(stack))
+    if name not in ("mrc", "mrcz"):  # those follow mrczbench.mrcz's read-back dtype
+        assert back.dtype == np.uint8
+    assert sorted(os.listdir(tmp_path)) == [path.name]
+    if fmt.has_memory_codec:
+        decoded = fmt.decode(fmt.encode(stack), stack.shape, stack.dtype)
+        assert decoded.dtype == np.uint8
+        assert np.array_equal(as_bytes(decoded), as_bytes(stack))
+
+
+@pytest.mark.parametrize("name, params", [
+    ("mrc", {}), ("mrcz", {}), ("mrcz", {"codec": "lz4", "threads": 2}), ("bzip2", {}),
+    ("zstd", {}), ("hdf5", {}), ("blosc2", {})])
+def test_complex64_round_trip_is_bit_exact(name, params, tmp_path):
+    fmt = available(name, params)
+    rng = np.random.default_rng(4)
+    stack = (rng.standard_normal((3, 16, 20)) + 1j * rng.standard_normal((3, 16, 20)))
+    stack = stack.astype(np.complex64)
+    assert fmt.check_data(stack) is None
+    path = tmp_path / f"movie{fmt.suffix}"
+    fmt.write(path, stack)
+    back = fmt.read(path)
+    assert back.dtype == np.complex64 and np.array_equal(as_bytes(back), as_bytes(stack))
+    if fmt.has_memory_codec:
+        decoded = fmt.decode(fmt.encode(stack), stack.shape, stack.dtype)
+        assert decoded.dtype == np.complex64 and np.array_equal(decoded, stack)
+
+
+def test_mrc_family_lists_complex64():
+    for name in ("mrc", "mrcz", "bzip2", "zstd"):
+        assert "complex64" in get_format(name).describe()["dtypes"]
+
+
+def test_plain_mrc_payload_records_signedness_the_imod_way():
+    """uint8 and int8 share mode 0; the IMOD stamp + imodFlags bit 0 tell them apart, so the
+    byte compressors give back what they were given."""
+    from mrczbench.formats import mrcraw
+
+    for dtype, flags in (("uint8", 0), ("int8", 1)):
+        stack = np.arange(24, dtype=dtype).reshape(2, 3, 4)
+        blob = mrcraw.to_bytes(stack)
+        assert np.frombuffer(blob[152:160], "<i4").tolist() == [mrcraw.IMOD_STAMP, flags]
+        assert int(np.frombuffer(blob[12:16], "<i4")[0]) == 0  # mode 0 for both
+        back = mrcraw.from_bytes(blob)
+        assert back.dtype == np.dtype(dtype) and np.array_equal(back, stack)
+    # an unstamped mode-0 file (any other writer) reads as MRC2014 says: int8
+    plain = bytearray(mrcraw.to_bytes(np.zeros((1, 2, 2), np.uint8)))
+    plain[152:160] = bytes(8)
+    assert mrcraw.from_bytes(bytes(plain)).dtype == np.int8
+
+
 # --- mrc-uint4: lossy data is reported, never clipped ----------------------------------------
 def test_uint4_reports_values_above_15_and_refuses_to_clip(tmp_path):
     fmt = get_format("mrc-uint4")

@@ -91,6 +91,24 @@ def test_bzip2_output_passes_bzip2_t_and_opens_in_mrcfile(name, tmp_path):
     assert np.array_equal(get_format("mrc").decode(raw[1024:], stack.shape, stack.dtype), stack)
 
 
+@pytest.mark.parametrize("name", ["bzip2", "lbzip2"])
+def test_uint8_bzip2_payload_opens_in_mrcfile_with_the_same_bytes(name, tmp_path):
+    fmt = get_format(name)
+    if fmt.unavailable_reason():
+        pytest.skip(fmt.unavailable_reason())
+    stack = np.full((2, 8, 6), 200, dtype=np.uint8)
+    stack[0, 0, 0] = 3
+    path = tmp_path / f"movie{fmt.suffix}"
+    fmt.write(path, stack)
+    import mrcfile
+
+    with mrcfile.open(path, permissive=False) as mrc:
+        assert mrc.header.mode == 0
+        assert np.array_equal(np.asarray(mrc.data).view(np.uint8), stack)
+    back = fmt.read(path)
+    assert back.dtype == np.uint8 and np.array_equal(back, stack)
+
+
 # --- the other command-line tools check their own output ---------------------------------
 @pytest.mark.parametrize("name, check", [
     ("pigz", ["pigz", "-t"]), ("xz", ["xz", "-t"]), ("zstd", ["zstd", "-q", "-t"]),

@@ -73,7 +73,19 @@ def test_golden_files_of_our_own_choices():
                                   pattern("float32"))
     odd = mrcz.read(GOLDEN / "ours_plain_4bit_odd.mrc")
     np.testing.assert_array_equal(odd, pattern("uint8", (2, 5, 7)) % 16)
-    np.testing.assert_array_equal(mrcz.read(GOLDEN / "ours_plain_uint8.mrc").view(np.uint8),
+    # a uint8 file from before the "dtype" key and the IMOD stamp: mode 0 reads as int8
+    legacy = mrcz.read(GOLDEN / "ours_plain_uint8.mrc")
+    assert legacy.dtype == np.int8
+    np.testing.assert_array_equal(legacy.view(np.uint8), pattern("uint8") * 11)
+    # IMOD's stamp with the signed-bytes flag clear: uint8, no metadata needed
+    imod = mrcz.read(GOLDEN / "ours_plain_uint8_imod.mrc")
+    assert imod.dtype == np.uint8 and mrcz.read_header(GOLDEN / "ours_plain_uint8_imod.mrc").meta is None
+    np.testing.assert_array_equal(imod, pattern("uint8") * 11)
+    # with the key, uint8 comes back as uint8
+    header = mrcz.read_header(GOLDEN / "ours_zstd_uint8_dtype.mrcz")
+    assert header.mode == 0 and header.dtype == np.uint8
+    assert header.meta == {"clevel": 1, "dtype": "uint8"}
+    np.testing.assert_array_equal(mrcz.read(GOLDEN / "ours_zstd_uint8_dtype.mrcz"),
                                   pattern("uint8") * 11)
 
 
@@ -84,7 +96,8 @@ def test_our_golden_files_are_still_what_we_write(tmp_path):
         ("ours_lz4_float32_msgpack.mrcz", dict(codec="lz4", meta=make_golden.META,
                                                meta_format="msgpack"), pattern("float32")),
         ("ours_plain_4bit_odd.mrc", dict(mode101=True), pattern("uint8", (2, 5, 7)) % 16),
-        ("ours_plain_uint8.mrc", dict(), pattern("uint8") * 11),
+        ("ours_plain_uint8_imod.mrc", dict(record_dtype=False), pattern("uint8") * 11),
+        ("ours_zstd_uint8_dtype.mrcz", dict(codec="zstd"), pattern("uint8") * 11),
     ]:
         mrcz.write(tmp_path / name, data, threads=1, **kwargs)
         assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes(), name
@@ -96,6 +109,11 @@ def test_python_mrcz_reads_our_golden_compressed_files():
     assert header["clevel"] == 5 and header["dose"] == make_golden.META["dose"]
     image, _ = python_mrcz.readMRC(str(GOLDEN / "ours_lz4_float32_msgpack.mrcz"))
     np.testing.assert_array_equal(image, pattern("float32"))  # skips the msgpack metadata
+    # uint8 stored as mode 0: python-mrcz sees the same bytes as int8 (the "dtype" key is ours)
+    # (python-mrcz keeps its own header['dtype'] when a metadata key has the same name)
+    image, header = python_mrcz.readMRC(str(GOLDEN / "ours_zstd_uint8_dtype.mrcz"))
+    assert image.dtype == np.int8 and header["dtype"] == "<i1"
+    np.testing.assert_array_equal(image.view(np.uint8), pattern("uint8") * 11)
 
 
 INTEROP_DTYPES = ("int8", "int16", "uint16", "float32", "complex64")

@@ -23,7 +23,7 @@ def make_stack(dtype, shape=(3, 20, 30), seed=0):
 
 
 def stored(stack):
-    """What `read` returns for `stack`: uint8 comes back as int8 (same bytes)."""
+    """What legacy MRC readers (mrcfile, python-mrcz) see: uint8 as int8 (same bytes)."""
     return stack.view(np.int8) if stack.dtype == np.uint8 else stack
 
 
@@ -35,10 +35,10 @@ def test_round_trip_every_codec_and_dtype(tmp_path, codec, dtype):
     written = mrcz.write(path, stack, codec=codec, level=3, threads=2)
     assert written == path.stat().st_size
     back = mrcz.read(path)
-    assert back.dtype == stored(stack).dtype
-    np.testing.assert_array_equal(back, stored(stack))
+    assert back.dtype == stack.dtype  # uint8 too: the metadata records it
+    np.testing.assert_array_equal(back, stack)
     header = mrcz.read_header(path)
-    assert header.shape == stack.shape and header.codec == codec
+    assert header.shape == stack.shape and header.codec == codec and header.dtype == stack.dtype
     assert header.level == (3 if codec else None)
 
 
@@ -118,6 +118,37 @@ def test_bad_write_arguments_raise_mrczerror(tmp_path):
     assert issubclass(MRCZError, MrczbenchError) and issubclass(MRCZError, ValueError)
 
 
+@pytest.mark.parametrize("blocksize", (-5, 1, 100, 1023, 2**31, True, 2048.0))
+def test_explicit_blocksize_is_0_or_1024_and_up(tmp_path, blocksize):
+    path = tmp_path / "s.mrcz"
+    with pytest.raises(MRCZError, match="blocksize must be 0 \\(automatic\\) or 1024-2147483647"
+                       ) as info:
+        mrcz.write(path, np.zeros((4, 32, 32), np.int8), codec="zstd", blocksize=blocksize)
+    assert str(path) not in str(info.value)  # a parameter error, not a file error
+    assert not path.exists()
+    for ok in (0, 1024, 4096):
+        mrcz.write(path, np.zeros((4, 32, 32), np.int8), codec="zstd", blocksize=ok)
+
+
+def test_parameter_errors_name_the_parameter_not_the_file(tmp_path):
+    path = tmp_path / "s.mrcz"
+    for kwargs, word in ((dict(threads=-1), "threads"), (dict(codec="zstd", level=0), "level"),
+                         (dict(codec="foo"), "codec"), (dict(filter="x"), "filter")):
+        with pytest.raises(MRCZError, match=word) as info:
+            mrcz.write(path, np.zeros((4, 4), np.int8), **kwargs)
+        assert str(path) not in str(info.value)
+
+
+def test_a_file_without_the_map_stamp_is_not_an_mrc_file(tmp_path):
+    path = tmp_path / "t1.tif"
+    header = bytearray(1024)
+    header[0:16] = b"II*\x00" + bytes(8) + (540).to_bytes(4, "little")
+    path.write_bytes(bytes(header) + bytes(4096))
+    with pytest.raises(MRCZError, match="not an MRC file \\(no 'MAP ' stamp at byte 208; "
+                                        "mode word 540\\)"):
+        mrcz.read_header(path)
+
+
 def test_failed_write_leaves_no_file_and_no_temp(tmp_path):
     path = tmp_path / "s.mrcz"
 
@@ -169,7 +200,8 @@ def test_record_level_false_leaves_no_metadata(tmp_path):
 def test_plain_output_passes_mrcfile_validate(tmp_path, dtype):
     stack = make_stack(dtype, (3, 10, 12))
     path = tmp_path / "s.mrc"
-    mrcz.write(path, stack, pixelsize=1.5)
+    # strict MRC2014 validators do not know the 'json' exttyp that records uint8
+    mrcz.write(path, stack, pixelsize=1.5, record_dtype=False)
     log = tmp_path / "log.txt"
     with open(log, "w") as out:
         assert mrcfile.validate(str(path), print_file=out), log.read_text()
@@ -188,15 +220,70 @@ def test_plain_complex_and_metadata_still_open_in_mrcfile(tmp_path):
             np.testing.assert_array_equal(mrc.data, stack)
 
 
-def test_uint8_is_stored_as_mode0_and_read_as_int8(tmp_path):
+@pytest.mark.parametrize("meta_format", ("json", "msgpack"))
+@pytest.mark.parametrize("codec", (None, "zstd"))
+def test_uint8_is_stored_as_mode0_and_read_back_as_uint8(tmp_path, codec, meta_format):
+    stack = np.arange(256, dtype=np.uint8).reshape(1, 16, 16).repeat(3, axis=0)
+    path = tmp_path / "u8.mrcz"
+    mrcz.write(path, stack, codec=codec, meta={"a": 1}, meta_format=meta_format)
+    raw = path.read_bytes()
+    assert int.from_bytes(raw[12:16], "little") % 1000 == 0  # mode 0: the same bytes as int8
+    header = mrcz.read_header(path)
+    assert header.mode == 0 and header.dtype == np.uint8
+    assert header.meta["dtype"] == "uint8" and header.meta["a"] == 1
+    back = mrcz.read(path)
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, stack)
+    np.testing.assert_array_equal(mrcz.read(path, frames=[2]), stack[2:])
+    frames = list(mrcz.iter_frames(path))
+    assert all(frame.dtype == np.uint8 for frame in frames)
+    np.testing.assert_array_equal(np.stack(frames), stack)
+
+
+def test_uint8_streamed_frames_record_the_dtype(tmp_path):
+    # an iterable: the dtype is known from the first frame before the header is written
+    frames = (np.full((8, 8), 200 + z, np.uint8) for z in range(3))
+    path = tmp_path / "u8.mrcz"
+    mrcz.write(path, frames, codec="lz4")
+    back = mrcz.read(path)
+    assert back.dtype == np.uint8 and back[2, 0, 0] == 202
+
+
+def test_uint8_without_the_dtype_key_is_told_by_the_imod_stamp(tmp_path):
+    # record_dtype=False: no metadata, but IMOD's stamp (bytes 152-159, signed flag clear)
+    # still marks mode 0 as unsigned, for us and for IMOD; without the stamp it is int8
     stack = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
     for codec in (None, "zstd"):
         path = tmp_path / "u8.mrcz"
-        mrcz.write(path, stack, codec=codec)
-        assert mrcz.read_header(path).mode == 0
+        mrcz.write(path, stack, codec=codec, record_dtype=False, record_level=False)
+        assert mrcz.read_header(path).meta is None
+        raw = bytearray(path.read_bytes())
+        assert struct.unpack("<2i", raw[152:160]) == (mrcz.IMOD_STAMP, 0)
+        back = mrcz.read(path)
+        assert back.dtype == np.uint8
+        np.testing.assert_array_equal(back, stack)
+        raw[152:160] = bytes(8)
+        path.write_bytes(bytes(raw))
         back = mrcz.read(path)
         assert back.dtype == np.int8
         np.testing.assert_array_equal(back.view(np.uint8), stack)
+    # int8 data carries no stamp (python-mrcz's header bytes stay identical)
+    mrcz.write(path, stack.view(np.int8), codec="zstd")
+    assert path.read_bytes()[152:160] == bytes(8)
+
+
+def test_uint8_files_are_int8_to_mrcfile(tmp_path):
+    stack = np.full((2, 6, 8), 200, np.uint8)
+    path = tmp_path / "u8.mrc"
+    mrcz.write(path, stack)
+    with mrcfile.open(path, permissive=True) as mrc:
+        assert mrc.data.dtype == np.int8 and mrc.data[0, 0, 0] == -56
+
+
+def test_dtype_key_must_match_the_data(tmp_path):
+    with pytest.raises(mrcz.MRCZError, match="reserved"):
+        mrcz.write(tmp_path / "x.mrcz", np.zeros((4, 4), np.int8), meta={"dtype": "uint8"})
+    assert not (tmp_path / "x.mrcz").exists()
 
 
 @pytest.mark.parametrize("nx", (1, 7, 8))
@@ -295,3 +382,17 @@ def test_path_like_and_relative_paths(tmp_path, monkeypatch):
     mrcz.write("rel.mrcz", make_stack("int8", (1, 4, 4)), codec="zstd")
     assert os.path.exists("rel.mrcz")
     assert mrcz.read("rel.mrcz").shape == (1, 4, 4)
+
+
+def test_writing_onto_a_folder_names_the_folder(tmp_path):
+    from mrczbench.atomic import atomic_path
+    target = tmp_path / "adir.mrcz"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        mrcz.write(target, np.zeros((4, 4), np.int8), codec="zstd")
+    assert info.value.filename == str(target) and ".tmp" not in str(info.value)
+    with pytest.raises(IsADirectoryError):
+        with atomic_path(target):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.mrcz"]
+    assert not list(target.iterdir())

@@ -397,6 +397,85 @@ def test_table1_sits_next_to_the_paper(loaded):
     assert not_run == {"JPEG2000/uint8", "pigz/int8/1", "pxz/int8/6"}
 
 
+def test_table1_uses_only_table1_rows_in_a_mixed_report(result_dirs, tmp_path):
+    # level-sweep shares the table1 dataset name ("poisson-d1"): its rows must not leak in
+    mixed = report.load_result_files([result_dirs[s] for s in ("dose-sweep", "level-sweep", "table1")])
+    table = report.table1(report.case_table(report.summarise(mixed.rows)))
+    only = report.table1(report.case_table(report.summarise(
+        report.load_result_files([result_dirs["table1"]]).rows)))
+    assert list(table["contender"]) == list(only["contender"])
+    assert "mrcz zstd-9" not in set(table["contender"])
+    assert set(table["dataset"]) == {"poisson-d1"}
+    assert table.set_index("contender").loc["mrcz zstd-1", "compress-write (s)"] > 0
+    files = report.write_report(mixed, tmp_path / "mixed", figures={})
+    assert tmp_path / "mixed" / "table1.md" in files
+
+
+def test_no_table1_without_table1_rows(loaded, tmp_path):
+    for suite in ("dose-sweep", "level-sweep", "metadata"):
+        cases = report.case_table(report.summarise(loaded[suite].rows))
+        assert report.table1(cases) is None
+    report.write_report(loaded["dose-sweep"], tmp_path / "dose", figures={})
+    assert not (tmp_path / "dose" / "table1.md").exists()
+    assert "Table 1" not in (tmp_path / "dose" / "index.html").read_text()
+
+
+def test_table1_has_one_block_per_dataset_of_the_table1_run(tmp_path):
+    run = RunWriter(tmp_path, "table1", samples=3)
+    for movie in ("movie-a", "movie-b", "movie-c"):
+        run.case(dataset=movie, kind="user", format="mrc", codec=None, ratio=1.0,
+                 ops=FILE_OPS[2:], speeds={op: 300.0 for op in FILE_OPS})
+        run.case(dataset=movie, kind="user", codec="zstd", level=1, ratio=0.4, ops=FILE_OPS)
+    results = report.load_result_files([run.save()])
+    table = report.table1(report.case_table(report.summarise(results.rows)))
+    assert list(dict.fromkeys(table["dataset"])) == ["movie-a", "movie-b", "movie-c"]
+    for movie in ("movie-a", "movie-b", "movie-c"):
+        block = table[table["dataset"] == movie].set_index("contender")
+        assert block.loc["mrcz zstd-1", "paper contender"] == "blosc-zstd/int8/1"
+        assert block.loc["mrc", "paper size (MB)"] == 854
+        assert len(block.loc["(not run)"]) == len(report.PAPER_TABLE1) - 2
+    report.write_report(results, tmp_path / "out", figures={})
+    page = (tmp_path / "out" / "table1.md").read_text()
+    assert "datasets movie-a, movie-b, movie-c" in page
+    assert all(movie in page for movie in ("movie-a", "movie-b", "movie-c"))
+
+
+def test_report_into_an_old_report_folder_removes_only_its_own_stale_files(loaded, tmp_path):
+    out = tmp_path / "out"
+    report.write_report(loaded["dose-sweep"], out)
+    assert (out / "fig2a_ratio_vs_dose.png").exists()
+    (out / "table1.md").write_text("stale table from an older mrczbench\n")
+    (out / "notes.txt").write_text("mine\n")
+    (out / "fig2a_ratio_vs_dose.txt").write_text("not a report file name\n")
+    written = report.write_report(loaded["metadata"], out)
+    names = {path.name for path in out.iterdir()}
+    assert names == {path.name for path in written} | {"notes.txt", "fig2a_ratio_vs_dose.txt"}
+    assert "fig3_metadata.png" in names and "fig2a_ratio_vs_dose.png" not in names
+    assert "table1.md" not in names and "link_break_even.csv" not in names
+
+
+def test_cut_off_lines_are_warned_and_counted_in_the_report(result_dirs, tmp_path, capsys):
+    source = next(result_dirs["metadata"].glob("*.jsonl"))
+    folder = tmp_path / "crashed"
+    folder.mkdir()
+    (folder / source.name).write_text(source.read_text() + '{"schema": 1, "run_id": "cut')
+    assert main(["report", str(folder), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and source.name in err and "skipped 1 cut-off line" in err
+    assert "cut-off lines skipped" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_binary_and_metadata_files_are_one_line_errors(result_dirs, tmp_path, capsys):
+    movie = tmp_path / "m1.mrc"
+    movie.write_bytes(bytes(range(256)) * 4)
+    assert main(["report", str(movie)]) == 2
+    err = capsys.readouterr().err
+    assert "m1.mrc: not a result file (binary data)" in err and "Traceback" not in err
+    meta = next(result_dirs["metadata"].glob("*.run.json"))
+    assert main(["report", str(meta)]) == 2
+    assert "is run metadata; pass the .jsonl beside it" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("suite", SUITES)
 def test_report_files_exist_and_html_is_self_contained(reports, figures, suite):
     out, written = reports[suite]
@@ -504,8 +583,9 @@ def test_report_from_real_runner_rows(runner_results, tmp_path):
     assert sorted(line.get_label() for line in series(dose_ax)) == ["mrcz lz4-1", "mrcz zstd-1"]
     assert results.machine.cpu != "unknown CPU" and results.machine.physical_cores
     written = report.write_report(results, tmp_path / "dose", figures)
-    assert (tmp_path / "dose" / "table1.md").exists()
-    assert "blosc-zstd/int8/1" in (tmp_path / "dose" / "table1.md").read_text()
+    # a dose sweep is not the paper's Table 1 stack: no Table 1 beside the paper's numbers
+    assert not (tmp_path / "dose" / "table1.md").exists()
+    assert "Table 1" not in (tmp_path / "dose" / "report.md").read_text()
     assert not re.search(r"https?://", (tmp_path / "dose" / "index.html").read_text())
     assert all(path.exists() for path in written)
 

@@ -91,3 +91,34 @@ def test_latest_run_sorts_by_run_id(tmp_path):
         (tmp_path / f"{run_id}.jsonl").write_text("")
     assert results.latest_run(tmp_path).name == "20250102T000000Z-000001.jsonl"
     assert results.meta_path_for(tmp_path / "x.jsonl").name == "x.run.json"
+
+
+def test_binary_files_and_run_metadata_are_refused_with_what_to_pass(tmp_path):
+    movie = tmp_path / "m1.mrc"
+    movie.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(ResultsError, match=r"m1.mrc: not a result file \(binary data\); pass the .jsonl"):
+        load_results(movie)
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'\xff\xfe{"schema": 1}\n')
+    with pytest.raises(ResultsError, match="not a result file"):
+        list(results.iter_rows(latin))
+    run = tmp_path / "r1.jsonl"
+    run.write_text(results.dumps_row(sample_row()) + "\n")
+    meta = results.write_run_metadata(run, {"run_id": "r1"})
+    with pytest.raises(ResultsError, match=r"r1.run.json is run metadata; pass the .jsonl beside it"):
+        load_results(meta)
+    with pytest.raises(ResultsError, match="is run metadata"):
+        list(results.iter_rows(meta))
+
+
+def test_cut_off_last_line_is_skipped_counted_and_warned(tmp_path, capsys):
+    path = tmp_path / "crashed.jsonl"
+    path.write_text(results.dumps_row(sample_row()) + "\n" + results.dumps_row(sample_row("c2"))[:40])
+    skipped = {}
+    assert len(list(results.iter_rows(path, skipped))) == 1
+    assert skipped == {str(path): 1}
+    frame = load_results(tmp_path)
+    assert len(frame) == 1
+    assert frame.attrs["skipped_lines"] == {str(path): 1}
+    err = capsys.readouterr().err
+    assert "warning" in err and "crashed.jsonl" in err and "skipped 1 cut-off line" in err

@@ -4,6 +4,7 @@ Test-only contenders are real Format plugins registered in the real registry (th
 party registers one); the worker process is forked, so it sees them too."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -329,3 +330,57 @@ def test_data_files_run_in_place_of_synthetic_data(tmp_path):
                   data=[str(tmp_path / "movies.lst")])
     assert {r["dataset"] for r in rows} == {"mine"}
     assert rows[0]["dataset_kind"] == "user" and rows[0]["frames"] == 3 and rows[0]["error"] is None
+
+
+def test_resume_refuses_other_settings_and_keeps_the_original_ones(tmp_path):
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode",), extra_sweep="dose = [1.0, 2.0]")
+    path, rows = run(tmp_path, suite, repeats=3, seed=7, eviction="fadvise")
+    assert len({r["case_id"] for r in rows}) == 2
+    with pytest.raises(SuiteError, match=r"--repeats 2 \(the original run used 3\)"):
+        run(tmp_path, suite, resume=True, repeats=2)
+    with pytest.raises(SuiteError, match=r"--seed 1 \(the original run used 7\)"):
+        run(tmp_path, suite, resume=True, seed=1)
+    with pytest.raises(SuiteError, match=r"--eviction none \(the original run used none\)|"
+                                         r"--eviction fadvise \(the original run used none\)"):
+        # no cold reads: the original method is "none"
+        run(tmp_path, suite, resume=True, eviction="fadvise")
+    with pytest.raises(SuiteError, match="used profile 'full'"):
+        run(tmp_path, suite, resume=True, quick=True)
+    # leave one case out, resume without options: the original repeats are used, not the suite's
+    kept = [r for r in rows if r["case_id"] == rows[0]["case_id"]]
+    path.write_text("".join(results.dumps_row(r) + "\n" for r in kept))
+    path, rows = run(tmp_path, suite, resume=True)
+    assert sorted(r["sample"] for r in rows if r["case_id"] != kept[0]["case_id"]) == [0, 1, 2]
+    meta = results.read_run_metadata(path)
+    assert meta["timing"]["repeats"] == 3 and meta["seed"] == 7
+
+
+def test_busy_machine_is_warned_and_recorded(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode",), repeats=1)
+    path, _ = run(tmp_path, suite, progress=True)
+    err = capsys.readouterr().err
+    assert re.search(r"warning: load average 64\.00 on \d+ cores: other work is running; "
+                     r"timings will be noisy \(marked unstable\)", err)
+    load = results.read_run_metadata(path)["load_at_start"]
+    assert load["busy"] is True and load["load_average"] == 64.0
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    path, _ = run(tmp_path, suite, progress=True)
+    assert "load average" not in capsys.readouterr().err
+    assert results.read_run_metadata(path)["load_at_start"]["busy"] is False
+
+
+def test_failed_starts_leave_no_empty_out_folder(tmp_path):
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode",), repeats=1)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(SuiteError, match="no earlier run"):
+        run(tmp_path, suite, out=out, resume=True)
+    assert not (tmp_path / "new").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError):
+        run(tmp_path, suite, out=out, scratch=blocker / "scratch")
+    assert not (tmp_path / "new").exists()
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--scratch", "/proc/s",
+                 "--no-progress"]) == 2
+    assert not (tmp_path / "new").exists()

@@ -26,8 +26,8 @@ from mrczbench.formats.base import (Format, FormatConfig, blocksize, integer, on
 CODECS = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
 FILTERS = ("bitshuffle", "shuffle", "none")
 BLOSC_HEADER = 16  # blosc1 chunk header; bytes 4..16 = nbytes, blocksize, cbytes
-# what mrczbench.mrcz stores exactly; uint8 goes in as mode 0 and reads back as int8 (same bytes)
-MRC_DTYPES = ("int8", "uint8", "int16", "uint16", "float32")
+# what mrczbench.mrcz stores exactly; uint8 goes in as mode 0 (the same bytes as int8)
+MRC_DTYPES = ("int8", "uint8", "int16", "uint16", "float32", "complex64")
 
 
 def _codec_module():
@@ -179,8 +179,10 @@ class MrczFormat(_MrcFamily):
         self.require_data(stack)
         _codec_module().write(
             Path(path), stack, codec=self.config.codec, level=self.config.level,
-            threads=self.config.threads, blocksize=self.blocksize_for(stack),
-            filter=self.config.filter)
+            threads=self.config.threads,
+            # 0 = MRCZ's automatic rule, which mrczbench.mrcz applies itself for None (the
+            # same number blocksize_for gives; it may be below the 1 KiB explicit minimum)
+            blocksize=self.config.blocksize or None, filter=self.config.filter)
         return Path(path).stat().st_size
 
 

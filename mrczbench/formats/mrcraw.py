@@ -4,6 +4,11 @@ Those contenders compress an ordinary .mrc file, as the paper and RELION's users
 decompressed file opens in any MRC reader and carries its own shape and dtype. The header is
 built from mrcfile's header layout; statistics are marked "not computed" (dmax < dmin,
 dmean < min, rms < 0, as MRC2014 allows) so that writing does not pay for an extra pass.
+
+8-bit data is mode 0 with the same bytes, signed or not. Which one it was is recorded the way
+IMOD does it: the IMOD stamp (bytes 152-155) with imodFlags bit 0 set for signed bytes (int8)
+and clear for unsigned ones (uint8). Reading gives uint8 only for a stamped file without the
+signed flag, so IMOD/3dmod show the same values and any other reader still gets the bytes.
 """
 from __future__ import annotations
 
@@ -13,9 +18,15 @@ from mrcfile.dtypes import HEADER_DTYPE
 from mrczbench.errors import FormatError
 
 HEADER_BYTES = 1024
-# MRC2014 modes that hold these dtypes exactly; uint8 is not one (mode 0 is signed).
-MODES = {"int8": 0, "int16": 1, "float32": 2, "uint16": 6, "float16": 12}
-DTYPES = {mode: np.dtype(name).newbyteorder("<") for name, mode in MODES.items()}
+# MRC2014 modes that hold these dtypes exactly; uint8 shares mode 0 with int8 (same bytes,
+# told apart by the IMOD flags below).
+MODES = {"int8": 0, "uint8": 0, "int16": 1, "float32": 2, "complex64": 4, "uint16": 6,
+         "float16": 12}
+DTYPES = {mode: np.dtype(name).newbyteorder("<") for name, mode in MODES.items()
+          if name != "uint8"}
+IMOD_STAMP = 1146047817  # IMOD's header stamp ("IMOD" in its own byte order)
+IMOD_SIGNED_BYTES = 1  # imodFlags bit 0: mode 0 bytes are signed
+IMOD_STAMP_OFFSET = 152 - 112  # imodStamp / imodFlags inside mrcfile's `extra2` field
 
 
 def header_bytes(shape: tuple[int, int, int], dtype: np.dtype) -> bytes:
@@ -26,6 +37,12 @@ def header_bytes(shape: tuple[int, int, int], dtype: np.dtype) -> bytes:
     header = np.zeros((), dtype=HEADER_DTYPE.newbyteorder("<")).view(np.recarray)
     header.nx, header.ny, header.nz = nx, ny, nz
     header.mode = MODES[dtype.name]
+    if header.mode == 0:
+        flags = IMOD_SIGNED_BYTES if dtype.name == "int8" else 0
+        imod = np.array([IMOD_STAMP, flags], dtype="<i4").tobytes()
+        extra2 = bytearray(header.extra2.tobytes())
+        extra2[IMOD_STAMP_OFFSET:IMOD_STAMP_OFFSET + 8] = imod
+        header.extra2 = np.frombuffer(bytes(extra2), dtype=header.extra2.dtype)
     header.mx, header.my, header.mz = nx, ny, 1  # image stack: ispg 0, mz 1 (MRC2014)
     header.ispg = 0
     header.cella = (nx, ny, 1)
@@ -58,7 +75,12 @@ def parse_header(head: bytes) -> tuple[tuple[int, int, int], np.dtype, int]:
     if mode not in DTYPES:
         raise FormatError(f"unsupported MRC mode {mode}; supported: {sorted(DTYPES)}")
     shape = (int(header["nz"]), int(header["ny"]), int(header["nx"]))
-    return shape, DTYPES[mode], HEADER_BYTES + int(header["nsymbt"])
+    dtype = DTYPES[mode]
+    if mode == 0:
+        stamp, flags = np.frombuffer(head[152:160], dtype="<i4")
+        if stamp == IMOD_STAMP and not flags & IMOD_SIGNED_BYTES:
+            dtype = np.dtype(np.uint8)
+    return shape, dtype, HEADER_BYTES + int(header["nsymbt"])
 
 
 def from_bytes(blob: bytes) -> np.ndarray:

@@ -5,7 +5,10 @@
 The `pm_*` files are written by python-mrcz (the reference implementation; the committed ones
 by mrcz 0.6.0 with one thread, so they are reproducible byte for byte). The `ours_*` files
 pin the parts of the format that are mrczbench's own choices (the "clevel" metadata key,
-msgpack metadata under exttyp b'mpk ', 4-bit odd-width rows). Only regenerate them on purpose:
+msgpack metadata under exttyp b'mpk ', 4-bit odd-width rows, the "dtype": "uint8" key;
+and IMOD's unsigned-bytes stamp; ours_plain_uint8.mrc is a uint8 file from before both, which
+reads back as int8, and ours_plain_uint8_imod.mrc carries only the IMOD stamp). Only regenerate
+them on purpose:
 a diff here means the on-disk format changed.
 """
 from pathlib import Path
@@ -57,8 +60,14 @@ def main() -> None:
     mrcz.write(HERE / "ours_lz4_float32_msgpack.mrcz", pattern("float32"), codec="lz4",
                threads=1, meta=META, meta_format="msgpack")
     mrcz.write(HERE / "ours_plain_4bit_odd.mrc", pattern("uint8", (2, 5, 7)) % 16, mode101=True)
-    mrcz.write(HERE / "ours_plain_uint8.mrc", pattern("uint8") * 11, threads=1)
-    print(f"wrote {len(written) + 4} files to {HERE}")
+    mrcz.write(HERE / "ours_plain_uint8_imod.mrc", pattern("uint8") * 11, threads=1,
+               record_dtype=False)
+    legacy = bytearray((HERE / "ours_plain_uint8_imod.mrc").read_bytes())
+    legacy[152:160] = bytes(8)  # as written before the IMOD stamp: no marker at all
+    (HERE / "ours_plain_uint8.mrc").write_bytes(bytes(legacy))
+    mrcz.write(HERE / "ours_zstd_uint8_dtype.mrcz", pattern("uint8") * 11, codec="zstd",
+               threads=1)
+    print(f"wrote {len(written) + 6} files to {HERE}")
 
 
 if __name__ == "__main__":
