@@ -195,7 +195,8 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
     return run_path
 
 
-BUSY_LOAD_PER_CORE = 0.5  # load average above this x usable cores: the machine is busy
+BUSY_LOAD_PER_CORE = 0.75  # load average above this x usable cores: the machine is busy
+# (a 1-minute average still carries the previous run of a batch of suites: keep below 1 core)
 
 
 def _load_at_start() -> dict[str, Any] | None:
