@@ -9,8 +9,9 @@ and beyond the factor; with fewer than --min-samples valid samples on a side the
 
 Exit status (usable as a CI gate): 1 when something regressed — significantly slower beyond
 the factor, stored size larger beyond the factor, or a case that ran in BASE now errors —
-2 for unreadable or missing result files, bad options, or when nothing was tested (cases
-matched but none had --min-samples valid samples on both sides), 0 otherwise.
+2 for unreadable or missing result files, bad options, or when nothing was tested (no case
+in common, or cases matched but none had --min-samples valid samples on both sides),
+0 otherwise.
 """
 from __future__ import annotations
 
@@ -190,6 +191,10 @@ def run_compare(args: argparse.Namespace) -> int:
             handle.write(table.to_csv(index=False))
     if table["regression"].any():
         return 1  # size regressions and newly-erroring cases gate even without timing tests
+    if len(table) and table["time"].isin(["only in BASE", "only in NEW"]).all():
+        print("mrczbench compare: error: nothing was tested: BASE and NEW have no case in "
+              "common (different suites, datasets or contender settings)", file=sys.stderr)
+        return 2
     if nothing_tested(table):
         # a CI gate must not pass while testing nothing
         print(f"mrczbench compare: error: nothing was tested: no case has ≥ {args.min_samples} "

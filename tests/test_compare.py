@@ -130,12 +130,14 @@ def test_a_case_that_now_errors_is_a_regression(tmp_path):
     assert main(["compare", str(base), str(new)]) == 1
 
 
-def test_cases_only_in_one_run_are_listed_not_failed(tmp_path, capsys):
+def test_cases_only_in_one_run_are_listed_and_no_common_case_is_an_error(tmp_path, capsys):
     base, _ = two_runs(tmp_path)
     new = write_run(tmp_path / "other", "r2", case_rows("r2", "c1", level=3, seed=5))
-    assert main(["compare", str(base), str(new)]) == 0
-    out = capsys.readouterr().out
-    assert "only in BASE" in out and "only in NEW" in out
+    # a gate comparing runs that share no case tested nothing: it must not pass
+    assert main(["compare", str(base), str(new)]) == 2
+    captured = capsys.readouterr()
+    assert "only in BASE" in captured.out and "only in NEW" in captured.out
+    assert "no case in common" in captured.err
 
 
 def test_missing_or_broken_files_exit_2(tmp_path, capsys):
