@@ -38,7 +38,10 @@ VERDICT_ORDER = ["REGRESSION", "slower", "error in NEW", "larger", "faster", "sm
 def _keyed(rows):
     """Rows with a hashable match key (NaN-free strings, so missing dose etc. still match)."""
     rows = rows.copy()
-    rows["key"] = rows[MATCH_KEY].astype(str).agg(" | ".join, axis=1)
+    # missing values (no dose for users' movies) become "" first: under pandas 3, astype(str)
+    # leaves NaN in place and the join would fail
+    keys = rows[MATCH_KEY].astype(object)
+    rows["key"] = keys.where(keys.notna(), "").astype(str).agg(" | ".join, axis=1)
     return rows
 
 

@@ -211,35 +211,15 @@ def _open_mrc(path: Path) -> Source:
 
 
 def _open_tiff(path: Path) -> Source:
-    import tifffile
+    from mrczbench.datasets import TiffMovie  # one TIFF reader for compress and the suites
 
     try:
-        tif = tifffile.TiffFile(path)
-        pages = list(tif.pages)  # page headers only; pixels are decoded one page at a time
+        movie = TiffMovie(path)
+    except MrczbenchError:
+        raise
     except Exception as exc:  # tifffile raises many types for a bad file
         raise MrczbenchError(f"{path}: cannot read as TIFF: {exc}") from None
-    # A page is one 2-D frame, or (as tifffile writes 3-D arrays) a (z, y, x) block.
-    count = 0
-    for page in pages:
-        if getattr(page, "samplesperpixel", 1) != 1 or len(page.shape) not in (2, 3):
-            tif.close()
-            raise MrczbenchError(f"{path}: TIFF pages must be grey images, found page shape "
-                                 f"{page.shape}")
-        count += 1 if len(page.shape) == 2 else page.shape[0]
-
-    def frames():
-        with tif:
-            for index, page in enumerate(pages):
-                try:
-                    pixels = page.asarray()
-                except Exception as exc:
-                    raise MrczbenchError(f"{path}: cannot decode TIFF page {index}: "
-                                         f"{exc}") from None
-                yield from (pixels[np.newaxis] if pixels.ndim == 2 else pixels)
-
-    first = pages[0]
-    raw = count * first.shape[-2] * first.shape[-1] * first.dtype.itemsize
-    return Source(frames(), count, None, None, raw)
+    return Source(movie.iter_frames(), movie.shape[0], None, None, movie.nbytes)
 
 
 def _open_npy(path: Path) -> Source:

@@ -414,7 +414,9 @@ class PermissiveMrcMovie(Movie):
 
 
 class TiffMovie(Movie):
-    """TIFF movies (one frame a page, any compression tifffile + imagecodecs read)."""
+    """TIFF movies: every page of the file is a frame (a page holding a (z, y, x) block gives
+    z frames), whatever tifffile groups into series, since writers that add one page at a time
+    make one series per page. All pages must be grey and of one shape and dtype."""
 
     kind = "tiff"
 
@@ -423,21 +425,28 @@ class TiffMovie(Movie):
         with tifffile.TiffFile(path) as tif:
             if tif.is_eer:
                 raise _IsEer()
-            series = tif.series[0]
-            if not series.axes.endswith("YX") or "S" in series.axes:
-                raise DatasetError(f"{path}: TIFF series has axes {series.axes!r}; only grey "
-                                   "frames (…YX) are movies")
-            frames = int(np.prod(series.shape[:-2])) if len(series.shape) > 2 else 1
-            if len(series.pages) != frames:
-                raise DatasetError(f"{path}: {frames} frames but {len(series.pages)} pages; "
-                                   "only one frame per page is supported")
-            super().__init__(path, (frames, *series.shape[-2:]), series.dtype)
+            pages = tif.pages
+            first = pages[0]
+            frames = 0
+            for index, page in enumerate(pages):
+                if getattr(page, "samplesperpixel", 1) != 1 or len(page.shape) not in (2, 3):
+                    raise DatasetError(f"{path}: TIFF series has axes {page.axes!r} (page {index}, "
+                                       f"shape {page.shape}); only grey frames (…YX) are movies")
+                if page.shape[-2:] != first.shape[-2:] or page.dtype != first.dtype:
+                    raise DatasetError(f"{path}: TIFF page {index} is {page.shape} {page.dtype} but "
+                                       f"page 0 is {first.shape} {first.dtype}; a movie's pages match")
+                frames += 1 if len(page.shape) == 2 else page.shape[0]
+            super().__init__(path, (frames, *first.shape[-2:]), first.dtype)
 
     def iter_frames(self):
         import tifffile
         with tifffile.TiffFile(self.path) as tif:
-            for page in tif.series[0].pages:
-                yield page.asarray()
+            for index, page in enumerate(tif.pages):
+                try:
+                    pixels = page.asarray()
+                except Exception as exc:  # tifffile/imagecodecs raise many types
+                    raise DatasetError(f"{self.path}: cannot decode TIFF page {index}: {exc}") from None
+                yield from (pixels[np.newaxis] if pixels.ndim == 2 else pixels)
 
 
 def check_eer_options(grouping: Any, upsampling: Any) -> None:

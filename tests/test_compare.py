@@ -205,3 +205,14 @@ def test_binary_and_metadata_files_are_one_line_errors(tmp_path, capsys):
     meta.write_text('{"schema": 1}')
     assert main(["compare", str(meta), str(base)]) == 2
     assert "x.run.json is run metadata; pass the .jsonl beside it" in capsys.readouterr().err
+
+
+def test_runs_on_users_movies_without_a_dose_compare(tmp_path, capsys):
+    # --data runs have no dose (null in every row): the match key must still be built
+    def users(run_id, seconds):
+        rows = case_rows(run_id, "c1", seconds=seconds, seed=3, dataset="movie.tif")
+        return [{**row, "dose": None, "dataset_kind": "tiff"} for row in rows]
+    base = write_run(tmp_path / "base", "r1", users("r1", 0.010))
+    new = write_run(tmp_path / "new", "r2", users("r2", 0.020))
+    assert main(["compare", str(base), str(new)]) == 1
+    assert "movie.tif" in capsys.readouterr().out

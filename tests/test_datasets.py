@@ -206,6 +206,25 @@ def test_tiff_from_tifffile(tmp_path, stack, compression):
     assert np.array_equal(movie.read(), stack)
 
 
+def test_tiff_written_a_page_at_a_time_keeps_every_frame(tmp_path, stack):
+    # TiffWriter.write once per frame makes one tifffile series per page (as streaming
+    # writers do): every page is still a frame, for the suites and for `compress` alike
+    import tifffile
+    path = tmp_path / "pages.tif"
+    with tifffile.TiffWriter(path) as tif:
+        for frame in stack.astype(np.uint8):
+            tif.write(frame, photometric="minisblack")
+    (movie,) = datasets.open_movies(path)
+    assert movie.shape == (4, 24, 32) and np.array_equal(movie.read(), stack)
+    assert main(["compress", str(path), str(tmp_path / "pages.mrcz")]) == 0
+    assert np.array_equal(mrcz.read(tmp_path / "pages.mrcz"), stack)
+    with tifffile.TiffWriter(tmp_path / "mixed.tif") as tif:  # pages of two shapes: no movie
+        tif.write(stack[0].astype(np.uint8), photometric="minisblack")
+        tif.write(stack[0, :10].astype(np.uint8), photometric="minisblack")
+    with pytest.raises(DatasetError, match=r"mixed.tif: TIFF page 1 is"):
+        datasets.open_movies(tmp_path / "mixed.tif")
+
+
 def encode_eer_frame(pixels, sub_x, sub_y, npix) -> bytes:
     """EER 7-2-2 bitstream (TIFF compression 65001) as imagecodecs.eer_decode reads it:
     LSB-first codes of a 7-bit skip (127 = skip on, no event) then, for an event, 2 bits of
