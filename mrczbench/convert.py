@@ -223,17 +223,10 @@ def _open_tiff(path: Path) -> Source:
 
 
 def _open_npy(path: Path) -> Source:
-    try:
-        stack = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as exc:
-        raise MrczbenchError(f"{path}: cannot read as .npy: {exc}") from None
-    if stack.ndim == 2:
-        stack = stack[np.newaxis]
-    if stack.ndim != 3:
-        raise MrczbenchError(f"{path}: expected a 2-D frame or 3-D (z, y, x) stack, "
-                             f"got shape {stack.shape}")
-    frames = (np.ascontiguousarray(stack[z]) for z in range(stack.shape[0]))
-    return Source(frames, stack.shape[0], None, None, stack.nbytes)
+    from mrczbench.datasets import NpyMovie  # one .npy reader for compress and the suites
+
+    movie = NpyMovie(path)
+    return Source(movie.iter_frames(), movie.shape[0], None, None, movie.nbytes)
 
 
 def _check_output(input_path, output_path, compressed: bool) -> None:
