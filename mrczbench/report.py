@@ -451,21 +451,29 @@ def _speed_panel(ax, cases, x_column: str, op: str) -> None:
                          lo=part["lo"].to_numpy(), hi=part["hi"].to_numpy())
 
 
+def _ratio_and_speed_figure(results: Results, title: str, cases, x_column: str):
+    """Ratio per series vs `x_column` in the left panel and, when the cases have one, the
+    compression (or write) speed in the right panel (Fig. 2b and 2d share this layout)."""
+    op = _first_op(cases, "encode", "write")
+    figure, axes = _figure(results, title, cases, ncols=2 if op else 1, width=4.8)
+    for name, part in cases.groupby("series", sort=True):
+        part = part.groupby(x_column)["ratio"].median()
+        _plot_series(axes[0], part.index.to_numpy(), part.to_numpy(), name)
+    axes[0].set_ylabel("compression ratio (stored/raw)")
+    if op:
+        _speed_panel(axes[1], cases, x_column, op)
+        axes[1].set_ylabel(f"{'compression' if op == 'encode' else 'write'} speed (MiB/s raw)")
+    return figure, axes, op
+
+
 def figure_level(results: Results, cases):
     """Fig. 2b: ratio vs compression level (and the compression speed it costs)."""
     cases = _sweep_cases(cases, "level")
     if cases.empty:
         return None
-    op = _first_op(cases, "encode", "write")
-    figure, axes = _figure(results, "Fig. 2b — compression ratio and speed vs level", cases,
-                           ncols=2 if op else 1, width=4.8)
-    for name, part in cases.groupby("series", sort=True):
-        part = part.groupby("level")["ratio"].median()
-        _plot_series(axes[0], part.index.to_numpy(), part.to_numpy(), name)
-    axes[0].set_ylabel("compression ratio (stored/raw)")
+    figure, axes, op = _ratio_and_speed_figure(
+        results, "Fig. 2b — compression ratio and speed vs level", cases, "level")
     if op:
-        _speed_panel(axes[1], cases, "level", op)
-        axes[1].set_ylabel(f"{'compression' if op == 'encode' else 'write'} speed (MiB/s raw)")
         axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("compression level (codec effort, 1 = fastest)")
@@ -508,16 +516,8 @@ def figure_blocksize(results: Results, cases):
     if cases.empty:
         return None
     cases = cases.assign(blocksize_kib=cases["blocksize"] / 1024)
-    op = _first_op(cases, "encode", "write")
-    figure, axes = _figure(results, "Fig. 2d — compression ratio and speed vs blocksize", cases,
-                           ncols=2 if op else 1, width=4.8)
-    for name, part in cases.groupby("series", sort=True):
-        part = part.groupby("blocksize_kib")["ratio"].median()
-        _plot_series(axes[0], part.index.to_numpy(), part.to_numpy(), name)
-    axes[0].set_ylabel("compression ratio (stored/raw)")
-    if op:
-        _speed_panel(axes[1], cases, "blocksize_kib", op)
-        axes[1].set_ylabel(f"{'compression' if op == 'encode' else 'write'} speed (MiB/s raw)")
+    figure, axes, _ = _ratio_and_speed_figure(
+        results, "Fig. 2d — compression ratio and speed vs blocksize", cases, "blocksize_kib")
     for ax in axes:
         for size, name, style in ((results.machine.l2_bytes, "L2", "--"),
                                   (results.machine.l3_bytes, "L3", ":")):
