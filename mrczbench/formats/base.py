@@ -95,6 +95,13 @@ class FormatConfig:
     def validate_together(self) -> None:
         """Rules between fields; override where a parameter only applies to some settings."""
 
+    def level_only_with(self, compression: str) -> None:
+        """For configs with `compression` and `level` fields: a level given for a compression
+        that has none is an error, not silently ignored."""
+        if self.level is not None and self.compression != compression:
+            raise FormatError(f"level: only {compression} has a level; {self.compression} has "
+                              f"none. Got {self.level!r}")
+
     @classmethod
     def choices(cls) -> dict[str, str]:
         """field name -> human description of valid values (for --help and `formats list`)."""
@@ -211,3 +218,13 @@ class Format:
         if reason:
             raise FormatError(reason)
         return stack
+
+
+def blosc_label(family: str, config) -> str:
+    """Table label of a blosc-based contender: 'mrcz zstd-1', 'blosc2 lz4-5 shuffle bs256K'."""
+    text = f"{family} {config.codec}-{config.level}"
+    if config.filter != "bitshuffle":
+        text += f" {config.filter}"
+    if config.blocksize:
+        text += f" bs{config.blocksize // 1024}K"
+    return text

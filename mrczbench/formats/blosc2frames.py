@@ -15,7 +15,8 @@ import numpy as np
 
 from mrczbench.atomic import atomic_path
 from mrczbench.errors import FormatError
-from mrczbench.formats.base import (Format, FormatConfig, blocksize, integer, one_of, param)
+from mrczbench.formats.base import (Format, FormatConfig, blocksize, blosc_label, integer, one_of,
+                                    param)
 
 CODECS = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
 FILTERS = ("bitshuffle", "shuffle", "bytedelta", "none")
@@ -48,12 +49,7 @@ class Blosc2Format(Format):
         return None
 
     def label(self) -> str:
-        text = f"blosc2 {self.config.codec}-{self.config.level}"
-        if self.config.filter != "bitshuffle":
-            text += f" {self.config.filter}"
-        if self.config.blocksize:
-            text += f" bs{self.config.blocksize // 1024}K"
-        return text
+        return blosc_label("blosc2", self.config)
 
     def _params(self, stack: np.ndarray) -> dict:
         import blosc2

@@ -28,9 +28,7 @@ class Hdf5Config(FormatConfig):
                                     f"{ZSTD_DEFAULT_LEVEL})", optional(integer(1, 22)))
 
     def validate_together(self) -> None:
-        if self.level is not None and self.compression != "bitshuffle-zstd":
-            raise FormatError(f"level: only bitshuffle-zstd has a level; {self.compression} "
-                              f"has none. Got {self.level!r}")
+        self.level_only_with("bitshuffle-zstd")
 
 
 class Hdf5Format(Format):

@@ -21,7 +21,8 @@ import numpy as np
 
 from mrczbench.errors import FormatError, MRCZError
 from mrczbench.formats import mrcraw
-from mrczbench.formats.base import (Format, FormatConfig, blocksize, integer, one_of, param)
+from mrczbench.formats.base import (Format, FormatConfig, blocksize, blosc_label, integer, one_of,
+                                    param)
 
 CODECS = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
 FILTERS = ("bitshuffle", "shuffle", "none")
@@ -102,12 +103,7 @@ class MrczFormat(_MrcFamily):
     threads_note = "blosc nthreads (compress and decompress)"
 
     def label(self) -> str:
-        text = f"mrcz {self.config.codec}-{self.config.level}"
-        if self.config.filter != "bitshuffle":
-            text += f" {self.config.filter}"
-        if self.config.blocksize:
-            text += f" bs{self.config.blocksize // 1024}K"
-        return text
+        return blosc_label("mrcz", self.config)
 
     def blocksize_for(self, stack: np.ndarray) -> int:
         """The blosc block in bytes. 0 means MRCZ's automatic rule (python-mrcz's, used by

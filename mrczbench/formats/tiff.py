@@ -108,9 +108,7 @@ class TiffConfig(FormatConfig):
                                boolean())
 
     def validate_together(self) -> None:
-        if self.level is not None and self.compression != "deflate":
-            raise FormatError(f"level: only deflate has a level; {self.compression} has none."
-                              f" Got {self.level!r}")
+        self.level_only_with("deflate")
 
 
 class TiffFormat(_TiffContainer):
