@@ -50,7 +50,7 @@ def require(name):
 def movie(frames=FRAMES, dtype="int8"):
     """The benchmark stack: seeded Poisson counts, (frames, 1024, 1024).
 
-    Plain numpy on purpose, so the MRCZ benchmarks do not depend on mrczbench.synthetic
+    Plain numpy on purpose, so the MRCZ benchmarks do not depend on mrczbench.movies.synthetic
     (which has benchmarks of its own). Cached per process; do not modify the array."""
     rng = np.random.default_rng(SEED)
     return rng.poisson(DOSE, (frames,) + SHAPE).astype(dtype)
@@ -68,17 +68,17 @@ def evict(path):
 
     fsync then posix_fadvise(POSIX_FADV_DONTNEED) on the file: needs no privileges and only
     touches this file (drop_caches would disturb everything else on the machine). Uses
-    mrczbench.timing's fadvise_dontneed and residency check when this commit has them; a
+    mrczbench.bench.timing's fadvise_dontneed and residency check when this commit has them; a
     file that stays cached (e.g. on tmpfs) skips the benchmark rather than time a warm read
     as a cold one."""
-    timing = optional("mrczbench.timing")
+    timing = optional("mrczbench.bench.timing")
     if timing is not None:
         timing.fadvise_dontneed(path)
         left = timing.residency(path)
         if left > timing.COLD_RESIDENCY_LIMIT:
             raise NotImplementedError(f"cannot evict {path}: {left:.0%} still in page cache")
         return
-    # Older commits without mrczbench.timing: the same fsync + fadvise, inline.
+    # Older commits without mrczbench.bench.timing: the same fsync + fadvise, inline.
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -19,7 +19,7 @@ class Ratio:
     param_names = ["codec", "level"]
 
     def setup(self, codec, level):
-        entropy = require("mrczbench.entropy")
+        entropy = require("mrczbench.movies.entropy")
         mrcz = require("mrczbench.mrcz")
         data = movie()
         path = os.path.abspath(f"ratio-{codec}-{level}.mrcz")
@@ -41,7 +41,7 @@ class Ratio:
 
 def track_bound_ratio():
     """The Shannon bound of the benchmark stack itself (changes only with the data)."""
-    return require("mrczbench.entropy").bound_ratio(movie())
+    return require("mrczbench.movies.entropy").bound_ratio(movie())
 
 
 track_bound_ratio.unit = "stored/raw"

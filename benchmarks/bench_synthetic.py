@@ -1,4 +1,4 @@
-"""Synthetic movie generation (mrczbench.synthetic): 10 frames of 1024x1024."""
+"""Synthetic movie generation (mrczbench.movies.synthetic): 10 frames of 1024x1024."""
 from benchmarks import FRAMES, SHAPE, require
 
 
@@ -7,7 +7,7 @@ class Poisson:
     param_names = ["dose", "dtype"]
 
     def setup(self, dose, dtype):
-        self.synthetic = require("mrczbench.synthetic")
+        self.synthetic = require("mrczbench.movies.synthetic")
 
     def time_poisson_movie(self, dose, dtype):
         self.synthetic.poisson_movie(FRAMES, SHAPE, dose, seed=0, dtype=dtype)

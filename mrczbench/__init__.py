@@ -9,12 +9,12 @@ __version__ = "0.1.0"
 
 
 def load_results(path_or_dir, **kwargs):
-    from mrczbench.results import load_results as _load
+    from mrczbench.analysis.results import load_results as _load
 
     return _load(path_or_dir, **kwargs)
 
 
 def run_suite(name, **kwargs):
-    from mrczbench.runner import run_suite as _run
+    from mrczbench.bench.runner import run_suite as _run
 
     return _run(name, **kwargs)

@@ -19,13 +19,13 @@ from mrczbench import __version__
 from mrczbench.errors import MrczbenchError
 
 COMMAND_MODULES = (
-    "mrczbench.convert",    # compress, decompress, info
-    "mrczbench.datasets",   # datasets list|show|generate|cache|inspect
+    "mrczbench.files",    # compress, decompress, info
+    "mrczbench.movies.datasets",   # datasets list|show|generate|cache|inspect
     "mrczbench.formats",    # formats list
-    "mrczbench.suites",     # suites list|show
-    "mrczbench.runner",     # run
-    "mrczbench.report",     # report
-    "mrczbench.compare",    # compare
+    "mrczbench.bench.suites",     # suites list|show
+    "mrczbench.bench.runner",     # run
+    "mrczbench.analysis.report",     # report
+    "mrczbench.analysis.compare",    # compare
 )
 
 

@@ -286,7 +286,7 @@ def _check_codec_options(path, codec, level, threads, blocksize, filter, mode101
 
 
 def _cpu_count() -> int:
-    from mrczbench.machine import usable_cores  # on first use: keeps `import mrcz` light
+    from mrczbench.bench.machine import usable_cores  # on first use: keeps `import mrcz` light
     return usable_cores()
 
 

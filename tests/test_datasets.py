@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from mrczbench import datasets, mrcz, synthetic
+from mrczbench import mrcz
+from mrczbench.movies import datasets, synthetic
 from mrczbench.cli import main
 from mrczbench.errors import DatasetError
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mrczbench import entropy
+from mrczbench.movies import entropy
 
 
 def test_constant_stack_has_zero_entropy():

@@ -1,7 +1,7 @@
 import json
 import os
 
-from mrczbench import machine
+from mrczbench.bench import machine
 
 
 def test_capture_is_json_ready_and_describes_this_machine(tmp_path):

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mrczbench import report
+from mrczbench.analysis import report
 from mrczbench.cli import main
 from mrczbench.errors import ResultsError
-from mrczbench.results import meta_path_for
+from mrczbench.analysis.results import meta_path_for
 
 MIB = 2**20
 CPU = "Intel(R) Xeon(R) CPU E5-2680 v3 @ 2.50GHz"
@@ -560,7 +560,7 @@ compressor = ["none", "zstd"]
 
 @pytest.fixture(scope="module")
 def runner_results(tmp_path_factory):
-    pytest.importorskip("mrczbench.runner")
+    pytest.importorskip("mrczbench.bench.runner")
     folder = tmp_path_factory.mktemp("runner")
     found = {}
     for name, text in (("tiny-dose", TINY_DOSE_SUITE), ("tiny-metadata", TINY_METADATA_SUITE)):

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from mrczbench import load_results, results
+from mrczbench import load_results
+from mrczbench.analysis import results
 from mrczbench.errors import ResultsError
 
 

@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrczbench import formats, load_results, results, timing
+from mrczbench import formats, load_results
+from mrczbench.analysis import results
+from mrczbench.bench import timing
 from mrczbench.atomic import atomic_output
 from mrczbench.cli import main
 from mrczbench.errors import SuiteError
 from mrczbench.formats.base import Format
-from mrczbench.runner import order_cases, run_suite
-from mrczbench.suites import load_suite
+from mrczbench.bench.runner import order_cases, run_suite
+from mrczbench.bench.suites import load_suite
 
 REPO = Path(__file__).resolve().parent.parent
 

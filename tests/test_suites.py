@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from mrczbench import suites
+from mrczbench.bench import suites
 from mrczbench.cli import main
 from mrczbench.errors import DatasetError, SuiteError
-from mrczbench.machine import usable_cores
+from mrczbench.bench.machine import usable_cores
 
 SHIPPED = ("dose-sweep", "level-sweep", "thread-sweep", "blocksize-sweep", "table1", "metadata",
            "detectors")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mrczbench import synthetic
+from mrczbench.movies import synthetic
 from mrczbench.errors import DatasetError
 
 

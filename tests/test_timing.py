@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from mrczbench import timing
+from mrczbench.bench import timing
 
 
 def test_calibrated_batch_reaches_the_minimum_duration():

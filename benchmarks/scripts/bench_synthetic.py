@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from mrczbench import synthetic
+from mrczbench.movies import synthetic
 
 
 def median_seconds(func, repeats: int) -> float:

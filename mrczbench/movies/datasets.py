@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from mrczbench import synthetic
+from mrczbench.movies import synthetic
 from mrczbench.errors import DatasetError, MRCZError
 from mrczbench.tomlfiles import named_files, read_toml, search_dirs
 

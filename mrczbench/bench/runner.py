@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from mrczbench import results, timing
+from mrczbench.analysis import results
+from mrczbench.bench import timing
 from mrczbench.errors import SuiteError
-from mrczbench.suites import Case, load_suite
+from mrczbench.bench.suites import Case, load_suite
 
 FILE_OPS = ("write", "read_warm", "write_fsync", "read_cold")
 MEMORY_OPS = ("encode", "decode")
@@ -141,7 +142,7 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
                 f"{meta['eviction']['method']!r}, which gives {method!r} here now; resume must "
                 f"use the original settings (start a new run instead)")
         load = _load_at_start()
-        from mrczbench.machine import capture
+        from mrczbench.bench.machine import capture
         meta.update({
             "run_id": run_id, "suite": suite.name, "suite_file": str(suite.path),
             "profile": suite.profile, "description": suite.description, "figure": suite.figure,
@@ -867,7 +868,7 @@ def _load_data(case: Case, settings: dict[str, Any], loaded: dict[str, Any]):
                    "dataset_kind": "metadata", "dtype": "json"}
         value = (document, columns, lambda a, b: a == b, raw, None)
     else:
-        from mrczbench.entropy import bound_ratio
+        from mrczbench.movies.entropy import bound_ratio
         stack, columns = _load_stack(case.dataset, settings.get("cache_dir"))
         frames, ny, nx = stack.shape
         columns.update({"frames": frames, "ny": ny, "nx": nx, "dtype": stack.dtype.name})
@@ -880,13 +881,13 @@ def _load_stack(dataset: dict[str, Any], cache_dir: str | None):
     import numpy as np
 
     if "path" in dataset:
-        from mrczbench.datasets import open_movies
+        from mrczbench.movies.datasets import open_movies
         movie = open_movies([dataset["path"]])[0]
         stack = np.asarray(movie.read())
         if stack.ndim == 2:
             stack = stack[None]
         return stack, {"dataset": dataset["name"], "dataset_kind": "user", "dose": None}
-    from mrczbench.datasets import load_stack
+    from mrczbench.movies.datasets import load_stack
     spec = _dataset_spec(dataset)
     # progress=False: the worker's stderr would break the main process's progress line
     stack = load_stack(spec, cache_dir, progress=False)
@@ -898,7 +899,7 @@ def _load_stack(dataset: dict[str, Any], cache_dir: str | None):
 def _dataset_spec(dataset: dict[str, Any]):
     """A DatasetSpec for a suite's dataset table: a named spec from datasets/*.toml with the
     suite's fields replacing its own, or a spec built from the fields alone."""
-    from mrczbench import datasets
+    from mrczbench.movies import datasets
 
     fields = {k: v for k, v in dataset.items() if k != "name"}
     if "shape" in fields:

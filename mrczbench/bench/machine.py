@@ -111,7 +111,7 @@ def library_versions() -> dict[str, str | None]:
 
 
 def git_commit(folder: str | Path | None = None) -> dict[str, Any]:
-    folder = folder or Path(__file__).resolve().parent.parent
+    folder = folder or Path(__file__).resolve().parents[2]
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10)

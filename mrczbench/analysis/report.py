@@ -136,7 +136,7 @@ def normalise_rows(rows):
 def load_result_files(paths: list[str | Path]) -> Results:
     """Load result files/folders (results.load_results) into one normalised DataFrame, with
     the run metadata of every file read."""
-    from mrczbench.results import RUN_SUFFIX, load_results, read_run_metadata
+    from mrczbench.analysis.results import RUN_SUFFIX, load_results, read_run_metadata
     loaded = load_results(list(paths))
     skipped = dict(loaded.attrs.get("skipped_lines") or {})
     rows = normalise_rows(loaded)

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from mrczbench.errors import SuiteError
-from mrczbench.results import OPS
+from mrczbench.analysis.results import OPS
 from mrczbench.tomlfiles import named_files, read_toml, search_dirs
 
 SUITE_KINDS = ("codec", "metadata")
@@ -111,7 +111,7 @@ def resolve_threads(value: Any, cores: int | None = None) -> int:
     if not match:
         raise ValueError(f"expected an integer >= 1 or 'cores', '2*cores'. Got {value!r}")
     if cores is None:
-        from mrczbench.machine import usable_cores
+        from mrczbench.bench.machine import usable_cores
         cores = usable_cores()
     factor = float(match.group(1) or 1)
     return max(1, round(factor * cores))
@@ -190,8 +190,8 @@ class Suite:
         if data:
             if self.kind == "metadata":
                 raise SuiteError(f"{self.path}: --data does not apply to a metadata suite")
-            # folders, .lst and .star lists expand to movie files (mrczbench.datasets)
-            from mrczbench.datasets import open_movies
+            # folders, .lst and .star lists expand to movie files (mrczbench.movies.datasets)
+            from mrczbench.movies.datasets import open_movies
             movies = [Path(movie.path) for movie in open_movies(list(data))]
             for key in DATASET_SWEEP_KEYS:
                 sweep.pop(key, None)

@@ -211,7 +211,7 @@ def _open_mrc(path: Path) -> Source:
 
 
 def _open_tiff(path: Path) -> Source:
-    from mrczbench.datasets import TiffMovie  # one TIFF reader for compress and the suites
+    from mrczbench.movies.datasets import TiffMovie  # one TIFF reader for compress and the suites
 
     try:
         movie = TiffMovie(path)
@@ -223,7 +223,7 @@ def _open_tiff(path: Path) -> Source:
 
 
 def _open_npy(path: Path) -> Source:
-    from mrczbench.datasets import NpyMovie  # one .npy reader for compress and the suites
+    from mrczbench.movies.datasets import NpyMovie  # one .npy reader for compress and the suites
 
     movie = NpyMovie(path)
     return Source(movie.iter_frames(), movie.shape[0], None, None, movie.nbytes)

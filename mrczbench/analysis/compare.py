@@ -80,7 +80,7 @@ def nothing_tested(table) -> bool:
 def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA,
                  min_samples: int = DEFAULT_MIN_SAMPLES):
     """One row per (case, op) found in either run, with the verdicts. Input: normalised rows
-    (mrczbench.report.normalise_rows)."""
+    (mrczbench.analysis.report.normalise_rows)."""
     import numpy as np
     import pandas as pd
     from scipy.stats import mannwhitneyu
@@ -180,7 +180,7 @@ def summary_line(table, factor: float) -> str:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from mrczbench.report import load_result_files
+    from mrczbench.analysis.report import load_result_files
     check_options(args.factor, args.alpha, args.min_samples)
     base = load_result_files([args.base]).rows
     new = load_result_files([args.new]).rows

@@ -1,0 +1,1 @@
+"""Analysis of result files: loading (results), summaries (stats), report, compare."""
