@@ -1,0 +1,177 @@
+"""`mrczbench recommend`: the transfer/storage model on hand-computed cases, the ranking by
+goal, the readers constraint, thread extrapolation, bad input, and one real focused sweep."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mrczbench import load_results, mrcz
+from mrczbench.analysis import recommend as model
+from mrczbench.analysis.results import make_row
+from mrczbench.cli import main
+from mrczbench.errors import MrczbenchError
+
+MIB = 2 ** 20
+
+
+def scenario(**changes) -> model.Scenario:
+    values = dict(detector="counting", dose=1.0, shape=(1024, 1024), frames=10, bytes_per_pixel=1,
+                  movies_per_hour=360.0, link_gbps=0.1, link_fraction=0.5, storage_cost=150.0,
+                  hours_per_year=1000.0, writer_cores=2, reader_cores=2, goal="transfer",
+                  readers=("any",), allow_conversion=False, headroom=0.25)
+    values.update(changes)
+    return model.Scenario(**values)
+
+
+def candidate(ratio=0.25, write=100.0, read=200.0, config=None, native=True) -> model.Candidate:
+    return model.Candidate("c", config or {"format": "mrcz"}, ratio, 1.0,
+                           model.Speed(write, "write"), model.Speed(read, "read_warm"), native)
+
+
+def test_model_matches_hand_computed_case():
+    e = model.evaluate(candidate(), scenario())
+    # 10 MiB raw; 2.5 MiB stored over 0.1 Gbit/s x 0.5 = 6.25e6 bytes/s
+    assert e.write_s == pytest.approx(10 / 100)
+    assert e.send_s == pytest.approx(10 * MIB * 0.25 / 6.25e6)
+    assert e.read_s == pytest.approx(10 / 200)
+    assert e.transfer_s == pytest.approx(max(0.1, 0.4194304) + 0.05)
+    assert e.keeps_up  # interval 10 s: write 0.1 <= 7.5, send 0.42 <= 10
+    assert e.margin == pytest.approx(1 - 0.4194304 / 10)
+    assert e.tb_per_year == pytest.approx(10 * MIB * 0.25 * 360 * 1000 / 1e12)
+    assert e.cost_per_year == pytest.approx(e.tb_per_year * 150)
+
+
+def test_model_keep_up_uses_headroom_and_link():
+    # write 8 s of a 10 s interval: over the 75 % the headroom leaves
+    assert not model.evaluate(candidate(write=10 / 8), scenario()).keeps_up
+    # a link too slow for one movie per interval
+    assert not model.evaluate(candidate(ratio=1.0), scenario(link_gbps=0.001)).keeps_up
+
+
+def test_conversion_cost_counts_for_non_native_formats():
+    e = model.evaluate(candidate(native=False), scenario(), plain_write_mibs=500.0)
+    assert e.convert_s == pytest.approx(10 / 200 + 10 / 500)
+    assert e.transfer_s == pytest.approx(0.4194304 + 0.05 + e.convert_s)
+
+
+def test_speed_extrapolation_is_marked_and_follows_amdahl():
+    measured = model.speed_at({1: 100.0, 2: 180.0}, 2, "write", False)
+    assert measured.mib_per_s == 180.0 and measured.note == ""
+    # Karp-Flatt serial fraction of 1 -> 2 threads at 1.8x: 1/9; Amdahl at 4: 3.0x vs 1.8x
+    beyond = model.speed_at({1: 100.0, 2: 180.0}, 4, "write", False)
+    assert beyond.mib_per_s == pytest.approx(300.0)
+    assert "Amdahl" in beyond.note
+    single = model.speed_at({2: 100.0}, 4, "write", False)
+    assert single.mib_per_s == pytest.approx(170.0) and "0.7" in single.note
+    between = model.speed_at({1: 100.0, 4: 400.0}, 2, "write", False)
+    assert between.mib_per_s == pytest.approx(200.0) and "interpolated" in between.note
+    fewer = model.speed_at({4: 400.0}, 2, "write", False)
+    assert fewer.mib_per_s == pytest.approx(200.0) and "linearly" in fewer.note
+    ignored = model.speed_at({2: 50.0}, 16, "write", True)
+    assert ignored.mib_per_s == 50.0 and "ignores threads" in ignored.note
+
+
+def write_rows(path, contenders, dose=1.0, threads=2, samples=3):
+    """Real result rows of a run on disk: contenders = {label: (config, ratio, write, read)}."""
+    raw = 10 * 3838 * 3710
+    lines = []
+    for label, (config, ratio, write, read) in contenders.items():
+        params = json.dumps({**config, "threads": threads}, sort_keys=True)
+        for op, mibs in (("write", write), ("read_warm", read)):
+            for sample in range(samples):
+                lines.append(make_row(
+                    schema=1, run_id="r", suite="s", case_id=f"{label}-{dose}", sample=sample,
+                    dataset="d", dataset_kind="poisson", dose=dose, frames=10, ny=3838, nx=3710,
+                    dtype="int8", format=config["format"], codec=config.get("codec"),
+                    level=config.get("level"), threads=threads, params=params, label=label,
+                    raw_bytes=raw, stored_bytes=int(raw * ratio), ratio=ratio, op=op,
+                    seconds=raw / MIB / mibs, mib_per_s=mibs, valid=True, lossless=True))
+    path.write_text("".join(json.dumps(row) + "\n" for row in lines))
+    return load_results(path)
+
+
+FAST = ({"format": "mrcz", "codec": "lz4", "level": 1}, 0.35, 1500.0, 2500.0)
+STRONG = ({"format": "mrcz", "codec": "zstd", "level": 9}, 0.27, 120.0, 400.0)
+TIFF = ({"format": "tiff", "compression": "lzw"}, 0.33, 60.0, 90.0)
+PLAIN = ({"format": "mrc"}, 1.0, 1000.0, 2000.0)
+
+
+def k2(**changes):
+    values = dict(shape=(3838, 3710), frames=60, movies_per_hour=30.0, link_gbps=1.0,
+                  link_fraction=0.63)
+    return scenario(**{**values, **changes})
+
+
+def test_goal_changes_the_choice(tmp_path):
+    frame = write_rows(tmp_path / "r.jsonl", {"mrcz lz4-1": FAST, "mrcz zstd-9": STRONG})
+    live = model.recommend(frame, k2(goal="live"))["ranked"]
+    archive = model.recommend(frame, k2(goal="archive"))["ranked"]
+    assert all(e.keeps_up for e in live)
+    assert live[0].candidate.label == "mrcz lz4-1"
+    assert archive[0].candidate.label == "mrcz zstd-9"
+    assert archive[0].candidate.ratio < live[0].candidate.ratio
+
+
+def test_relion_never_gets_mrcz(tmp_path):
+    frame = write_rows(tmp_path / "r.jsonl", {"mrcz lz4-1": FAST, "mrcz zstd-9": STRONG, "tiff lzw": TIFF})
+    for goal in model.GOALS:
+        ranked = model.recommend(frame, k2(goal=goal, readers=("relion",)))["ranked"]
+        assert {e.candidate.config["format"] for e in ranked} == {"tiff"}
+    only_mrcz = write_rows(tmp_path / "m.jsonl", {"mrcz lz4-1": FAST})
+    with pytest.raises(MrczbenchError, match="relion"):
+        model.recommend(only_mrcz, k2(readers=("relion",)))
+    converted = model.recommend(frame, k2(readers=("relion",), allow_conversion=True))["ranked"]
+    assert any(not e.candidate.native for e in converted)
+
+
+def test_slow_link_favours_compression_and_a_fast_one_may_not(tmp_path):
+    frame = write_rows(tmp_path / "r.jsonl", {"mrc": PLAIN, "mrcz zstd-9": STRONG})
+    slow = model.recommend(frame, k2(link_gbps=0.5))["ranked"][0]
+    fast = model.recommend(frame, k2(link_gbps=100.0))["ranked"][0]
+    assert slow.candidate.label == "mrcz zstd-9"
+    assert fast.candidate.label == "mrc"
+
+
+def test_nearest_dose_is_used_and_said(tmp_path):
+    frame = write_rows(tmp_path / "r.jsonl", {"mrcz lz4-1": FAST}, dose=4.0)
+    result = model.recommend(frame, k2(dose=1.0))
+    assert result["ranked"][0].candidate.dose == 4.0
+    assert any("dose 4" in note for note in result["notes"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["--dose", "0"], ["--dose", "-1"], ["--dose", "nan"], ["--link-gbps", "0"],
+    ["--writer-cores", "0"], ["--reader-cores", "-2"], ["--movies-per-hour", "0"],
+    ["--detector", "ccd"], ["--goal", "fastest"], ["--readers", "relion,eman"],
+    ["--link-fraction", "1.5"], ["--storage-cost", "-5"],
+])
+def test_bad_input_exits_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["recommend", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error" in err[0]
+
+
+def test_focused_sweep_end_to_end(tmp_path, monkeypatch):
+    """No --results: a real sweep runs on this machine (small frames via --shape), its rows are
+    kept next to the recommendation, and --data measures the dose from the movie."""
+    monkeypatch.chdir(tmp_path)
+    movie = tmp_path / "movie.mrc"
+    rng = np.random.default_rng(0)
+    mrcz.write(movie, rng.poisson(2.0, (3, 64, 64)).astype(np.int8))
+    code = main(["recommend", "--data", str(movie), "--goal", "archive", "--json", "--out", "rec"])
+    assert code == 0
+    saved = sorted((tmp_path / "rec").glob("recommendation-*.json"))
+    document = json.loads(saved[-1].read_text())
+    best = document["recommended"]
+    assert {"format", "codec", "level", "blocksize", "threads", "ratio"} <= set(best)
+    assert 0 < best["ratio"] < 1
+    assert math.isclose(document["assumptions"]["dose"], 2.0, rel_tol=0.1)
+    assert document["assumptions"]["shape"] == [64, 64]
+    assert all(p.endswith(".jsonl") and (tmp_path / p).exists() for p in document["results"])
+    ratios = [best["ratio"]] + [a["ratio"] for a in document["alternatives"] if a["keeps_up"]]
+    assert best["ratio"] == min(ratios)  # archive: the smallest store that keeps up
