@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "mrczbench.analysis.report",     # report
     "mrczbench.analysis.compare",    # compare
     "mrczbench.analysis.recommend_cli",  # recommend
+    "mrczbench.convert.cli",  # convert, verify
 )
 
 

@@ -1,0 +1,137 @@
+"""Convert one movie: stream its frames into the output format under a temporary name, decode
+the result frame by frame and compare it with the input (SHA-256 per frame), and only then
+rename it into place and return its manifest record. The same function runs in a local
+process pool and on Dask workers, so it takes and returns plain picklable values.
+
+TIFF orientation: relion_convert_to_tiff writes each frame's rows bottom-up ("Have to flip
+the Y axis") because RELION flips TIFF along Y when reading; mrczbench writes TIFF the same
+way, so RELION sees the orientation of the MRC input, and flips back when verifying.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from mrczbench.convert.inputs import Task
+from mrczbench.errors import MrczbenchError
+
+MIB = 2 ** 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    out: str
+    format: str = "mrcz"                  # mrcz | tiff
+    codec: str = "zstd"
+    level: int = 1
+    blocksize: int | None = None
+    filter: str = "bitshuffle"
+    compression: str = "auto"             # TIFF: auto | lzw | deflate | none
+    tiff_level: int = 6                   # deflate level (RELION's default)
+    threads: int = 1
+    checksum: bool = False                # per-frame SHA-256 inside MRCZ files
+    shard: tuple[int, int] | None = None
+    config: dict = field(default_factory=dict)
+
+
+def tiff_compression(settings: Settings, nx: int) -> str:
+    """relion_convert_to_tiff's `auto`: deflate for 4096-wide (Falcon) frames, else LZW."""
+    if settings.compression == "auto":
+        return "deflate" if nx == 4096 else "lzw"
+    return settings.compression
+
+
+def _hashing(frames: Iterator[np.ndarray], digests: list[bytes]) -> Iterator[np.ndarray]:
+    for frame in frames:
+        frame = np.ascontiguousarray(frame)
+        digests.append(hashlib.sha256(frame.tobytes()).digest())
+        yield frame
+
+
+def _write_mrcz(path: Path, frames, settings: Settings) -> None:
+    from mrczbench import mrcz
+    extra = {"checksum": True} if settings.checksum else {}
+    mrcz.write(path, frames, codec=settings.codec, level=settings.level, threads=settings.threads,
+               blocksize=settings.blocksize, filter=settings.filter, **extra)
+
+
+def _write_tiff(path: Path, frames, settings: Settings, nx: int) -> None:
+    import tifffile
+    from mrczbench.formats.tiff import TIFF_COMPRESSION
+    compression = tiff_compression(settings, nx)
+    args = {"level": settings.tiff_level} if compression == "deflate" else None
+    with tifffile.TiffWriter(path) as tif:
+        for frame in frames:
+            tif.write(frame[::-1], photometric="minisblack", compression=TIFF_COMPRESSION[compression],
+                      compressionargs=args, rowsperstrip=frame.shape[0], software="mrczbench",
+                      contiguous=False)
+
+
+def decoded_frames(path: Path, fmt: str) -> Iterator[np.ndarray]:
+    """The frames of a converted output as the input had them (TIFF flipped back)."""
+    if fmt == "mrcz":
+        from mrczbench import mrcz
+        yield from mrcz.iter_frames(path)
+        return
+    import tifffile
+    with tifffile.TiffFile(path) as tif:
+        for page in tif.pages:
+            yield page.asarray()[::-1]
+
+
+def frame_digests(path: Path, fmt: str) -> list[bytes]:
+    return [hashlib.sha256(np.ascontiguousarray(f).tobytes()).digest()
+            for f in decoded_frames(path, fmt)]
+
+
+def checksum_of(digests: list[bytes]) -> str:
+    """The manifest checksum: SHA-256 over the per-frame SHA-256 digests, in frame order."""
+    return "sha256:" + hashlib.sha256(b"".join(digests)).hexdigest()
+
+
+def convert_one(task: Task, settings: Settings) -> dict:
+    """Convert, verify and rename one movie; a failure is a record with status 'failed'."""
+    from mrczbench.atomic import atomic_path
+    from mrczbench.movies.datasets import open_movies
+    started = time.perf_counter()
+    target = Path(settings.out) / task.relative
+    record = {"input": task.input, "output": task.relative, "status": "failed", "error": None,
+              "format": settings.format, "config": settings.config, "shard": settings.shard,
+              "host": socket.gethostname(), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        movie = open_movies([task.input])[0]
+        frames, ny, nx = movie.shape
+        record.update(frames=frames, ny=ny, nx=nx, dtype=movie.dtype.name,
+                      input_bytes=os.path.getsize(task.input), raw_bytes=movie.nbytes)
+        if target.exists() and not target.is_file():
+            raise MrczbenchError(f"{target} exists and is not a regular file")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written: list[bytes] = []
+        with atomic_path(target) as tmp:
+            stream = _hashing(movie.iter_frames(), written)
+            if settings.format == "mrcz":
+                _write_mrcz(tmp, stream, settings)
+            else:
+                _write_tiff(tmp, stream, settings, nx)
+            if len(written) != frames:
+                raise MrczbenchError(f"{task.input}: header says {frames} frames, read {len(written)}")
+            decoded = frame_digests(tmp, settings.format)
+            if decoded != written:
+                bad = next((i for i, (a, b) in enumerate(zip(decoded, written)) if a != b), min(len(decoded), len(written)))
+                raise MrczbenchError(f"verification failed: frame {bad} of the output differs from the input")
+            record["output_bytes"] = tmp.stat().st_size
+        seconds = time.perf_counter() - started
+        record.update(status="done", checksum=checksum_of(written), seconds=seconds,
+                      ratio=record["output_bytes"] / movie.nbytes if movie.nbytes else None,
+                      mib_per_s=movie.nbytes / MIB / seconds, lossless=True)
+    except (MrczbenchError, OSError) as exc:
+        message = str(exc) if isinstance(exc, MrczbenchError) else f"{exc.strerror or exc}: {exc.filename or task.input}"
+        record.update(error=" ".join(message.split())[:500], seconds=time.perf_counter() - started)
+    return record
