@@ -9,6 +9,8 @@
 - `lerc`: LERC (Esri), maxZError = 0 (lossless), optionally followed by deflate or zstd as
   LERC in GeoTIFF does. Integers and float32; NaN cannot be stored bit-exactly (LERC treats it
   as "no data" and gives back another NaN pattern), so check_data refuses floats with NaN.
+  LERC 4.0 leaves a few bytes of its 8-bit output (checksum and tail) uninitialised: the
+  pixels round-trip, but two encodes of an int8/uint8 frame may differ byte for byte.
 
 A coder imagecodecs was built without makes the contender unavailable with the reason.
 """
