@@ -182,6 +182,8 @@ def test_corrupt_and_truncated_containers_are_one_line_format_errors(name, tmp_p
                 fmt.read_frame(path, 0)
     with pytest.raises(FormatError, match="no such file"):
         fmt.read(tmp_path / "missing.frames")
+    with pytest.raises(FormatError, match="not a regular file"):
+        fmt.read_frame(tmp_path, 0)
 
 
 def test_a_container_of_another_coder_is_named(tmp_path):

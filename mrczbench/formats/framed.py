@@ -177,14 +177,14 @@ class FramedFormat(Format):
     def read(self, path: Path) -> np.ndarray:
         path = Path(path)
         if not path.is_file():
-            raise FormatError(f"{path}: no such file")
+            raise FormatError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
         return self._unpack(memoryview(path.read_bytes()), str(path))
 
     def read_frame(self, path: Path, index: int) -> np.ndarray:
         """One frame (y, x) without reading the others."""
         path = Path(path)
         if not path.is_file():
-            raise FormatError(f"{path}: no such file")
+            raise FormatError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
         size = path.stat().st_size
         with open(path, "rb") as handle:
             head = handle.read(4096)

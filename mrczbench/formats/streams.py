@@ -56,7 +56,7 @@ class _StreamFormat(Format):
     def read(self, path: Path) -> np.ndarray:
         path = Path(path)
         if not path.is_file():
-            raise FormatError(f"{path}: no such file")
+            raise FormatError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
         try:
             raw = self.decompress(path.read_bytes())
         except FormatError as exc:
