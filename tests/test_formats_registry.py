@@ -14,7 +14,8 @@ from mrczbench.formats import (BUILTIN, add_commands, describe_formats, format_c
 from mrczbench.formats.base import Format
 
 CONTENDERS = ["mrc", "mrcz", "mrc-uint4", "tiff", "bzip2", "lbzip2", "pigz", "xz", "pxz",
-              "zstd", "lz4", "jpeg2000", "jpegxl", "hdf5", "blosc2"]
+              "zstd-cli", "lz4-cli", "zstd", "lz4", "jpeg2000", "jpegxl", "hdf5", "blosc2",
+              "pcodec", "htj2k", "jpegls", "lerc"]
 
 
 def test_every_contender_is_registered_by_its_issue_name():
@@ -65,8 +66,14 @@ def test_defaults_validate_and_threads_is_a_parameter(name):
     ("pigz", {"level": 9}),
     ("xz", {"level": 0}),
     ("pxz", {"level": 9}),
-    ("zstd", {"level": 19}),
-    ("lz4", {"level": 12}),
+    ("zstd-cli", {"level": 19}),
+    ("lz4-cli", {"level": 12}),
+    ("zstd", {"level": 22, "threads": 2}),
+    ("lz4", {"level": 16}),
+    ("pcodec", {"level": 12}),
+    ("htj2k", {"threads": 2}),
+    ("jpegls", {}),
+    ("lerc", {"compression": "zstd"}),
     ("jpeg2000", {"threads": 2}),
     ("jpegxl", {"effort": 3}),
     ("hdf5", {"compression": "bitshuffle-zstd", "level": 9}),
@@ -103,8 +110,12 @@ def test_configs_are_frozen():
     ("tiff", {"compression": "deflate", "level": 10}, "level: expected an integer 1-9. Got 10"),
     ("tiff", {"level": 6}, "level: only deflate has a level; lzw has none. Got 6"),
     ("tiff", {"line_by_line": 1}, "line_by_line: expected true or false. Got 1"),
-    ("zstd", {"level": 20}, "level: expected an integer 1-19. Got 20"),
-    ("lz4", {"level": 0}, "level: expected an integer 1-12. Got 0"),
+    ("zstd-cli", {"level": 20}, "level: expected an integer 1-19. Got 20"),
+    ("lz4-cli", {"level": 0}, "level: expected an integer 1-12. Got 0"),
+    ("zstd", {"level": 23}, "level: expected an integer 1-22. Got 23"),
+    ("lz4", {"level": 17}, "level: expected an integer 1-16. Got 17"),
+    ("pcodec", {"level": 13}, "level: expected an integer 0-12. Got 13"),
+    ("lerc", {"compression": "lzma"}, "compression: expected one of none, deflate, zstd. Got 'lzma'"),
     ("xz", {"level": 10}, "level: expected an integer 0-9. Got 10"),
     ("pigz", {"level": 11}, "level: expected an integer 1-9. Got 11"),
     ("jpegxl", {"effort": 10}, "effort: expected an integer 1-9. Got 10"),
@@ -141,8 +152,14 @@ def test_format_from_dict_needs_a_format_key():
     ("lbzip2", {}, "lbzip2-9"),
     ("pigz", {}, "pigz-1"),
     ("pxz", {}, "pxz-6"),
-    ("zstd", {"level": 1}, "zstd-1"),
-    ("lz4", {}, "lz4-1"),
+    ("zstd-cli", {"level": 1}, "zstd-cli-1"),
+    ("lz4-cli", {}, "lz4-cli-1"),
+    ("zstd", {}, "zstd-1 stream"),
+    ("lz4", {"level": 9}, "lz4-9 stream"),
+    ("pcodec", {}, "pcodec-8"),
+    ("htj2k", {}, "htj2k"),
+    ("jpegls", {}, "jpegls"),
+    ("lerc", {"compression": "deflate"}, "lerc deflate"),
     ("jpeg2000", {}, "jpeg2000"),
     ("jpegxl", {}, "jpegxl e7"),
     ("hdf5", {}, "hdf5 bslz4"),

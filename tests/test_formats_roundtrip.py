@@ -28,8 +28,15 @@ SETTINGS = [
     ("pigz", {}),
     ("xz", {"level": 1}),
     ("pxz", {}),
+    ("zstd-cli", {"threads": 2}),
+    ("lz4-cli", {}),
     ("zstd", {"threads": 2}),
-    ("lz4", {}),
+    ("lz4", {"level": 9}),
+    ("pcodec", {"threads": 2}),
+    ("htj2k", {}),
+    ("jpegls", {"threads": 2}),
+    ("lerc", {}),
+    ("lerc", {"compression": "zstd", "threads": 2}),
     ("jpeg2000", {}),
     ("jpegxl", {"effort": 3}),
     ("hdf5", {}),
@@ -43,6 +50,8 @@ CANNOT_STORE = {
     ("jpeg2000", "float32"): "float32",
     ("mrc-uint4", "int16"): "int16",
     ("mrc-uint4", "float32"): "float32",
+    ("htj2k", "float32"): "unsupported dtype float32",
+    ("jpegls", "float32"): "unsupported dtype float32",
 }
 
 
@@ -130,7 +139,8 @@ def test_single_frame_and_odd_shapes(name, tmp_path):
 # --- the dtypes the detector models produce --------------------------------------------------
 DETECTOR_DTYPES = ("int8", "uint8", "int16", "float32")
 # contender -> detector dtypes it cannot store losslessly (every other one must be accepted)
-CANNOT_STORE_DETECTOR = {"jpeg2000": {"float32"}, "mrc-uint4": {"int16", "float32"}}
+CANNOT_STORE_DETECTOR = {"jpeg2000": {"float32"}, "mrc-uint4": {"int16", "float32"},
+                         "htj2k": {"float32"}, "jpegls": {"float32"}}
 
 
 def as_bytes(array: np.ndarray) -> np.ndarray:
@@ -177,7 +187,7 @@ def test_uint8_round_trip_is_bit_exact(name, params, tmp_path):
 
 @pytest.mark.parametrize("name, params", [
     ("mrc", {}), ("mrcz", {}), ("mrcz", {"codec": "lz4", "threads": 2}), ("bzip2", {}),
-    ("zstd", {}), ("hdf5", {}), ("blosc2", {})])
+    ("zstd-cli", {}), ("zstd", {"threads": 2}), ("lz4", {}), ("hdf5", {}), ("blosc2", {})])
 def test_complex64_round_trip_is_bit_exact(name, params, tmp_path):
     fmt = available(name, params)
     rng = np.random.default_rng(4)
@@ -194,7 +204,7 @@ def test_complex64_round_trip_is_bit_exact(name, params, tmp_path):
 
 
 def test_mrc_family_lists_complex64():
-    for name in ("mrc", "mrcz", "bzip2", "zstd"):
+    for name in ("mrc", "mrcz", "bzip2", "zstd-cli", "zstd", "lz4"):
         assert "complex64" in get_format(name).describe()["dtypes"]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from mrczbench.errors import FormatError
 from mrczbench.formats import describe_formats, get_format
-from mrczbench.formats.tools import ToolFormat, ZstdFormat
+from mrczbench.formats.tools import ToolFormat, ZstdCliFormat
 
 from test_formats_roundtrip import movie
 
@@ -111,8 +111,8 @@ def test_uint8_bzip2_payload_opens_in_mrcfile_with_the_same_bytes(name, tmp_path
 
 # --- the other command-line tools check their own output ---------------------------------
 @pytest.mark.parametrize("name, check", [
-    ("pigz", ["pigz", "-t"]), ("xz", ["xz", "-t"]), ("zstd", ["zstd", "-q", "-t"]),
-    ("lz4", ["lz4", "-q", "-t"]), ("pxz", ["xz", "-t"])])
+    ("pigz", ["pigz", "-t"]), ("xz", ["xz", "-t"]), ("zstd-cli", ["zstd", "-q", "-t"]),
+    ("lz4-cli", ["lz4", "-q", "-t"]), ("pxz", ["xz", "-t"])])
 def test_tool_output_passes_the_tools_own_test(name, check, tmp_path):
     fmt = get_format(name, threads=2)
     if fmt.unavailable_reason():
@@ -124,7 +124,7 @@ def test_tool_output_passes_the_tools_own_test(name, check, tmp_path):
 
 
 @pytest.mark.parametrize("name, low, high", [
-    ("lbzip2", 1, 9), ("pigz", 1, 9), ("xz", 0, 6), ("zstd", 1, 19), ("lz4", 1, 9)])
+    ("lbzip2", 1, 9), ("pigz", 1, 9), ("xz", 0, 6), ("zstd-cli", 1, 19), ("lz4-cli", 1, 9)])
 def test_tool_level_changes_output(name, low, high, tmp_path):
     fmt_low, fmt_high = get_format(name, level=low), get_format(name, level=high)
     if fmt_low.unavailable_reason():
@@ -136,7 +136,7 @@ def test_tool_level_changes_output(name, low, high, tmp_path):
 
 
 # --- missing tools are skipped with the reason, never crashed on -------------------------------
-class MissingToolFormat(ZstdFormat):
+class MissingToolFormat(ZstdCliFormat):
     name = "zstd-missing"
     tool = "mrczbench-no-such-compressor"
     install_hint = "not a real tool"
@@ -157,7 +157,7 @@ def test_missing_tool_gives_reason_and_format_error(tmp_path):
 
 def test_unavailable_tools_are_listed_with_their_reason():
     needs = {"lbzip2": ["lbzip2"], "pigz": ["pigz"], "xz": ["xz"], "pxz": ["pxz", "xz"],
-             "zstd": ["zstd"], "lz4": ["lz4"]}  # pxz compresses, xz decompresses
+             "zstd-cli": ["zstd"], "lz4-cli": ["lz4"]}  # pxz compresses, xz decompresses
     listed = {entry["name"]: entry for entry in describe_formats()}
     for name, tools in needs.items():
         missing = [tool for tool in tools if shutil.which(tool) is None]
@@ -172,14 +172,14 @@ def test_failing_tool_is_a_format_error_with_its_message(tmp_path):
     path = tmp_path / "bad.mrc.zst"
     path.write_bytes(b"not zstd data at all")
     with pytest.raises(FormatError, match=r"zstd failed .* \(exit 1\)"):
-        get_format("zstd").read(path)
+        get_format("zstd-cli").read(path)
     assert os.listdir(tmp_path) == ["bad.mrc.zst"]
 
 
 def test_tool_formats_are_files_only():
     assert not ToolFormat.has_memory_codec
     with pytest.raises(NotImplementedError):
-        get_format("zstd").encode(movie("int8"))
+        get_format("zstd-cli").encode(movie("int8"))
 
 
 # --- HDF5 in h5py and h5dump ------------------------------------------------------------------

@@ -33,12 +33,18 @@ BUILTIN: dict[str, str] = {
     "pigz": "mrczbench.formats.tools:PigzFormat",
     "xz": "mrczbench.formats.tools:XzFormat",
     "pxz": "mrczbench.formats.tools:PxzFormat",
-    "zstd": "mrczbench.formats.tools:ZstdFormat",
-    "lz4": "mrczbench.formats.tools:Lz4Format",
+    "zstd-cli": "mrczbench.formats.tools:ZstdCliFormat",
+    "lz4-cli": "mrczbench.formats.tools:Lz4CliFormat",
+    "zstd": "mrczbench.formats.streams:ZstdFormat",
+    "lz4": "mrczbench.formats.streams:Lz4Format",
     "jpeg2000": "mrczbench.formats.tiff:Jpeg2000Format",
     "jpegxl": "mrczbench.formats.tiff:JpegXLFormat",
     "hdf5": "mrczbench.formats.hdf5:Hdf5Format",
     "blosc2": "mrczbench.formats.blosc2frames:Blosc2Format",
+    "pcodec": "mrczbench.formats.pco:PcodecFormat",
+    "htj2k": "mrczbench.formats.imagecoders:Htj2kFormat",
+    "jpegls": "mrczbench.formats.imagecoders:JpeglsFormat",
+    "lerc": "mrczbench.formats.imagecoders:LercFormat",
 }
 
 ENTRY_POINT_GROUP = "mrczbench.formats"

@@ -1,4 +1,4 @@
-"""Command-line compressors: `lbzip2`, `pigz`, `xz`, `pxz`, `zstd`, `lz4`.
+"""Command-line compressors: `lbzip2`, `pigz`, `xz`, `pxz`, `zstd-cli`, `lz4-cli`.
 
 Timed as processes, as the paper did ("command-line utilities and hence include a read and
 write"): writing puts a plain MRC file next to the target and runs the tool on it, reading runs
@@ -6,7 +6,9 @@ the tool's decompressor into a plain MRC file and reads that. The temporary raw 
 removed afterwards. A tool that is not installed makes `unavailable_reason()` say which one;
 calling write/read then raises FormatError (never FileNotFoundError).
 
-Only files: there is no in-memory codec (the process *is* the measurement).
+Only files: there is no in-memory codec (the process *is* the measurement). The in-process
+zstd and lz4 coders, timed in memory, are the separate contenders `zstd` and `lz4`
+(mrczbench.formats.streams).
 """
 from __future__ import annotations
 
@@ -117,12 +119,12 @@ class XzConfig(FormatConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class ZstdConfig(FormatConfig):
+class ZstdCliConfig(FormatConfig):
     level: int = param(3, "integer 1-19 (zstd's default 3; 20-22 need --ultra)", integer(1, 19))
 
 
 @dataclasses.dataclass(frozen=True)
-class Lz4Config(FormatConfig):
+class Lz4CliConfig(FormatConfig):
     level: int = param(1, "integer 1-12 (lz4's default 1; 3-12 are lz4hc)", integer(1, 12))
 
 
@@ -185,13 +187,13 @@ class PxzFormat(XzFormat):
     threads_note = "pxz -T (compression); xz -T decompresses"
 
 
-class ZstdFormat(ToolFormat):
-    name = "zstd"
+class ZstdCliFormat(ToolFormat):
+    name = "zstd-cli"
     description = "zstd command line on a plain MRC file"
     suffix = ".mrc.zst"
     tool = "zstd"
     install_hint = "Debian package zstd"
-    Config = ZstdConfig
+    Config = ZstdCliConfig
     threads_note = "zstd -T (compression; zstd decompression is single-threaded)"
 
     def compress_args(self) -> list[str]:
@@ -201,13 +203,13 @@ class ZstdFormat(ToolFormat):
         return ["-d", "-q", "-c"]
 
 
-class Lz4Format(ToolFormat):
-    name = "lz4"
+class Lz4CliFormat(ToolFormat):
+    name = "lz4-cli"
     description = "lz4 command line on a plain MRC file"
     suffix = ".mrc.lz4"
     tool = "lz4"
     install_hint = "Debian package lz4"
-    Config = Lz4Config
+    Config = Lz4CliConfig
     threads_note = "ignored: the lz4 CLI before 1.10 is single-threaded"
 
     def compress_args(self) -> list[str]:

@@ -1,0 +1,137 @@
+"""Lossless image coders from imagecodecs, one codestream per frame in the framed container
+(mrczbench.formats.framed): `htj2k`, `jpegls`, `lerc`.
+
+- `htj2k`: High-Throughput JPEG 2000 (OpenJPH), reversible 5/3 wavelet: JPEG 2000 Part 15,
+  the block coder made for speed. Integers up to 32 bits; no floats.
+- `jpegls`: JPEG-LS (CharLS), predictive coding (LOCO-I) with NEAR = 0. CharLS codes unsigned
+  8/16-bit samples: int8/int16 frames are coded as their unsigned bit patterns (the same
+  bytes; the container records the dtype).
+- `lerc`: LERC (Esri), maxZError = 0 (lossless), optionally followed by deflate or zstd as
+  LERC in GeoTIFF does. Integers and float32; NaN cannot be stored bit-exactly (LERC treats it
+  as "no data" and gives back another NaN pattern), so check_data refuses floats with NaN.
+  LERC 4.0 leaves a few bytes of its 8-bit output (checksum and tail) uninitialised: the
+  pixels round-trip, but two encodes of an int8/uint8 frame may differ byte for byte.
+
+A coder imagecodecs was built without makes the contender unavailable with the reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mrczbench.formats.base import FormatConfig, one_of, param
+from mrczbench.formats.framed import FramedFormat
+
+
+class _ImagecodecsFramed(FramedFormat):
+    codec_attr = ""  # the imagecodecs availability flag, e.g. "HTJ2K"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import imagecodecs
+        except ImportError:
+            return "python package imagecodecs is not installed"
+        codec = getattr(imagecodecs, cls.codec_attr, None)
+        if codec is None or not codec.available:
+            return f"imagecodecs {imagecodecs.__version__} was built without {cls.codec_attr}"
+        return None
+
+    def label(self) -> str:
+        return self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class Htj2kConfig(FormatConfig):
+    pass
+
+
+class Htj2kFormat(_ImagecodecsFramed):
+    name = "htj2k"
+    description = ("High-Throughput JPEG 2000 lossless (OpenJPH via imagecodecs, reversible "
+                   "5/3), one codestream per frame, framed container")
+    suffix = ".htj2k.frames"
+    Config = Htj2kConfig
+    codec_attr = "HTJ2K"
+    lossless_dtypes = ("int8", "uint8", "int16", "uint16", "int32", "uint32")
+
+    def encode_frame(self, frame: np.ndarray) -> bytes:
+        import imagecodecs
+
+        return imagecodecs.htj2k_encode(frame, reversible=True)
+
+    def decode_frame(self, payload: bytes, out: np.ndarray) -> None:
+        import imagecodecs
+
+        imagecodecs.htj2k_decode(payload, out=out)
+
+
+@dataclasses.dataclass(frozen=True)
+class JpeglsConfig(FormatConfig):
+    pass
+
+
+class JpeglsFormat(_ImagecodecsFramed):
+    name = "jpegls"
+    description = ("JPEG-LS lossless (CharLS via imagecodecs, NEAR = 0), one codestream per "
+                   "frame, framed container")
+    suffix = ".jls.frames"
+    Config = JpeglsConfig
+    codec_attr = "JPEGLS"
+    lossless_dtypes = ("int8", "uint8", "int16", "uint16")
+
+    def stored_dtype(self, dtype: np.dtype) -> np.dtype:
+        dtype = np.dtype(dtype)
+        return np.dtype(dtype.str.replace("i", "u")) if dtype.kind == "i" else dtype
+
+    def encode_frame(self, frame: np.ndarray) -> bytes:
+        import imagecodecs
+
+        return imagecodecs.jpegls_encode(frame, level=0)  # NEAR = 0: lossless
+
+    def decode_frame(self, payload: bytes, out: np.ndarray) -> None:
+        import imagecodecs
+
+        imagecodecs.jpegls_decode(payload, out=out)
+
+
+LERC_COMPRESSION = ("none", "deflate", "zstd")
+
+
+@dataclasses.dataclass(frozen=True)
+class LercConfig(FormatConfig):
+    compression: str = param("none", "none | deflate | zstd (applied after LERC, as in "
+                                     "GeoTIFF)", one_of(*LERC_COMPRESSION))
+
+
+class LercFormat(_ImagecodecsFramed):
+    name = "lerc"
+    description = ("LERC lossless (Esri, maxZError 0, via imagecodecs), optional deflate/zstd, "
+                   "one blob per frame, framed container")
+    suffix = ".lerc.frames"
+    Config = LercConfig
+    codec_attr = "LERC"
+    lossless_dtypes = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "float32",
+                       "float64")
+
+    def label(self) -> str:
+        return "lerc" + ("" if self.config.compression == "none" else f" {self.config.compression}")
+
+    def check_data(self, stack: np.ndarray) -> str | None:
+        reason = super().check_data(stack)
+        if reason is None and stack.dtype.kind == "f" and np.isnan(stack).any():
+            return (f"lerc cannot store NaN bit-exactly ({int(np.isnan(stack).sum())} NaN "
+                    f"pixel(s)): LERC treats NaN as 'no data'")
+        return reason
+
+    def encode_frame(self, frame: np.ndarray) -> bytes:
+        import imagecodecs
+
+        compression = None if self.config.compression == "none" else self.config.compression
+        return imagecodecs.lerc_encode(frame, level=0.0, compression=compression)
+
+    def decode_frame(self, payload: bytes, out: np.ndarray) -> None:
+        import imagecodecs
+
+        imagecodecs.lerc_decode(payload, out=out)
