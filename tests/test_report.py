@@ -432,7 +432,7 @@ def test_table1_uses_only_table1_rows_in_a_mixed_report(result_dirs, tmp_path):
         load_result_files([result_dirs["table1"]]).rows)))
     assert list(table["contender"]) == list(only["contender"])
     assert "mrcz zstd-9" not in set(table["contender"])
-    assert set(table["dataset"]) == {"poisson-d1"}
+    assert set(table["contender"]) - {"(not run)"} == {"mrcz zstd-1"}
     assert table.set_index("contender").loc["mrcz zstd-1", "compress-write (s)"] > 0
     files = writer.write_report(mixed, tmp_path / "mixed", figures={})
     assert tmp_path / "mixed" / "table1.md" in files
@@ -445,6 +445,35 @@ def test_no_table1_without_table1_rows(loaded, tmp_path):
     writer.write_report(loaded["dose-sweep"], tmp_path / "dose", figures={})
     assert not (tmp_path / "dose" / "table1.md").exists()
     assert "Table 1" not in (tmp_path / "dose" / "index.html").read_text()
+
+
+def test_table1_and_fig3_follow_the_declared_figure_not_the_suite_name(tmp_path):
+    # a Table 1 suite under another name gives Table 1; a suite called "table1" that declares
+    # no figure does not
+    paper_run = RunWriter(tmp_path, "my-paper-stack", figure="Table 1", samples=3,
+                          run_id="20240501T100001Z-aaaaaa")
+    paper_run.case(codec="zstd", level=1, ops=FILE_OPS)
+    named_run = RunWriter(tmp_path, "table1", figure="", samples=3, run_id="20240501T100002Z-bbbbbb")
+    named_run.case(codec="lz4", level=9, ops=FILE_OPS)
+    # metadata serialisation as an ordinary contender in a suite declaring Fig. 3
+    meta_run = RunWriter(tmp_path, "serialisers", figure="fig. 3", samples=3,
+                         run_id="20240501T100003Z-cccccc")
+    for method in ("json", "msgpack"):
+        meta_run.case(dataset="acquisition", kind="user", dose=None, format="metadata",
+                      codec=None, label=method, ratio=0.5, ops=("encode", "decode", "write"))
+    results = load_result_files([paper_run.save(), named_run.save(), meta_run.save()])
+    cases = stats.case_table(stats.case_stats(results.rows))
+    table = tables.table1(cases)
+    assert set(table["contender"]) - {"(not run)"} == {"mrcz zstd-1"}
+    assert table.set_index("contender").loc["mrcz zstd-1", "paper contender"] == "blosc-zstd/int8/1"
+    figures = report_figures.make_figures(results, cases)
+    assert "fig3_metadata" in figures
+    time_ax = figures["fig3_metadata"].axes[0]
+    assert [t.get_text() for t in time_ax.get_xticklabels()] == ["json", "msgpack"]
+    # Fig. 3 cases are not movie compression: not in the speed figures or the link table
+    scatter = figures["ratio_vs_speed"].axes[0]
+    assert {a.get_label() for a in series(scatter)} == {"mrcz zstd-1", "mrcz lz4-9"}
+    assert not {"json", "msgpack"} & set(tables.link_table(cases)["contender"])
 
 
 def test_table1_has_one_block_per_dataset_of_the_table1_run(tmp_path):
@@ -509,7 +538,8 @@ def test_a_report_file_the_user_changed_is_no_longer_ours(result_dirs, tmp_path,
     (out / "fig2a_ratio_vs_dose.svg").write_text("my edited figure\n")
     capsys.readouterr()
     assert main(["report", str(result_dirs["dose-sweep"]), "--out", str(out)]) == 2
-    assert "report.md" in capsys.readouterr().err or True
+    err = capsys.readouterr().err
+    assert "fig2a_ratio_vs_dose.svg, report.md exist and were not written" in err
     assert (out / "report.md").read_text() == "my annotated copy\n"
     # a stale file of ours that the user edited is kept, not removed
     (out / "report.md").unlink()
@@ -545,17 +575,25 @@ def test_user_controlled_strings_are_escaped_in_html_and_markdown(tmp_path):
     source = next((tmp_path / "table1").glob("*.jsonl"))
     named = folder / f"t{hostile}.jsonl"
     named.write_text(source.read_text() + '{"schema": 1, "run_id": "cut')  # a cut-off line
+    meta_path_for(named).write_text(meta_path_for(source).read_text())
     assert main(["report", str(folder), "--out", str(tmp_path / "out")]) == 0
     for name in ("index.html", "report.md", "table1.md", "errors.md", "summary.md"):
         text = (tmp_path / "out" / name).read_text()
         assert "<img src=x" not in text and "<script" not in text, name
         if name.endswith(".md"):  # Markdown link syntax is plain text in HTML
-            assert "](javascript:" not in text, name
+            assert not re.search(r"(?<!\\)\]\(javascript:", text), name
     page = (tmp_path / "out" / "index.html").read_text()
     assert "t&lt;img src=x onerror=alert(7)&gt;.jsonl" in page  # the skipped-lines note
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "&lt;img src=x onerror=alert(7)&gt;.jsonl" in markdown
     assert "c&lt;script&gt;alert(1)&lt;/script&gt;\\|x" in (tmp_path / "out" / "summary.md").read_text()
+    # what a Markdown viewer shows: no tag, no link, and the table keeps its columns
+    markdown_it = pytest.importorskip("markdown_it")
+    rendered = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(
+        (tmp_path / "out" / "errors.md").read_text())
+    assert "<img" not in rendered and "<a " not in rendered and "<script" not in rendered
+    assert "[click](javascript:alert(2))" in rendered
+    assert rendered.count("<td>") == 7 * rendered.count("<tr>") - 7  # header row has <th>
 
 
 def test_cut_off_lines_are_warned_and_counted_in_the_report(result_dirs, tmp_path, capsys):

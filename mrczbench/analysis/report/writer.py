@@ -152,11 +152,14 @@ def _is_ours(path: Path, manifest: dict[str, str | None]) -> bool:
 
 def check_overwrites(out: Path, names, manifest: dict[str, str | None]) -> None:
     """Refuse, before writing anything, when a file to be written exists and is not ours."""
-    for name in names:
-        path = out / name
-        if (path.exists() or path.is_symlink()) and not _is_ours(path, manifest):
-            raise ResultsError(f"{path} exists and was not written by mrczbench report (or was "
-                               f"changed since): not overwriting it; choose another --out folder")
+    foreign = [name for name in names if ((out / name).exists() or (out / name).is_symlink())
+               and not _is_ours(out / name, manifest)]
+    if foreign:
+        listed = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+        raise ResultsError(f"{out}: {listed} {'exists' if len(foreign) == 1 else 'exist'} and "
+                           f"{'was' if len(foreign) == 1 else 'were'} not written by mrczbench "
+                           f"report (or changed since): not overwriting; choose another --out "
+                           f"folder")
 
 
 def remove_stale_outputs(out: Path, keep, manifest: dict[str, str | None]) -> list[Path]:
