@@ -432,7 +432,7 @@ def test_table1_uses_only_table1_rows_in_a_mixed_report(result_dirs, tmp_path):
         load_result_files([result_dirs["table1"]]).rows)))
     assert list(table["contender"]) == list(only["contender"])
     assert "mrcz zstd-9" not in set(table["contender"])
-    assert set(table["contender"]) - {"(not run)"} == {"mrcz zstd-1"}
+    assert set(table["dataset"]) == {"poisson-d1"}
     assert table.set_index("contender").loc["mrcz zstd-1", "compress-write (s)"] > 0
     files = writer.write_report(mixed, tmp_path / "mixed", figures={})
     assert tmp_path / "mixed" / "table1.md" in files
@@ -561,6 +561,15 @@ def test_a_foreign_manifest_or_forged_names_touch_nothing(result_dirs, tmp_path,
         {"written_by": writer.MANIFEST_OWNER, "files": {"../victim.txt": None, str(victim): None}}))
     assert main(["report", str(result_dirs["metadata"]), "--out", str(out)]) == 0
     assert victim.read_text() == "keep me\n"
+
+
+def test_out_naming_a_file_is_a_one_line_error(result_dirs, tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine\n")
+    assert main(["report", str(result_dirs["metadata"]), "--out", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the report into" in err[0] and "notes.txt" in err[0]
+    assert target.read_text() == "mine\n"
 
 
 def test_user_controlled_strings_are_escaped_in_html_and_markdown(tmp_path):
