@@ -9,7 +9,7 @@ import pytest
 
 from mrczbench.analysis import compare
 from mrczbench.cli import main
-from mrczbench.analysis.report import load_result_files
+from mrczbench.analysis.results import load_result_files
 
 MIB = 2**20
 RAW = 8 * 512 * 512

@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from mrczbench.analysis import report
+from mrczbench.analysis import report, stats
+from mrczbench.analysis.report import figures as report_figures
+from mrczbench.analysis.report import links, paper, tables, writer
+from mrczbench.analysis.results import load_result_files, meta_path_for
 from mrczbench.cli import main
 from mrczbench.errors import ResultsError
-from mrczbench.analysis.results import meta_path_for
+from mrczbench.units import GBIT_IN_MIB_PER_S
 
 MIB = 2**20
 CPU = "Intel(R) Xeon(R) CPU E5-2680 v3 @ 2.50GHz"
@@ -43,8 +46,10 @@ class RunWriter:
     """Writes `<run-id>.jsonl` + `<run-id>.run.json` the way the runner does (schema v1)."""
 
     def __init__(self, folder: Path, suite: str, run_id: str = "20240501T100000-abc123",
-                 samples: int = 5, seed: int = 1, speed_scale: float = 1.0):
+                 samples: int = 5, seed: int = 1, speed_scale: float = 1.0, figure=None):
         self.folder, self.suite, self.run_id, self.samples = folder / suite, suite, run_id, samples
+        # the suite's declared figure, as the runner copies it into run.json
+        self.figure = SUITE_FIGURES.get(suite, "") if figure is None else figure
         self.random = random.Random(seed)
         self.speed_scale = speed_scale
         self.rows: list[dict] = []
@@ -100,7 +105,8 @@ class RunWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{self.run_id}.jsonl"
         path.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
-        meta = {"schema": 1, "run_id": self.run_id, "suite": self.suite, "started": "2024-05-01T10:00:00Z",
+        meta = {"schema": 1, "run_id": self.run_id, "suite": self.suite, "figure": self.figure,
+                "started": "2024-05-01T10:00:00Z",
                 "machine": {"cpu_model": CPU, "physical_cores": CORES, "logical_cpus": 4,
                             "cache_sizes": {"L1d": "32K", "L1i": "32K", "L2": f"{L2 // 1024}K",
                                             "L3": f"{L3 // 1024}K"}}}  # as machine.capture()
@@ -177,6 +183,8 @@ def write_suite(folder: Path, suite: str) -> Path:
     return run.save()
 
 
+SUITE_FIGURES = {"dose-sweep": "Fig. 2a", "level-sweep": "Fig. 2b", "thread-sweep": "Fig. 2c",
+                 "blocksize-sweep": "Fig. 2d", "table1": "Table 1", "metadata": "Fig. 3"}
 SUITES = ["dose-sweep", "level-sweep", "thread-sweep", "blocksize-sweep", "table1", "metadata",
           "detectors"]
 EXPECTED_FIGURES = {
@@ -198,20 +206,20 @@ def result_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(result_dirs):
-    return {suite: report.load_result_files([path]) for suite, path in result_dirs.items()}
+    return {suite: load_result_files([path]) for suite, path in result_dirs.items()}
 
 
 @pytest.fixture(scope="module")
 def figures(loaded):
     import matplotlib
     matplotlib.use("Agg")
-    return {suite: report.make_figures(results) for suite, results in loaded.items()}
+    return {suite: report_figures.make_figures(results) for suite, results in loaded.items()}
 
 
 @pytest.fixture(scope="module")
 def reports(loaded, figures, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    return {suite: (out / suite, report.write_report(results, out / suite, figures[suite]))
+    return {suite: (out / suite, writer.write_report(results, out / suite, figures[suite]))
             for suite, results in loaded.items()}
 
 
@@ -224,54 +232,73 @@ def test_machine_and_date_come_from_run_metadata(loaded):
     machine = loaded["dose-sweep"].machine
     assert (machine.cpu, machine.physical_cores, machine.l2_bytes, machine.l3_bytes) == (CPU, 2, L2, L3)
     assert machine.date == "2024-05-01"
-    assert CPU in loaded["dose-sweep"].footer and "dose-sweep" in loaded["dose-sweep"].footer
+    footer = report_figures.footer(loaded["dose-sweep"], loaded["dose-sweep"].suites)
+    assert CPU in footer and "dose-sweep" in footer
 
 
 def test_missing_and_empty_inputs_are_results_errors(tmp_path):
     with pytest.raises(ResultsError, match="no such"):
-        report.load_result_files([tmp_path / "nope.jsonl"])
+        load_result_files([tmp_path / "nope.jsonl"])
     with pytest.raises(ResultsError, match="no result files"):
-        report.load_result_files([tmp_path])
+        load_result_files([tmp_path])
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"schema": 1}\nnot json\n')
     with pytest.raises(ResultsError, match="bad.jsonl:2"):
-        report.load_result_files([bad])
+        load_result_files([bad])
 
 
-def test_parse_bytes_understands_lscpu_and_integers():
-    assert report.parse_bytes(262144) == 262144
-    assert report.parse_bytes("256 KiB") == 262144
-    assert report.parse_bytes("1 MiB (2 instances)") == MIB
-    assert report.parse_bytes("30M") == 30 * MIB
-    assert report.parse_bytes("n/a") is None
+def test_machine_facts_are_read_by_known_keys(tmp_path):
+    # a run.json as machine.capture() writes it, and one from a machine that recorded less
+    run = RunWriter(tmp_path, "dose-sweep", samples=1)
+    run.case()
+    folder = run.save()
+    meta_file = next(folder.glob("*.run.json"))
+    meta = json.loads(meta_file.read_text())
+    meta["machine"] = {"cpu_model": "AMD EPYC", "physical_cores": None,
+                       "cache_sizes": {"L2": "512K"}, "notes": {"l3": 123, "cores": 64}}
+    meta_file.write_text(json.dumps(meta))
+    machine = load_result_files([folder]).machine
+    # no fuzzy search: keys elsewhere in run.json named like "l3" or "cores" are not facts
+    assert (machine.cpu, machine.physical_cores, machine.l2_bytes, machine.l3_bytes) == (
+        "AMD EPYC", None, 512 * 1024, None)
+    assert machine.describe() == "AMD EPYC"
+
+
+def test_sizes_as_sysfs_and_lscpu_write_them():
+    from mrczbench.units import parse_size
+    assert parse_size(262144) == 262144
+    assert parse_size("256 KiB") == parse_size("256K") == 262144
+    assert parse_size("1 MiB (2 instances)") == MIB
+    assert parse_size("30M") == 30 * MIB
+    assert parse_size("n/a") is None and parse_size(None) is None
 
 
 # --- summaries ----------------------------------------------------------------------------------
 def test_invalid_cold_samples_are_excluded_and_counted(loaded):
-    stats = report.summarise(loaded["table1"].rows)
-    zstd_cold = stats[(stats["label"] == "mrcz zstd-1") & (stats["op"] == "read_cold")].iloc[0]
+    summary = stats.case_stats(loaded["table1"].rows)
+    zstd_cold = summary[(summary["label"] == "mrcz zstd-1") & (summary["op"] == "read_cold")].iloc[0]
     assert (zstd_cold["n"], zstd_cold["invalid"]) == (4, 1)
 
 
 def test_unstable_series_are_flagged(loaded, figures):
-    stats = report.summarise(loaded["thread-sweep"].rows)
-    unstable = stats[stats["unstable"]]
+    summary = stats.case_stats(loaded["thread-sweep"].rows)
+    unstable = summary[summary["unstable"]]
     assert set(zip(unstable["codec"], unstable["threads"])) == {("zlib", 2)}
     threads_figure = figures["thread-sweep"]["fig2c_speed_vs_threads"]
     assert series(threads_figure.axes[0], "unstable")
-    assert report.UNSTABLE_LABEL in threads_figure.axes[0].get_legend_handles_labels()[1] + \
+    assert report_figures.UNSTABLE_LABEL in threads_figure.axes[0].get_legend_handles_labels()[1] + \
         threads_figure.axes[-1].get_legend_handles_labels()[1]
 
 
 def test_pareto_front_and_break_even():
     speed = [100.0, 200.0, 300.0, 150.0]
     ratio = [0.30, 0.35, 0.50, 0.40]   # the 150 MiB/s point is beaten by the 200 one
-    assert report.pareto_front(speed, ratio) == [0, 1, 2]
+    assert links.pareto_front(speed, ratio) == [0, 1, 2]
     # 1/enc + 1/dec = 1/100 MiB/s-1, saved 0.6 of the data: pays below 60 MiB/s ~ 0.503 Gbit/s
-    assert report.break_even_gbit(200.0, 200.0, 0.4) == pytest.approx(60 / report.GBIT_IN_MIB_PER_S)
-    assert report.break_even_gbit(200.0, 200.0, 1.0) == 0.0
+    assert links.break_even_gbit(200.0, 200.0, 0.4) == pytest.approx(60 / GBIT_IN_MIB_PER_S)
+    assert links.break_even_gbit(200.0, 200.0, 1.0) == 0.0
     link = 60.0
-    assert report.link_throughput(200.0, 200.0, 0.4, link) == pytest.approx(link)
+    assert links.link_throughput(200.0, 200.0, 0.4, link) == pytest.approx(link)
 
 
 # --- figures ------------------------------------------------------------------------------------
@@ -357,9 +384,9 @@ def test_link_figure_keeps_the_pareto_front_when_crowded_and_marks_unstable_inpu
 
 
 def test_one_report_over_all_suites_keeps_metadata_out_of_movie_figures(result_dirs):
-    results = report.load_result_files(list(result_dirs.values()))
+    results = load_result_files(list(result_dirs.values()))
     assert results.suites == sorted(SUITES)
-    figures = report.make_figures(results)
+    figures = report_figures.make_figures(results)
     assert set(figures) == set().union(*EXPECTED_FIGURES.values())
     scatter = figures["ratio_vs_speed"].axes[0]
     assert not any("json" in a.get_label() for a in series(scatter))
@@ -373,8 +400,8 @@ def test_detector_doses_do_not_join_the_dose_sweep(result_dirs, tmp_path):
     for dataset, kind, dose in (("falcon", "falcon", 0.37), ("eer", "eer", 0.44),
                                 ("gain", "gain-normalised", 1.45)):
         run.case(dataset=dataset, kind=kind, dose=dose, codec="zstd", threads=2, ratio=0.9)
-    results = report.load_result_files([result_dirs["dose-sweep"], run.save()])
-    figure = report.make_figures(results)["fig2a_ratio_vs_dose"]
+    results = load_result_files([result_dirs["dose-sweep"], run.save()])
+    figure = report_figures.make_figures(results)["fig2a_ratio_vs_dose"]
     ax = figure.axes[0]
     assert sorted(line.get_label() for line in series(ax)) == ["mrcz lz4-1", "mrcz zlib-1", "mrcz zstd-1"]
     assert all(len(line.get_xdata()) == 7 for line in series(ax))
@@ -383,8 +410,8 @@ def test_detector_doses_do_not_join_the_dose_sweep(result_dirs, tmp_path):
 
 # --- tables and files ---------------------------------------------------------------------------
 def test_table1_sits_next_to_the_paper(loaded):
-    cases = report.case_table(report.summarise(loaded["table1"].rows))
-    table = report.table1(cases).set_index("contender")
+    cases = stats.case_table(stats.case_stats(loaded["table1"].rows))
+    table = tables.table1(cases).set_index("contender")
     assert table.loc["mrcz zstd-1", "paper contender"] == "blosc-zstd/int8/1"
     assert table.loc["mrcz zstd-1", "paper ratio"] == 0.37
     assert table.loc["mrcz lz4-9", "paper contender"] == "blosc-lz4/int8/9"
@@ -399,25 +426,54 @@ def test_table1_sits_next_to_the_paper(loaded):
 
 def test_table1_uses_only_table1_rows_in_a_mixed_report(result_dirs, tmp_path):
     # level-sweep shares the table1 dataset name ("poisson-d1"): its rows must not leak in
-    mixed = report.load_result_files([result_dirs[s] for s in ("dose-sweep", "level-sweep", "table1")])
-    table = report.table1(report.case_table(report.summarise(mixed.rows)))
-    only = report.table1(report.case_table(report.summarise(
-        report.load_result_files([result_dirs["table1"]]).rows)))
+    mixed = load_result_files([result_dirs[s] for s in ("dose-sweep", "level-sweep", "table1")])
+    table = tables.table1(stats.case_table(stats.case_stats(mixed.rows)))
+    only = tables.table1(stats.case_table(stats.case_stats(
+        load_result_files([result_dirs["table1"]]).rows)))
     assert list(table["contender"]) == list(only["contender"])
     assert "mrcz zstd-9" not in set(table["contender"])
     assert set(table["dataset"]) == {"poisson-d1"}
     assert table.set_index("contender").loc["mrcz zstd-1", "compress-write (s)"] > 0
-    files = report.write_report(mixed, tmp_path / "mixed", figures={})
+    files = writer.write_report(mixed, tmp_path / "mixed", figures={})
     assert tmp_path / "mixed" / "table1.md" in files
 
 
 def test_no_table1_without_table1_rows(loaded, tmp_path):
     for suite in ("dose-sweep", "level-sweep", "metadata"):
-        cases = report.case_table(report.summarise(loaded[suite].rows))
-        assert report.table1(cases) is None
-    report.write_report(loaded["dose-sweep"], tmp_path / "dose", figures={})
+        cases = stats.case_table(stats.case_stats(loaded[suite].rows))
+        assert tables.table1(cases) is None
+    writer.write_report(loaded["dose-sweep"], tmp_path / "dose", figures={})
     assert not (tmp_path / "dose" / "table1.md").exists()
     assert "Table 1" not in (tmp_path / "dose" / "index.html").read_text()
+
+
+def test_table1_and_fig3_follow_the_declared_figure_not_the_suite_name(tmp_path):
+    # a Table 1 suite under another name gives Table 1; a suite called "table1" that declares
+    # no figure does not
+    paper_run = RunWriter(tmp_path, "my-paper-stack", figure="Table 1", samples=3,
+                          run_id="20240501T100001Z-aaaaaa")
+    paper_run.case(codec="zstd", level=1, ops=FILE_OPS)
+    named_run = RunWriter(tmp_path, "table1", figure="", samples=3, run_id="20240501T100002Z-bbbbbb")
+    named_run.case(codec="lz4", level=9, ops=FILE_OPS)
+    # metadata serialisation as an ordinary contender in a suite declaring Fig. 3
+    meta_run = RunWriter(tmp_path, "serialisers", figure="fig. 3", samples=3,
+                         run_id="20240501T100003Z-cccccc")
+    for method in ("json", "msgpack"):
+        meta_run.case(dataset="acquisition", kind="user", dose=None, format="metadata",
+                      codec=None, label=method, ratio=0.5, ops=("encode", "decode", "write"))
+    results = load_result_files([paper_run.save(), named_run.save(), meta_run.save()])
+    cases = stats.case_table(stats.case_stats(results.rows))
+    table = tables.table1(cases)
+    assert set(table["contender"]) - {"(not run)"} == {"mrcz zstd-1"}
+    assert table.set_index("contender").loc["mrcz zstd-1", "paper contender"] == "blosc-zstd/int8/1"
+    figures = report_figures.make_figures(results, cases)
+    assert "fig3_metadata" in figures
+    time_ax = figures["fig3_metadata"].axes[0]
+    assert [t.get_text() for t in time_ax.get_xticklabels()] == ["json", "msgpack"]
+    # Fig. 3 cases are not movie compression: not in the speed figures or the link table
+    scatter = figures["ratio_vs_speed"].axes[0]
+    assert {a.get_label() for a in series(scatter)} == {"mrcz zstd-1", "mrcz lz4-9"}
+    assert not {"json", "msgpack"} & set(tables.link_table(cases)["contender"])
 
 
 def test_table1_has_one_block_per_dataset_of_the_table1_run(tmp_path):
@@ -426,15 +482,15 @@ def test_table1_has_one_block_per_dataset_of_the_table1_run(tmp_path):
         run.case(dataset=movie, kind="user", format="mrc", codec=None, ratio=1.0,
                  ops=FILE_OPS[2:], speeds={op: 300.0 for op in FILE_OPS})
         run.case(dataset=movie, kind="user", codec="zstd", level=1, ratio=0.4, ops=FILE_OPS)
-    results = report.load_result_files([run.save()])
-    table = report.table1(report.case_table(report.summarise(results.rows)))
+    results = load_result_files([run.save()])
+    table = tables.table1(stats.case_table(stats.case_stats(results.rows)))
     assert list(dict.fromkeys(table["dataset"])) == ["movie-a", "movie-b", "movie-c"]
     for movie in ("movie-a", "movie-b", "movie-c"):
         block = table[table["dataset"] == movie].set_index("contender")
         assert block.loc["mrcz zstd-1", "paper contender"] == "blosc-zstd/int8/1"
         assert block.loc["mrc", "paper size (MB)"] == 854
-        assert len(block.loc["(not run)"]) == len(report.PAPER_TABLE1) - 2
-    report.write_report(results, tmp_path / "out", figures={})
+        assert len(block.loc["(not run)"]) == len(paper.PAPER_TABLE1) - 2
+    writer.write_report(results, tmp_path / "out", figures={})
     page = (tmp_path / "out" / "table1.md").read_text()
     assert "datasets movie-a, movie-b, movie-c" in page
     assert all(movie in page for movie in ("movie-a", "movie-b", "movie-c"))
@@ -442,16 +498,111 @@ def test_table1_has_one_block_per_dataset_of_the_table1_run(tmp_path):
 
 def test_report_into_an_old_report_folder_removes_only_its_own_stale_files(loaded, tmp_path):
     out = tmp_path / "out"
-    report.write_report(loaded["dose-sweep"], out)
+    writer.write_report(loaded["dose-sweep"], out)
     assert (out / "fig2a_ratio_vs_dose.png").exists()
-    (out / "table1.md").write_text("stale table from an older mrczbench\n")
+    (out / "table1.md").write_text("my own table, not written by mrczbench\n")
     (out / "notes.txt").write_text("mine\n")
     (out / "fig2a_ratio_vs_dose.txt").write_text("not a report file name\n")
-    written = report.write_report(loaded["metadata"], out)
+    written = writer.write_report(loaded["metadata"], out)
     names = {path.name for path in out.iterdir()}
-    assert names == {path.name for path in written} | {"notes.txt", "fig2a_ratio_vs_dose.txt"}
+    user_files = {"notes.txt", "fig2a_ratio_vs_dose.txt", "table1.md"}
+    assert names == {path.name for path in written} | user_files | {writer.MANIFEST}
     assert "fig3_metadata.png" in names and "fig2a_ratio_vs_dose.png" not in names
-    assert "table1.md" not in names and "link_break_even.csv" not in names
+    assert "link_break_even.csv" not in names  # ours, from the dose-sweep report: removed
+    assert (out / "table1.md").read_text() == "my own table, not written by mrczbench\n"
+
+
+REPORT_NAMES = ("index.html", "report.md", "summary.csv", "summary.md", "errors.csv",
+                "table1.md", "fig3_metadata.png", "link_break_even.csv", "fig2a_ratio_vs_dose.svg")
+
+
+def test_user_files_with_report_names_are_never_overwritten_or_removed(result_dirs, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name in REPORT_NAMES:
+        (out / name).write_text(f"user data in {name}\n")
+    assert main(["report", str(result_dirs["metadata"]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not written by mrczbench report" in err[0]
+    assert "choose another --out" in err[0] and str(out) in err[0]
+    for name in REPORT_NAMES:
+        assert (out / name).read_text() == f"user data in {name}\n"
+    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_NAMES)  # nothing added
+
+
+def test_a_report_file_the_user_changed_is_no_longer_ours(result_dirs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["report", str(result_dirs["dose-sweep"]), "--out", str(out)]) == 0
+    assert main(["report", str(result_dirs["dose-sweep"]), "--out", str(out)]) == 0  # ours: rewritten
+    (out / "report.md").write_text("my annotated copy\n")
+    (out / "fig2a_ratio_vs_dose.svg").write_text("my edited figure\n")
+    capsys.readouterr()
+    assert main(["report", str(result_dirs["dose-sweep"]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "fig2a_ratio_vs_dose.svg, report.md exist and were not written" in err
+    assert (out / "report.md").read_text() == "my annotated copy\n"
+    # a stale file of ours that the user edited is kept, not removed
+    (out / "report.md").unlink()
+    assert main(["report", str(result_dirs["metadata"]), "--out", str(out)]) == 0
+    assert (out / "fig2a_ratio_vs_dose.svg").read_text() == "my edited figure\n"
+    assert not (out / "fig2a_ratio_vs_dose.png").exists()
+
+
+def test_a_foreign_manifest_or_forged_names_touch_nothing(result_dirs, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / writer.MANIFEST).write_text("{}")
+    assert main(["report", str(result_dirs["metadata"]), "--out", str(out)]) == 2
+    assert "not a manifest written by mrczbench report" in capsys.readouterr().err
+    # a manifest naming files outside the folder is never followed
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (out / writer.MANIFEST).write_text(json.dumps(
+        {"written_by": writer.MANIFEST_OWNER, "files": {"../victim.txt": None, str(victim): None}}))
+    assert main(["report", str(result_dirs["metadata"]), "--out", str(out)]) == 0
+    assert victim.read_text() == "keep me\n"
+
+
+def test_out_naming_a_file_is_a_one_line_error(result_dirs, tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine\n")
+    assert main(["report", str(result_dirs["metadata"]), "--out", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the report into" in err[0] and "notes.txt" in err[0]
+    assert target.read_text() == "mine\n"
+
+
+def test_user_controlled_strings_are_escaped_in_html_and_markdown(tmp_path):
+    hostile = "<img src=x onerror=alert(7)>"
+    run = RunWriter(tmp_path, "table1", samples=3)
+    run.case(dataset=f"d{hostile}", label=f"c<script>alert(1)</script>|x", ops=FILE_OPS)
+    run.case(dataset=f"d{hostile}", format="jpeg2000", codec=None, ops=("write",),
+             label="[click](javascript:alert(2))", error=f"boom {hostile}")
+    run.save()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = next((tmp_path / "table1").glob("*.jsonl"))
+    named = folder / f"t{hostile}.jsonl"
+    named.write_text(source.read_text() + '{"schema": 1, "run_id": "cut')  # a cut-off line
+    meta_path_for(named).write_text(meta_path_for(source).read_text())
+    assert main(["report", str(folder), "--out", str(tmp_path / "out")]) == 0
+    for name in ("index.html", "report.md", "table1.md", "errors.md", "summary.md"):
+        text = (tmp_path / "out" / name).read_text()
+        assert "<img src=x" not in text and "<script" not in text, name
+        if name.endswith(".md"):  # Markdown link syntax is plain text in HTML
+            assert not re.search(r"(?<!\\)\]\(javascript:", text), name
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "t&lt;img src=x onerror=alert(7)&gt;.jsonl" in page  # the skipped-lines note
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "&lt;img src=x onerror=alert(7)&gt;.jsonl" in markdown
+    assert "c&lt;script&gt;alert(1)&lt;/script&gt;\\|x" in (tmp_path / "out" / "summary.md").read_text()
+    # what a Markdown viewer shows: no tag, no link, and the table keeps its columns
+    markdown_it = pytest.importorskip("markdown_it")
+    rendered = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(
+        (tmp_path / "out" / "errors.md").read_text())
+    assert "<img" not in rendered and "<a " not in rendered and "<script" not in rendered
+    assert "[click](javascript:alert(2))" in rendered
+    assert rendered.count("<td>") == 7 * rendered.count("<tr>") - 7  # header row has <th>
 
 
 def test_cut_off_lines_are_warned_and_counted_in_the_report(result_dirs, tmp_path, capsys):
@@ -518,6 +669,7 @@ def test_cli_report_writes_into_out_and_reports_missing_files(result_dirs, tmp_p
 # --- real rows from the runner ------------------------------------------------------------------
 TINY_DOSE_SUITE = """
 description = "tiny dose sweep for the report tests"
+figure = "Fig. 2a"
 ops = ["encode", "decode", "write", "read_cold"]
 repeats = 2
 min_batch_seconds = 0.001
@@ -540,6 +692,7 @@ contender = ["mrcz zstd-1", "mrcz lz4-1"]
 
 TINY_METADATA_SUITE = """
 description = "tiny metadata serialisation for the report tests"
+figure = "Fig. 3"
 kind = "metadata"
 ops = ["encode", "decode", "write", "read_cold"]
 repeats = 2
@@ -576,13 +729,13 @@ def runner_results(tmp_path_factory):
 
 
 def test_report_from_real_runner_rows(runner_results, tmp_path):
-    results = report.load_result_files([runner_results["tiny-dose"]])
-    figures = report.make_figures(results)
+    results = load_result_files([runner_results["tiny-dose"]])
+    figures = report_figures.make_figures(results)
     assert set(figures) == {"fig2a_ratio_vs_dose", "ratio_vs_speed", "link_throughput"}
     dose_ax = figures["fig2a_ratio_vs_dose"].axes[0]
     assert sorted(line.get_label() for line in series(dose_ax)) == ["mrcz lz4-1", "mrcz zstd-1"]
     assert results.machine.cpu != "unknown CPU" and results.machine.physical_cores
-    written = report.write_report(results, tmp_path / "dose", figures)
+    written = writer.write_report(results, tmp_path / "dose", figures)
     # a dose sweep is not the paper's Table 1 stack: no Table 1 beside the paper's numbers
     assert not (tmp_path / "dose" / "table1.md").exists()
     assert "Table 1" not in (tmp_path / "dose" / "report.md").read_text()
@@ -591,8 +744,8 @@ def test_report_from_real_runner_rows(runner_results, tmp_path):
 
 
 def test_metadata_report_from_real_runner_rows(runner_results):
-    results = report.load_result_files([runner_results["tiny-metadata"]])
-    figures = report.make_figures(results)
+    results = load_result_files([runner_results["tiny-metadata"]])
+    figures = report_figures.make_figures(results)
     assert set(figures) == {"fig3_metadata"}
     time_ax, size_ax = figures["fig3_metadata"].axes[:2]
     assert len(time_ax.containers) == 4  # encode, decode, write, read_cold

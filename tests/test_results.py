@@ -87,11 +87,36 @@ def test_load_results_errors_are_clear(tmp_path):
         load_results(tmp_path)
 
 
-def test_latest_run_sorts_by_run_id(tmp_path):
+def test_run_files_sort_oldest_first_and_metadata_sits_beside_them(tmp_path):
     for run_id in ("20250102T000000Z-000001", "20250101T000000Z-000002"):
         (tmp_path / f"{run_id}.jsonl").write_text("")
-    assert results.latest_run(tmp_path).name == "20250102T000000Z-000001.jsonl"
+    assert [p.name for p in results.run_files(tmp_path)] == [
+        "20250101T000000Z-000002.jsonl", "20250102T000000Z-000001.jsonl"]
     assert results.meta_path_for(tmp_path / "x.jsonl").name == "x.run.json"
+
+
+def test_load_result_files_normalises_rows_and_reads_the_declared_figure(tmp_path):
+    path = tmp_path / "r1.jsonl"
+    with results.RunFile(path) as run:
+        run.append([sample_row("c1", params={"level": 1, "codec": "zstd"}, label=None,
+                               format="mrcz", valid=None),
+                    sample_row("c2", params='{"codec": "zstd", "level": 1}', label="z",
+                               format="mrcz", error="boom")])
+    results.write_run_metadata(path, {"run_id": "r1", "suite": "s", "figure": "Table 1",
+                                      "started": "2025-03-04T05:06:07Z",
+                                      "machine": {"cpu_model": "cpu", "physical_cores": 4,
+                                                  "cache_sizes": {"L2": "1024K", "L3": "32M"}}})
+    loaded = results.load_result_files([tmp_path])
+    rows = loaded.rows.set_index("case_id")
+    # equal configs compare equal whatever their key order or type
+    assert rows.loc["c1", "params"] == rows.loc["c2", "params"] == '{"codec": "zstd", "level": 1}'
+    assert rows.loc["c1", "label"] == "mrcz"          # empty label: the format
+    assert bool(rows.loc["c1", "valid"]) and not bool(rows.loc["c2", "valid"])
+    assert set(rows["figure"]) == {"Table 1"}
+    assert loaded.suites == ["s"]
+    machine = loaded.machine
+    assert (machine.cpu, machine.physical_cores, machine.l2_bytes, machine.l3_bytes,
+            machine.date) == ("cpu", 4, 2**20, 32 * 2**20, "2025-03-04")
 
 
 def test_binary_files_and_run_metadata_are_refused_with_what_to_pass(tmp_path):

@@ -6,6 +6,8 @@ Per (case, op) the median time ratio NEW/BASE gets a two-sided Mann-Whitney U te
 bootstrap 95 % confidence interval. A change counts only when it is significant (p < alpha)
 and beyond the factor; with fewer than --min-samples valid samples on a side the verdict is
 "insufficient samples" (Mann-Whitney cannot reach p < 0.05 with two samples a side).
+Medians and the "unstable" flag come from mrczbench.analysis.stats, the rule the terminal
+summary and the report use.
 
 Exit status (usable as a CI gate): 1 when something regressed — significantly slower beyond
 the factor, stored size larger beyond the factor, or a case that ran in BASE now errors —
@@ -16,12 +18,13 @@ in common, or cases matched but none had --min-samples valid samples on both sid
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
+from mrczbench.analysis import stats
 from mrczbench.atomic import atomic_output
 from mrczbench.errors import ResultsError
+from mrczbench.units import format_number
 
 MATCH_KEY = ["dataset", "dose", "frames", "ny", "nx", "dtype", "format", "params", "op"]
 DEFAULT_FACTOR = 1.1
@@ -80,8 +83,8 @@ def nothing_tested(table) -> bool:
 def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA,
                  min_samples: int = DEFAULT_MIN_SAMPLES):
     """One row per (case, op) found in either run, with the verdicts. Input: normalised rows
-    (mrczbench.analysis.report.normalise_rows)."""
-    import numpy as np
+    (mrczbench.analysis.results.normalise_rows). `unstable` names the runs (BASE, NEW) whose
+    series is unstable by stats.is_unstable."""
     import pandas as pd
     from scipy.stats import mannwhitneyu
 
@@ -93,10 +96,14 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
         first = (n if len(n) else b).iloc[0]
         b_times = b[b["error"].isna() & b["valid"]]["seconds"].dropna().to_numpy(float)
         n_times = n[n["error"].isna() & n["valid"]]["seconds"].dropna().to_numpy(float)
+        b_summary = stats.summarise(b_times) if len(b_times) else None
+        n_summary = stats.summarise(n_times) if len(n_times) else None
         row = {"dataset": first["dataset"], "contender": first["label"], "op": first["op"],
                "n BASE": len(b_times), "n NEW": len(n_times),
-               "BASE median (s)": np.median(b_times) if len(b_times) else None,
-               "NEW median (s)": np.median(n_times) if len(n_times) else None,
+               "BASE median (s)": b_summary.median if b_summary else None,
+               "NEW median (s)": n_summary.median if n_summary else None,
+               "unstable": ", ".join(side for side, summary in (("BASE", b_summary), ("NEW", n_summary))
+                                     if summary and summary.unstable),
                "time NEW/BASE": None, "95% CI": "", "p": None, "time": "",
                "size NEW/BASE": None, "size": "", "regression": False}
         b_errors, n_errors = b["error"].notna().any(), n["error"].notna().any()
@@ -115,7 +122,7 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
             ratio = row["NEW median (s)"] / row["BASE median (s)"]
             p = float(mannwhitneyu(b_times, n_times, alternative="two-sided").pvalue)
             low, high = bootstrap_ratio_ci(b_times, n_times)
-            row.update({"time NEW/BASE": ratio, "95% CI": f"{low:.3g}–{high:.3g}", "p": p})
+            row.update({"time NEW/BASE": ratio, "95% CI": f"{format_number(low)}–{format_number(high)}", "p": p})
             if p >= alpha:
                 row["time"] = "no significant change"
             elif ratio > factor:
@@ -144,19 +151,15 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
 
 
 def _format(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
     if isinstance(value, bool):
         return "REGRESSION" if value else ""
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
+    return format_number(value)
 
 
 def render(table) -> str:
     columns = ["dataset", "contender", "op", "n BASE", "n NEW", "BASE median (s)",
-               "NEW median (s)", "time NEW/BASE", "95% CI", "p", "time", "size NEW/BASE", "size",
-               "regression"]
+               "NEW median (s)", "unstable", "time NEW/BASE", "95% CI", "p", "time",
+               "size NEW/BASE", "size", "regression"]
     cells = [[_format(v) for v in row] for row in table[columns].itertuples(index=False)]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
@@ -180,7 +183,7 @@ def summary_line(table, factor: float) -> str:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from mrczbench.analysis.report import load_result_files
+    from mrczbench.analysis.results import load_result_files
     check_options(args.factor, args.alpha, args.min_samples)
     base = load_result_files([args.base]).rows
     new = load_result_files([args.new]).rows

@@ -8,6 +8,7 @@ Run ids start with a UTC timestamp, so sorting them sorts runs by start time.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from mrczbench.atomic import atomic_output
+from mrczbench.bench import machine as machine_capture
 from mrczbench.errors import ResultsError
+from mrczbench.units import MiB
 
 SCHEMA_VERSION = 1
-MIB = 2 ** 20  # the paper's "MB"
 
 OPS = ("encode", "decode", "write", "write_fsync", "read_cold", "read_warm")
 
@@ -37,6 +39,16 @@ COLUMNS = (
     "case_index",  # position of the case in the (shuffled) run order
     "regime",      # "memory" (calibrated loops) or "file" (one call per sample)
 )
+
+# Columns that describe a case (everything but the timing of one sample). `figure` is not a
+# row column: load_results adds it from run.json, the suite's declared figure ("Fig. 2a",
+# "Table 1", "Fig. 3", or ""), which decides where the report shows the case.
+CASE_COLUMNS = ("suite", "figure", "dataset", "dataset_kind", "dose", "frames", "ny", "nx",
+                "dtype", "format", "codec", "level", "blocksize", "threads", "filter", "params",
+                "label")
+NUMERIC_COLUMNS = ("dose", "frames", "ny", "nx", "level", "blocksize", "threads", "raw_bytes",
+                   "stored_bytes", "ratio", "bound_ratio", "efficiency", "seconds", "mib_per_s",
+                   "loops", "residency", "case_index")
 
 RUN_SUFFIX = ".jsonl"
 META_SUFFIX = ".run.json"
@@ -65,7 +77,7 @@ def make_row(**values: Any) -> dict[str, Any]:
         row["efficiency"] = row["bound_ratio"] / row["ratio"]
     seconds = row["seconds"]
     if row["mib_per_s"] is None and raw and seconds:
-        row["mib_per_s"] = raw / MIB / seconds
+        row["mib_per_s"] = raw / MiB / seconds
     if row["error"] is not None:
         row["error"] = one_line(row["error"])
         row["valid"] = False
@@ -219,11 +231,6 @@ def run_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(Path(folder).glob("*" + RUN_SUFFIX), key=lambda p: p.name)
 
 
-def latest_run(folder: str | os.PathLike) -> Path | None:
-    files = run_files(folder) if Path(folder).is_dir() else []
-    return files[-1] if files else None
-
-
 def _collect_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for item in paths:
@@ -246,7 +253,8 @@ def load_results(path_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
 
     Accepts a run file, a folder (searched recursively for *.jsonl) or a list of either, so
     runs from several files and machines merge into one frame. Machine columns from each run's
-    metadata are added (`host`, `cpu_model`, `kernel`, `fstype`) to tell machines apart.
+    metadata are added (`host`, `cpu_model`, `kernel`, `fstype`) to tell machines apart, and
+    the run's `profile` and declared `figure`.
     With errors=False, error rows are left out. Cut-off last lines (a crashed or running
     run) are skipped, counted in `frame.attrs["skipped_lines"]` ({file: count}) and, with
     warn=True, reported on stderr."""
@@ -261,13 +269,10 @@ def load_results(path_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
     skipped: dict[str, int] = {}
     for path in files:
         meta = read_run_metadata(path) if path.name.endswith(RUN_SUFFIX) else {}
-        machine = meta.get("machine", {})
         extra = {
-            "host": machine.get("hostname"),
-            "cpu_model": machine.get("cpu_model"),
-            "kernel": machine.get("kernel"),
-            "fstype": (machine.get("filesystem") or {}).get("fstype"),
+            **machine_capture.recorded_columns(meta),
             "profile": meta.get("profile"),
+            "figure": meta.get("figure") or "",
             "source_file": str(path),
         }
         for row in iter_rows(path, skipped):
@@ -285,3 +290,95 @@ def load_results(path_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
     frame.attrs["skipped_lines"] = skipped
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
     return frame
+
+
+# --- normalised rows and the runs they came from (what report and compare read) -------------
+def canonical_params(value: Any) -> str:
+    """The format config as sorted JSON, so equal configs compare equal across runs."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def normalise_rows(rows):
+    """Every schema column present, numbers numeric, params canonical, `valid` a plain bool
+    (false for error rows), identifiers strings, an empty label replaced by the format."""
+    import pandas as pd
+    rows = rows.copy()
+    for column in (*COLUMNS, "figure"):
+        if column not in rows.columns:
+            rows[column] = None
+    rows["params"] = rows["params"].map(canonical_params)
+    for column in NUMERIC_COLUMNS:
+        rows[column] = pd.to_numeric(rows[column], errors="coerce")
+    rows["error"] = rows["error"].where(rows["error"].notna() & (rows["error"] != ""), None)
+    # valid is false for error rows and non-cold "cold" samples; missing means valid
+    rows["valid"] = rows["valid"].map(lambda v: v is not False and v != 0 and v != "false")
+    rows.loc[rows["error"].notna(), "valid"] = False
+    for column in ("suite", "figure", "run_id", "case_id", "dataset", "format", "op", "label"):
+        rows[column] = rows[column].fillna("").astype(str)
+    rows.loc[rows["label"] == "", "label"] = rows["format"]
+    return rows
+
+
+@dataclasses.dataclass
+class RecordedMachine:
+    """The machine the runs were measured on, as their run.json recorded it."""
+    cpu: str = "unknown CPU"
+    physical_cores: int | None = None
+    l2_bytes: int | None = None
+    l3_bytes: int | None = None
+    date: str = "unknown date"
+
+    def describe(self) -> str:
+        cores = f", {self.physical_cores} physical cores" if self.physical_cores else ""
+        return f"{self.cpu}{cores}"
+
+
+def recorded_machine(runs: list[dict], rows) -> RecordedMachine:
+    """Machine of the runs (several CPUs are all named); date = start of the last run listed,
+    else the earliest row timestamp."""
+    machine = RecordedMachine()
+    cpus: list[str] = []
+    for run in runs:
+        cpu = machine_capture.recorded_cpu_model(run)
+        if cpu and str(cpu) not in cpus:
+            cpus.append(str(cpu))
+        machine.physical_cores = machine_capture.recorded_physical_cores(run) or machine.physical_cores
+        machine.l2_bytes = machine_capture.recorded_cache_bytes(run, "L2") or machine.l2_bytes
+        machine.l3_bytes = machine_capture.recorded_cache_bytes(run, "L3") or machine.l3_bytes
+        if run.get("started"):
+            machine.date = str(run["started"])[:10]
+    if cpus:
+        machine.cpu = " / ".join(cpus)
+    if machine.date == "unknown date":
+        stamps = rows["timestamp"].dropna().astype(str)
+        if len(stamps):
+            machine.date = stamps.min()[:10]
+    return machine
+
+
+@dataclasses.dataclass
+class LoadedResults:
+    rows: Any                      # pandas DataFrame of normalise_rows, all rows as loaded
+    runs: list[dict]               # the run.json contents (may be empty dicts)
+    machine: RecordedMachine
+    suites: list[str]
+    skipped_lines: dict = dataclasses.field(default_factory=dict)  # file -> cut-off lines skipped
+
+
+def load_result_files(paths: Iterable[str | os.PathLike]) -> LoadedResults:
+    """load_results over files/folders, normalised, with the run metadata of every file read."""
+    loaded = load_results(list(paths))
+    skipped = dict(loaded.attrs.get("skipped_lines") or {})
+    rows = normalise_rows(loaded)
+    runs = [read_run_metadata(path) for path in rows["source_file"].dropna().unique()
+            if str(path).endswith(RUN_SUFFIX)]
+    suites = sorted(s for s in rows["suite"].unique() if s) or ["unknown"]
+    return LoadedResults(rows=rows, runs=runs, machine=recorded_machine(runs, rows),
+                         suites=suites, skipped_lines=skipped)

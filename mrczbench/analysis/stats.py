@@ -2,6 +2,9 @@
 spread are, and when a series is "unstable". The terminal summary (bench), the report and
 compare all call this module, so a run is unstable in all of them or in none.
 
+`summarise` works on one series of plain numbers; `case_stats` and `case_table` apply the same
+statistics and the same rule to a pandas frame of result rows (one series per run, case, op).
+
 Quantiles are linear interpolation between order statistics (numpy's and pandas' default,
 `statistics.quantiles(..., method="inclusive")`)."""
 from __future__ import annotations
@@ -29,12 +32,16 @@ class Summary:
 
     @property
     def unstable(self) -> bool:
-        return is_unstable(self.n, self.spread)
+        return bool(is_unstable(self.n, self.spread))
 
 
-def is_unstable(n: int, spread: float) -> bool:
-    """The single "unstable" rule (also applied column-wise by pandas callers)."""
-    return n >= MIN_SAMPLES_FOR_SPREAD and spread > UNSTABLE_SPREAD
+def is_unstable(n, spread):
+    """The single "unstable" rule. Works on numbers and, element-wise, on pandas columns."""
+    return (n >= MIN_SAMPLES_FOR_SPREAD) & (spread > UNSTABLE_SPREAD)
+
+
+UNSTABLE_RULE = (f"p10–p90 spread above {UNSTABLE_SPREAD:.0%} of the median, "
+                 f"with ≥ {MIN_SAMPLES_FOR_SPREAD} samples")
 
 
 def quantile(ordered: list[float], q: float) -> float:
@@ -51,3 +58,71 @@ def summarise(values: Iterable[float]) -> Summary:
     if not ordered:
         raise ValueError("summarise() needs at least one value")
     return Summary(len(ordered), quantile(ordered, 0.5), quantile(ordered, 0.1), quantile(ordered, 0.9))
+
+
+# --- result rows (pandas) -------------------------------------------------------------------
+STATS_COLUMNS = ("n", "invalid", "median_s", "p10_s", "p90_s", "min_s", "spread", "unstable",
+                 "mib_per_s", "ratio", "bound_ratio", "raw_bytes", "stored_bytes")
+
+
+def case_stats(rows):
+    """One row per (run, case, op) of normalised rows (results.normalise_rows): statistics of
+    the valid, error-free samples.
+
+    Columns: run_id, case_id, op, the case columns, n, invalid (excluded cold samples),
+    median_s, p10_s, p90_s, min_s, spread ((p90 - p10) / median), unstable (is_unstable),
+    mib_per_s (raw MiB / median s), and the median ratio, bound_ratio, raw_bytes, stored_bytes."""
+    import pandas as pd
+    from mrczbench.analysis.results import CASE_COLUMNS
+    from mrczbench.units import MiB
+    keys = ["run_id", "case_id", "op"]  # a case id is unique within its run
+    case_columns = list(CASE_COLUMNS)
+    timed = rows[rows["error"].isna()]
+    invalid = timed[~timed["valid"]].groupby(keys).size().rename("invalid")
+    valid = timed[timed["valid"] & timed["seconds"].notna()]
+    if valid.empty:
+        return pd.DataFrame(columns=[*keys, *case_columns, *STATS_COLUMNS])
+    grouped = valid.groupby(keys, sort=False)
+    stats = grouped[case_columns].first()
+    seconds = grouped["seconds"]
+    # pandas' quantile interpolates linearly, as quantile() above does
+    stats["n"] = seconds.count()
+    stats["median_s"] = seconds.median()
+    stats["p10_s"] = seconds.quantile(0.10)
+    stats["p90_s"] = seconds.quantile(0.90)
+    stats["min_s"] = seconds.min()
+    for column in ("ratio", "bound_ratio", "raw_bytes", "stored_bytes"):
+        stats[column] = grouped[column].median()
+    stats = stats.join(invalid, how="left")
+    stats["invalid"] = stats["invalid"].fillna(0).astype(int)
+    median = stats["median_s"].where(stats["median_s"] != 0)
+    stats["spread"] = ((stats["p90_s"] - stats["p10_s"]) / median).fillna(0.0)
+    stats["unstable"] = is_unstable(stats["n"], stats["spread"]).astype(bool)
+    stats["mib_per_s"] = stats["raw_bytes"] / MiB / stats["median_s"]
+    return stats.reset_index()
+
+
+def case_table(stats):
+    """One row per (run, case) of case_stats: the case columns, the median sizes and ratio,
+    and per op `<op>_s`, `<op>_mibs`, `<op>_lo_mibs`/`<op>_hi_mibs` (MiB/s at p90/p10 time)
+    and `<op>_unstable`."""
+    import pandas as pd
+    from mrczbench.analysis.results import CASE_COLUMNS
+    from mrczbench.units import MiB
+    case_columns = list(CASE_COLUMNS)
+    if stats.empty:
+        return pd.DataFrame(columns=["run_id", "case_id", *case_columns, "ratio", "bound_ratio"])
+    keys = ["run_id", "case_id"]
+    grouped = stats.groupby(keys, sort=False)
+    cases = grouped[case_columns].first()
+    # in-memory and on-disk sizes differ by the file header: one size per case, the median
+    for column in ("raw_bytes", "stored_bytes", "ratio", "bound_ratio"):
+        cases[column] = grouped[column].median()
+    for op, part in stats.groupby("op"):
+        part = part.set_index(keys)
+        cases[f"{op}_s"] = part["median_s"]
+        cases[f"{op}_mibs"] = part["mib_per_s"]
+        cases[f"{op}_lo_mibs"] = part["raw_bytes"] / MiB / part["p90_s"]
+        cases[f"{op}_hi_mibs"] = part["raw_bytes"] / MiB / part["p10_s"]
+        cases[f"{op}_unstable"] = part["unstable"].astype(bool)
+    return cases.reset_index()

@@ -155,3 +155,39 @@ def capture(results_dir: str | Path | None = None) -> dict[str, Any]:
     if results_dir is not None:
         info["filesystem"] = filesystem_of(results_dir)
     return info
+
+
+# --- reading a capture back from run.json ---------------------------------------------------
+# A run's `<run-id>.run.json` holds capture() under "machine"; these read it by the keys
+# capture() writes (runs recorded before a key existed give None for it).
+
+def recorded(run_meta: dict[str, Any]) -> dict[str, Any]:
+    """The machine capture of a run.json (an empty dict when it has none)."""
+    machine = run_meta.get("machine") if isinstance(run_meta, dict) else None
+    return machine if isinstance(machine, dict) else {}
+
+
+def recorded_cpu_model(run_meta: dict[str, Any]) -> str | None:
+    return recorded(run_meta).get("cpu_model") or None
+
+
+def recorded_physical_cores(run_meta: dict[str, Any]) -> int | None:
+    cores = recorded(run_meta).get("physical_cores")
+    return int(cores) if isinstance(cores, (int, float)) and not isinstance(cores, bool) and cores > 0 else None
+
+
+def recorded_cache_bytes(run_meta: dict[str, Any], level: str) -> int | None:
+    """Size in bytes of cache `level` ('L2', 'L3', 'L1d') as cache_sizes() recorded it."""
+    from mrczbench.units import parse_size
+    sizes = recorded(run_meta).get("cache_sizes")
+    return parse_size(sizes.get(level)) if isinstance(sizes, dict) else None
+
+
+def recorded_columns(run_meta: dict[str, Any]) -> dict[str, Any]:
+    """The machine columns results.load_results adds to every row of a run, to tell machines
+    apart: host, cpu_model, kernel, fstype."""
+    machine = recorded(run_meta)
+    filesystem = machine.get("filesystem")
+    return {"host": machine.get("hostname"), "cpu_model": machine.get("cpu_model"),
+            "kernel": machine.get("kernel"),
+            "fstype": filesystem.get("fstype") if isinstance(filesystem, dict) else None}

@@ -1,0 +1,339 @@
+"""The report's figures: the MRCZ paper's Fig. 2a-d and Fig. 3, ratio vs speed with the
+Pareto front, and link throughput. Each builder takes the loaded results (for the footer: machine,
+date, suites) and a case table (stats.case_table) and returns a matplotlib Figure, or None
+when the data does not support the figure. matplotlib is imported inside the builders."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mrczbench.analysis.report.links import LINK_RANGE_GBIT, link_throughput, pareto_front
+from mrczbench.analysis.report.select import (FIG3, declared, first_op, link_contenders,
+                                              speed_cases, sweep_cases, truthy)
+from mrczbench.analysis.results import LoadedResults
+from mrczbench.analysis.stats import UNSTABLE_SPREAD, case_stats, case_table
+from mrczbench.units import GBIT_IN_MIB_PER_S, MiB, format_number
+
+FIG3_OPS = ("encode", "decode", "write", "read", "read_cold")
+MAX_LINK_SERIES = 8  # more contenders than this: the link figure shows the Pareto front
+
+
+def footer(results: LoadedResults, suites) -> str:
+    """Machine, date and the suites a figure's data came from."""
+    names = sorted({str(s) for s in suites if s}) or results.suites
+    return f"{results.machine.describe()} · {results.machine.date} · suite {', '.join(names)}"
+
+
+UNSTABLE_LABEL = f"unstable (p10–p90 > {UNSTABLE_SPREAD:.0%} of median)"
+
+
+def _figure(results: LoadedResults, title: str, cases, ncols: int = 1, width: float = 6.0):
+    """A figure titled with `title` and, below it, the machine, date and suites of `cases`."""
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(width * ncols + 3.0, 4.8), layout="constrained", dpi=100)
+    axes = figure.subplots(1, ncols, squeeze=False)[0]
+    figure.suptitle(f"{title}\n{footer(results, cases['suite'].unique())}", fontsize=10)
+    return figure, list(axes)
+
+
+def _legend(ax) -> None:
+    """One legend right of `ax`, outside the data, gathering the entries of every panel."""
+    entries: dict[str, Any] = {}
+    for panel in ax.figure.axes:
+        for handle, label in zip(*panel.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if UNSTABLE_LABEL in entries:  # the flag explains the red rings: list it last
+        entries[UNSTABLE_LABEL] = entries.pop(UNSTABLE_LABEL)
+    if entries:
+        ax.legend(entries.values(), entries.keys(), loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  fontsize=8, frameon=False)
+
+
+def _plot_series(ax, x, y, label, unstable=None, lo=None, hi=None, **style):
+    """One data series (gid 'series'); p10-p90 band when given; unstable points ringed in red
+    (_legend keeps one legend entry for all rings)."""
+    style = {"marker": "o", "markersize": 4, **style}
+    line, = ax.plot(x, y, label=label, **style)
+    line.set_gid("series")
+    if lo is not None and hi is not None:
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+    if unstable is not None and any(unstable):
+        xs = [a for a, bad in zip(x, unstable) if bad]
+        ys = [b for b, bad in zip(y, unstable) if bad]
+        ring = ax.scatter(xs, ys, s=110, facecolors="none", edgecolors="red", linewidths=1.2,
+                          label=UNSTABLE_LABEL, zorder=5)
+        ring.set_gid("unstable")
+    return line
+
+
+def figure_dose(results: LoadedResults, cases):
+    """Fig. 2a: ratio vs dose per contender, with the Shannon bound."""
+    cases = sweep_cases(cases, "dose")
+    if cases.empty:
+        return None
+    figure, (ax,) = _figure(results, "Fig. 2a — compression ratio vs dose", cases)
+    for name, part in cases.groupby("series", sort=True):
+        part = part.groupby("dose")["ratio"].median()
+        _plot_series(ax, part.index.to_numpy(), part.to_numpy(), name)
+    bound = cases.groupby("dose")["bound_ratio"].median().dropna()
+    if len(bound):
+        line, = ax.plot(bound.index, bound.to_numpy(), color="black", linestyle="--",
+                        linewidth=1.5, label="Shannon bound (i.i.d. entropy)")
+        line.set_gid("reference")
+    ax.set_xscale("log")
+    ax.set_xlabel("dose (e⁻/px/frame)")
+    ax.set_ylabel("compression ratio (stored/raw, lower is better)")
+    ax.grid(True, which="both", alpha=0.3)
+    _legend(ax)
+    return figure
+
+
+def _speed_panel(ax, cases, x_column: str, op: str) -> None:
+    for name, part in cases.groupby("series", sort=True):
+        part = part.groupby(x_column).agg(
+            mibs=(f"{op}_mibs", "median"), lo=(f"{op}_lo_mibs", "median"),
+            hi=(f"{op}_hi_mibs", "median"), unstable=(f"{op}_unstable", "any")).dropna(
+                subset=["mibs"])
+        if len(part):
+            _plot_series(ax, part.index.to_numpy(), part["mibs"].to_numpy(), name,
+                         unstable=part["unstable"].astype(bool).tolist(),
+                         lo=part["lo"].to_numpy(), hi=part["hi"].to_numpy())
+
+
+def _ratio_and_speed_figure(results: LoadedResults, title: str, cases, x_column: str):
+    """Ratio per series vs `x_column` in the left panel and, when the cases have one, the
+    compression (or write) speed in the right panel (Fig. 2b and 2d share this layout)."""
+    op = first_op(cases, "encode", "write")
+    figure, axes = _figure(results, title, cases, ncols=2 if op else 1, width=4.8)
+    for name, part in cases.groupby("series", sort=True):
+        part = part.groupby(x_column)["ratio"].median()
+        _plot_series(axes[0], part.index.to_numpy(), part.to_numpy(), name)
+    axes[0].set_ylabel("compression ratio (stored/raw)")
+    if op:
+        _speed_panel(axes[1], cases, x_column, op)
+        axes[1].set_ylabel(f"{'compression' if op == 'encode' else 'write'} speed (MiB/s raw)")
+    return figure, axes, op
+
+
+def figure_level(results: LoadedResults, cases):
+    """Fig. 2b: ratio vs compression level (and the compression speed it costs)."""
+    cases = sweep_cases(cases, "level")
+    if cases.empty:
+        return None
+    figure, axes, op = _ratio_and_speed_figure(
+        results, "Fig. 2b — compression ratio and speed vs level", cases, "level")
+    if op:
+        axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("compression level (codec effort, 1 = fastest)")
+        ax.grid(True, which="both", alpha=0.3)
+    _legend(axes[-1])
+    return figure
+
+
+def figure_threads(results: LoadedResults, cases):
+    """Fig. 2c: MiB/s vs threads, compress and decompress, physical cores marked."""
+    cases = sweep_cases(cases, "threads")
+    ops = [op for op in (first_op(cases, "encode", "write"), first_op(cases, "decode", "read_warm"))
+           if op]
+    if cases.empty or not ops:
+        return None
+    figure, axes = _figure(results, "Fig. 2c — throughput vs threads", cases, ncols=len(ops), width=4.8)
+    names = {"encode": "compression", "decode": "decompression", "write": "write",
+             "read_warm": "read (warm)"}
+    for ax, op in zip(axes, ops):
+        _speed_panel(ax, cases, "threads", op)
+        cores = results.machine.physical_cores
+        if cores:
+            mark = ax.axvline(cores, color="black", linestyle="--", linewidth=1,
+                              label=f"{cores} physical cores")
+            mark.set_gid("reference")
+            ax.axvspan(cores, max(cores, cases["threads"].max()) + 0.5, color="grey", alpha=0.1)
+        ax.set_xlabel("threads (count)")
+        ax.set_ylabel(f"{names[op]} speed (MiB/s raw)")
+        ax.set_title(names[op], fontsize=9)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(True, alpha=0.3)
+    _legend(axes[-1])
+    return figure
+
+
+def figure_blocksize(results: LoadedResults, cases):
+    """Fig. 2d: ratio and compression speed vs blocksize, L2/L3 cache sizes marked."""
+    from matplotlib.ticker import FuncFormatter
+    cases = sweep_cases(cases, "blocksize")
+    if cases.empty:
+        return None
+    cases = cases.assign(blocksize_kib=cases["blocksize"] / 1024)
+    figure, axes, _ = _ratio_and_speed_figure(
+        results, "Fig. 2d — compression ratio and speed vs blocksize", cases, "blocksize_kib")
+    for ax in axes:
+        for size, name, style in ((results.machine.l2_bytes, "L2", "--"),
+                                  (results.machine.l3_bytes, "L3", ":")):
+            if size:
+                mark = ax.axvline(size / 1024, color="black", linestyle=style, linewidth=1,
+                                  label=f"{name} cache {size / 1024:g} KiB")
+                mark.set_gid("reference")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.set_xlabel("blosc blocksize (KiB)")
+        ax.grid(True, which="both", alpha=0.3)
+    _legend(axes[-1])
+    return figure
+
+
+def figure_metadata(results: LoadedResults, cases):
+    """Fig. 3: metadata serialisation, time per operation and size on disk per method."""
+    import numpy as np
+    from matplotlib.patches import Patch
+    cases = declared(cases, FIG3)
+    # the paper's Fig. 3 shows write and read; serialise-only times (encode/decode) beside them
+    # tell the format's cost from the disk's. The other ops are in the tables.
+    ops = [op for op in FIG3_OPS if f"{op}_s" in cases.columns and cases[f"{op}_s"].notna().any()]
+    if cases.empty or not ops:
+        return None
+    by_method = cases.groupby("label", sort=True)
+    methods = list(by_method.groups)
+    figure, (ax_time, ax_size) = _figure(results, "Fig. 3 — metadata serialisation", cases, ncols=2,
+                                         width=max(4.0, 0.6 * len(methods)))
+    x = np.arange(len(methods))
+    width = 0.8 / len(ops)
+    handles = []
+    any_unstable = False
+    for i, op in enumerate(ops):
+        seconds = by_method[f"{op}_s"].median().reindex(methods).to_numpy() * 1000
+        unstable = by_method[f"{op}_unstable"].any().reindex(methods).fillna(False).to_numpy()
+        bars = ax_time.bar(x + (i - (len(ops) - 1) / 2) * width, seconds, width, label=op)
+        handles.append(Patch(facecolor=bars.patches[0].get_facecolor(), label=op))
+        for bar, bad in zip(bars, unstable):
+            if bad:
+                bar.set_hatch("///")
+                bar.set_edgecolor("red")
+                any_unstable = True
+    if any_unstable:
+        handles.append(Patch(facecolor="white", edgecolor="red", hatch="///", label=UNSTABLE_LABEL))
+    sizes = by_method["stored_bytes"].median().reindex(methods).to_numpy() / MiB
+    ax_size.bar(x, sizes, 0.6, color="tab:grey")
+    ax_time.set_ylabel("time per operation (ms)")
+    ax_size.set_ylabel("size on disk (MiB)")
+    for ax in (ax_time, ax_size):
+        ax.set_xticks(x, methods, rotation=35, ha="right", fontsize=8)
+        ax.set_xlabel("serialisation method (+ compression)")
+        ax.grid(True, axis="y", alpha=0.3)
+    # explicit handles: a container's own handle would copy its first bar's unstable hatching
+    ax_size.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
+                   frameon=False)
+    return figure
+
+
+def figure_scatter(results: LoadedResults, cases):
+    """Ratio vs compression speed per case, with the Pareto front."""
+    cases, op, dataset = speed_cases(cases)
+    if len(cases) < 2:
+        return None
+    several_threads = cases["threads"].nunique() > 1
+    cases = cases.assign(name=cases["label"] + cases["threads"].map(
+        lambda t: f" ({int(t)} thread{'s' if t > 1 else ''})" if several_threads and t == t else ""))
+    figure, (ax,) = _figure(results, f"Ratio vs {'compression' if op == 'encode' else 'write'} "
+                                     f"speed — dataset {dataset}", cases)
+    markers = "osD^v<>pPhX*"
+    for i, (name, part) in enumerate(cases.groupby("name", sort=True)):
+        points = ax.scatter(part[f"{op}_mibs"], part["ratio"], s=36, label=name,
+                            marker=markers[i % len(markers)])
+        points.set_gid("series")
+        bad = part[part[f"{op}_unstable"].fillna(False).astype(bool)]
+        if len(bad):
+            ring = ax.scatter(bad[f"{op}_mibs"], bad["ratio"], s=140, facecolors="none",
+                              edgecolors="red", linewidths=1.2, zorder=5, label=UNSTABLE_LABEL)
+            ring.set_gid("unstable")
+    speed, ratio = cases[f"{op}_mibs"].tolist(), cases["ratio"].tolist()
+    front = pareto_front(speed, ratio)
+    line, = ax.plot([speed[i] for i in front], [ratio[i] for i in front], color="black",
+                    linewidth=1, linestyle="-", label="Pareto front (nothing both faster and smaller)")
+    line.set_gid("front")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{'compression' if op == 'encode' else 'write'} speed (MiB/s raw, log)")
+    ax.set_ylabel("compression ratio (stored/raw, lower is better)")
+    ax.grid(True, which="both", alpha=0.3)
+    _legend(ax)
+    return figure
+
+
+def figure_links(results: LoadedResults, cases):
+    """Effective throughput of compress + transfer + decompress over 0.1-10 Gbit/s links."""
+    import numpy as np
+    cases, encode_op, decode_op, dataset = link_contenders(cases)
+    if cases.empty:
+        return None
+    cases = cases.assign(name=cases["label"])
+    if len(cases) > MAX_LINK_SERIES:
+        front = pareto_front(cases[f"{encode_op}_mibs"].tolist(), cases["ratio"].tolist())
+        cases = cases.iloc[front]
+        note = " (Pareto-front contenders)"
+    else:
+        note = ""
+    if cases["name"].duplicated().any():
+        cases["name"] = cases["name"] + " (" + cases["threads"].map(format_number) + " threads)"
+    gbit = np.logspace(math.log10(LINK_RANGE_GBIT[0]), math.log10(LINK_RANGE_GBIT[1]), 60)
+    link_mibs = gbit * GBIT_IN_MIB_PER_S
+    figure, (ax,) = _figure(results, f"When does compression pay? compress + transfer + decompress"
+                                     f" — dataset {dataset}{note}", cases)
+    raw, = ax.plot(gbit, link_mibs, color="black", linestyle="--", linewidth=1.5,
+                   label="send raw (no compression)")
+    raw.set_gid("reference")
+    for _, case in cases.sort_values("name").iterrows():
+        throughput = link_throughput(case[f"{encode_op}_mibs"], case[f"{decode_op}_mibs"],
+                                     case["ratio"], link_mibs)
+        unstable = truthy(case.get(f"{encode_op}_unstable")) or truthy(case.get(f"{decode_op}_unstable"))
+        # a curve has no single point to ring: an unstable input dashes the line instead
+        _plot_series(ax, gbit, throughput, case["name"] + (" (unstable)" if unstable else ""),
+                     marker=None, linestyle=":" if unstable else "-")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("link speed (Gbit/s, 1 Gbit = 10⁹ bit)")
+    ax.set_ylabel("effective throughput (MiB/s of raw data)")
+    ax.grid(True, which="both", alpha=0.3)
+    _legend(ax)
+    return figure
+
+
+FIGURES = {
+    "fig2a_ratio_vs_dose": figure_dose,
+    "fig2b_ratio_vs_level": figure_level,
+    "fig2c_speed_vs_threads": figure_threads,
+    "fig2d_blocksize": figure_blocksize,
+    "fig3_metadata": figure_metadata,
+    "ratio_vs_speed": figure_scatter,
+    "link_throughput": figure_links,
+}
+
+
+def make_figures(results: LoadedResults, cases=None) -> dict:
+    """name -> matplotlib Figure, only for the figures the data supports. `cases`
+    (stats.case_table of results.rows) saves computing it again when the caller has it."""
+    if cases is None:
+        cases = case_table(case_stats(results.rows))
+    figures = {}
+    if cases.empty:
+        return figures
+    for name, build in FIGURES.items():
+        figure = build(results, cases)
+        if figure is not None:
+            figures[name] = figure
+    return figures
+
+
+CAPTIONS = {
+    "fig2a_ratio_vs_dose": "Compression ratio (stored/raw) vs dose per contender; the dashed line "
+                           "is the Shannon bound of i.i.d. counts (no lossless coder goes below).",
+    "fig2b_ratio_vs_level": "Compression ratio and compression speed vs codec level.",
+    "fig2c_speed_vs_threads": "Throughput vs threads; dashed line = physical cores, grey = more "
+                              "threads than cores. Bands are p10–p90.",
+    "fig2d_blocksize": "Compression ratio and speed vs blosc blocksize; dashed = L2, dotted = L3.",
+    "fig3_metadata": "Metadata serialisation: time per operation and size on disk per method.",
+    "ratio_vs_speed": "Ratio vs compression speed; the black line joins the Pareto front "
+                      "(no other contender is both faster and smaller).",
+    "link_throughput": "Raw data moved per second when compressing, sending the stored bytes and "
+                       "decompressing one after the other, vs sending raw (dashed). Compression "
+                       "pays where a line is above the dashed one. Dotted: unstable timings.",
+}

@@ -1,0 +1,109 @@
+"""The report's tables (pandas DataFrames): Table 1 next to the paper's numbers, when
+compression pays on a link, every case and op with its statistics, and the error rows.
+Each takes a case table or stats (mrczbench.analysis.stats) and returns None when the data
+does not support it."""
+from __future__ import annotations
+
+from mrczbench.analysis.report.links import break_even_gbit, link_throughput
+from mrczbench.analysis.report.paper import PAPER_TABLE1, paper_row_for
+from mrczbench.analysis.report.select import TABLE1, declared, first_op, movie_cases, truthy
+from mrczbench.units import GBIT_IN_MIB_PER_S, MiB
+
+FILE_OPS = ("write", "write_fsync", "read_cold", "read_warm")
+
+
+def _paper_columns(paper) -> dict:
+    return {"paper contender": paper[0] if paper else "",
+            "paper size (MB)": paper[4] if paper else None,
+            "paper ratio": paper[5] if paper else None,
+            "paper write (s)": paper[6] if paper else None,
+            "paper read (s)": paper[7] if paper else None}
+
+
+def table1(cases):
+    """Table 1 reproduction from the cases of suites that declare Table 1 (other suites'
+    datasets are not the paper's stack): one block per dataset and run, every contender with
+    its file timings next to the paper's published numbers, then the paper's rows not run.
+    None without such cases."""
+    import pandas as pd
+    cases = declared(cases, TABLE1)
+    if cases.empty:
+        return None
+    write_op = first_op(cases, "write", "write_fsync")
+    read_op = first_op(cases, "read_cold", "read_warm")
+    read_column = f"decompress-read{' warm' if read_op == 'read_warm' else ' cold'} (s)"
+    several_runs = cases["run_id"].nunique() > 1
+    table = []
+    for (dataset, run_id), block in cases.groupby(["dataset", "run_id"], sort=True):
+        run = {"run": run_id} if several_runs else {}
+        matched = set()
+        for _, case in block.sort_values("ratio").iterrows():
+            paper = paper_row_for(case)
+            if paper:
+                matched.add(paper[0])
+            table.append({
+                "dataset": case["dataset"],
+                "contender": case["label"],
+                "threads": case["threads"],
+                "size (MB)": case["stored_bytes"] / MiB,
+                "ratio (stored/raw)": case["ratio"],
+                "bound ratio": case["bound_ratio"],
+                "compress-write (s)": case.get(f"{write_op}_s") if write_op else None,
+                "write+fsync (s)": case.get("write_fsync_s"),
+                read_column: case.get(f"{read_op}_s") if read_op else None,
+                "unstable": ", ".join(op for op in FILE_OPS if truthy(case.get(f"{op}_unstable"))),
+                **_paper_columns(paper), **run})
+        for paper in PAPER_TABLE1:
+            if paper[0] not in matched:
+                table.append({"dataset": dataset, "contender": "(not run)",
+                              **_paper_columns(paper), **run})
+    return pd.DataFrame(table)
+
+
+def link_table(cases):
+    """Per movie contender: speeds, ratio, break-even link speed and throughput at 1/10 Gbit/s."""
+    import pandas as pd
+    cases = movie_cases(cases)
+    encode_op = first_op(cases, "encode", "write")
+    decode_op = first_op(cases, "decode", "read_warm", "read_cold")
+    if cases.empty or not encode_op or not decode_op:
+        return None
+    cases = cases[cases[f"{encode_op}_mibs"].notna() & cases[f"{decode_op}_mibs"].notna()]
+    if cases.empty:
+        return None
+    table = []
+    for _, case in cases.sort_values(["dataset", "ratio"]).iterrows():
+        encode, decode, ratio = case[f"{encode_op}_mibs"], case[f"{decode_op}_mibs"], case["ratio"]
+        row = {"dataset": case["dataset"], "contender": case["label"], "threads": case["threads"],
+               "ratio (stored/raw)": ratio, f"{encode_op} (MiB/s)": encode,
+               f"{decode_op} (MiB/s)": decode,
+               "pays below (Gbit/s)": break_even_gbit(encode, decode, ratio),
+               "unstable": ", ".join(op for op in (encode_op, decode_op)
+                                     if truthy(case.get(f"{op}_unstable")))}
+        for gbit in (1.0, 10.0):
+            link = gbit * GBIT_IN_MIB_PER_S
+            row[f"speed-up vs raw at {gbit:g} Gbit/s (×)"] = link_throughput(encode, decode, ratio, link) / link
+        table.append(row)
+    return pd.DataFrame(table)
+
+
+def summary_table(stats):
+    """All cases x ops with sample statistics (stats.case_stats), for the CSV and the appendix."""
+    if stats is None or not len(stats):
+        return None
+    columns = ["dataset", "label", "format", "codec", "level", "blocksize", "threads", "op", "n",
+               "invalid", "median_s", "p10_s", "p90_s", "min_s", "spread", "unstable",
+               "mib_per_s", "ratio", "bound_ratio", "stored_bytes", "run_id", "case_id"]
+    table = stats[columns].rename(columns={
+        "label": "contender", "median_s": "median (s)", "p10_s": "p10 (s)", "p90_s": "p90 (s)",
+        "min_s": "min (s)", "spread": "spread (p10-p90 / median)", "mib_per_s": "median MiB/s",
+        "ratio": "ratio (stored/raw)", "stored_bytes": "stored (bytes)", "blocksize": "blocksize (bytes)"})
+    table["unstable"] = table["unstable"].map(lambda bad: "UNSTABLE" if bad else "")
+    return table.sort_values(["dataset", "contender", "op"])
+
+
+def error_table(rows):
+    """One row per distinct error (dataset, contender, op, message) of the error rows."""
+    errors = rows[rows["error"].notna()]
+    return errors[["dataset", "label", "op", "case_id", "sample", "error", "run_id"]].rename(
+        columns={"label": "contender"}).drop_duplicates(["dataset", "contender", "op", "error"])

@@ -1,0 +1,306 @@
+"""Writing a report folder: PNG + SVG figures, CSV + Markdown tables, `report.md` and one
+self-contained `index.html` (figures inlined, nothing fetched).
+
+The folder may hold the user's own files. The report only overwrites or removes files it
+can prove it wrote: every report writes `.mrczbench-report.json`, a manifest of the files it
+wrote with their SHA-256. A file with a report file name that is not in the manifest (or was
+changed since) is never touched: writing stops before anything is written, naming it. Files
+of an earlier report that this one does not write again (e.g. a dose-sweep figure beside a
+metadata report) are removed when the manifest lists them unchanged.
+
+Every user-controlled string (file, dataset, contender and suite names, error messages) is
+escaped in both index.html and report.md."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mrczbench.analysis.report.figures import CAPTIONS, make_figures
+from mrczbench.analysis.report.paper import PAPER_CITATION
+from mrczbench.analysis.report.tables import error_table, link_table, summary_table, table1
+from mrczbench.analysis.results import LoadedResults
+from mrczbench.analysis.stats import UNSTABLE_RULE, case_stats, case_table
+from mrczbench.atomic import atomic_output
+from mrczbench.errors import ResultsError
+from mrczbench.units import format_number
+
+MANIFEST = ".mrczbench-report.json"
+MANIFEST_OWNER = "mrczbench report"
+
+TABLE_TITLES = {
+    "table1": "Table 1 — reproduction next to the paper's published numbers",
+    "link_break_even": "When does compression pay? (compress + transfer + decompress)",
+    "summary": "All cases and operations (median, p10–p90, min of valid samples)",
+    "errors": "Error rows (no timing)",
+}
+
+STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;
+padding:2px 6px;text-align:right}th{background:#eee}td.bad{color:#b00;font-weight:bold}
+img{max-width:100%;border:1px solid #ddd}figcaption{font-size:13px;color:#444}
+.warn{color:#b00}"""
+
+
+# --- text ------------------------------------------------------------------------------------
+def format_cell(value: Any) -> str:
+    """A table cell: units.format_number, booleans as 'yes' or empty."""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    return format_number(value)
+
+
+def markdown_text(value: Any) -> str:
+    """Text that Markdown shows as written: no HTML, links, images or table breaks."""
+    text = " ".join(str(value).split())
+    text = html.escape(text, quote=False)
+    for char in ("\\", "`", "[", "]", "|", "*", "_"):
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def markdown_table(table) -> str:
+    header = "| " + " | ".join(markdown_text(c) for c in table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(markdown_text(format_cell(v)) for v in row) + " |"
+            for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def html_table(table) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    body = "".join("<tr>" + "".join(
+        f"<td{' class=bad' if format_cell(v) == 'UNSTABLE' else ''}>{html.escape(format_cell(v))}</td>"
+        for v in row) + "</tr>" for row in table.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# --- figures as bytes --------------------------------------------------------------------------
+def _freeze_layout(figure) -> None:
+    """Run the constrained layout once and keep its positions: it is half the cost of a save,
+    and would otherwise run again for the PNG and the SVG."""
+    engine = figure.get_layout_engine()
+    if engine is not None and engine.__class__.__name__ == "ConstrainedLayoutEngine":
+        engine.execute(figure)
+        figure.set_layout_engine("none")
+
+
+def _png_bytes(figure) -> bytes:
+    buffer = io.BytesIO()
+    # no Software tag: it carries a URL, and the HTML must reference nothing outside itself
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _svg_bytes(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="svg", metadata={"Creator": None, "Date": None})
+    return buffer.getvalue()
+
+
+# --- the manifest: which files in the folder are ours ----------------------------------------
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _plain_name(name: Any) -> bool:
+    return (isinstance(name, str) and name not in ("", ".", "..") and not name.startswith(".")
+            and "/" not in name and os.sep not in name and "\0" not in name)
+
+
+def read_manifest(out: Path) -> dict[str, str | None]:
+    """{file name: SHA-256 or None (being written)} of the report last written into `out`;
+    {} when there is none. A manifest we did not write is an error."""
+    path = out / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        return {}
+    not_ours = ResultsError(f"{path} is not a manifest written by mrczbench report: not "
+                            f"touching that folder; choose another --out folder")
+    if path.is_symlink() or not path.is_file():
+        raise not_ours
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise not_ours from None
+    if not isinstance(data, dict) or data.get("written_by") != MANIFEST_OWNER \
+            or not isinstance(data.get("files"), dict):
+        raise not_ours
+    return {name: digest for name, digest in data["files"].items()
+            if _plain_name(name) and (digest is None or isinstance(digest, str))}
+
+
+def _write_manifest(out: Path, files: dict[str, str | None]) -> None:
+    text = json.dumps({"written_by": MANIFEST_OWNER, "files": dict(sorted(files.items()))},
+                      indent=1)
+    with atomic_output(out / MANIFEST) as handle:
+        handle.write((text + "\n").encode("utf-8"))
+
+
+def _is_ours(path: Path, manifest: dict[str, str | None]) -> bool:
+    """The manifest lists `path` and it is the regular file we wrote (unchanged since), or one
+    we were writing when an earlier report was interrupted."""
+    if path.name not in manifest or path.is_symlink() or not path.is_file():
+        return False
+    digest = manifest[path.name]
+    return digest is None or _digest(path.read_bytes()) == digest
+
+
+def check_overwrites(out: Path, names, manifest: dict[str, str | None]) -> None:
+    """Refuse, before writing anything, when a file to be written exists and is not ours."""
+    foreign = [name for name in names if ((out / name).exists() or (out / name).is_symlink())
+               and not _is_ours(out / name, manifest)]
+    if foreign:
+        listed = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+        raise ResultsError(f"{out}: {listed} {'exists' if len(foreign) == 1 else 'exist'} and "
+                           f"{'was' if len(foreign) == 1 else 'were'} not written by mrczbench "
+                           f"report (or changed since): not overwriting; choose another --out "
+                           f"folder")
+
+
+def remove_stale_outputs(out: Path, keep, manifest: dict[str, str | None]) -> list[Path]:
+    """Remove files of the earlier report in `out` that this report does not write again,
+    where the manifest proves them ours and unchanged; anything else stays."""
+    removed = []
+    for name in sorted(set(manifest) - set(keep)):
+        path = out / name
+        if _is_ours(path, manifest):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+# --- the report ----------------------------------------------------------------------------------
+def _tables(results: LoadedResults, stats, cases) -> dict:
+    tables = {"table1": table1(cases), "link_break_even": link_table(cases),
+              "summary": summary_table(stats), "errors": error_table(results.rows)}
+    return {name: table for name, table in tables.items() if table is not None and len(table)}
+
+
+def _counts(results: LoadedResults, stats) -> dict[str, Any]:
+    rows = results.rows
+    timed = rows[rows["error"].isna()]
+    counts = {
+        "samples": len(rows), "valid samples": int(timed["valid"].sum()),
+        "invalid cold samples excluded": int((~timed["valid"]).sum()),
+        "error rows": int(rows["error"].notna().sum()),
+        "unstable series": int(stats["unstable"].sum()) if len(stats) else 0,
+        "runs": rows["run_id"].nunique(),
+    }
+    if results.skipped_lines:
+        counts["cut-off lines skipped (crashed or running run)"] = "; ".join(
+            f"{count} in {name}" for name, count in sorted(results.skipped_lines.items()))
+    return counts
+
+
+def _notes(tables) -> list[str]:
+    notes = [
+        "ratio = stored/raw (the paper's convention: 0.37 = 37 % of the original); "
+        "MB = MiB = 2^20 bytes; speeds are MiB/s of raw data; link speeds Gbit/s = 10^9 bit/s.",
+        f"Unstable: {UNSTABLE_RULE} (ringed red in figures, UNSTABLE in tables) — rerun on a "
+        "quieter machine.",
+        "Cold-read samples whose file was still in the page cache (valid = false) are excluded.",
+    ]
+    if "table1" in tables:
+        notes.append(f"Paper numbers: {PAPER_CITATION}")
+    return notes
+
+
+def write_report(results: LoadedResults, out: Path, figures: dict | None = None) -> list[Path]:
+    """Write figures, tables, report.md and index.html into `out`; return the files written.
+    `figures` (from make_figures) saves building them again when the caller has them.
+    Raises ResultsError, before writing anything, when a file it would write exists and is
+    not one it wrote (see the module docstring)."""
+    out = Path(out)
+    stats = case_stats(results.rows)
+    cases = case_table(stats)
+    if figures is None:
+        figures = make_figures(results, cases)
+    tables = _tables(results, stats, cases)
+    names = ([f"{name}{suffix}" for name in figures for suffix in (".png", ".svg")]
+             + [f"{name}{suffix}" for name in tables for suffix in (".csv", ".md")]
+             + ["index.html", "report.md"])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = read_manifest(out)
+        check_overwrites(out, names, manifest)
+        # listed before they are written, so an interrupted report still owns its files
+        _write_manifest(out, {**manifest, **{name: None for name in names}})
+        remove_stale_outputs(out, names, manifest)
+        digests = _write_files(results, out, figures, tables, stats)
+        _write_manifest(out, digests)
+    except OSError as exc:
+        where = exc.filename or out
+        raise ResultsError(f"cannot write the report into {out}: {where}: "
+                           f"{exc.strerror or exc}") from None
+    return [out / name for name in digests]
+
+
+def _write_files(results, out: Path, figures: dict, tables: dict, stats) -> dict[str, str]:
+    digests: dict[str, str] = {}
+
+    def write(name: str, data: bytes | str) -> None:
+        data = data.encode("utf-8") if isinstance(data, str) else data
+        with atomic_output(out / name) as handle:
+            handle.write(data)
+        digests[name] = _digest(data)
+
+    pngs: dict[str, bytes] = {}
+    for name, figure in figures.items():
+        _freeze_layout(figure)
+        pngs[name] = _png_bytes(figure)
+        write(f"{name}.png", pngs[name])
+        write(f"{name}.svg", _svg_bytes(figure))
+    titles = dict(TABLE_TITLES)
+    if "table1" in tables:
+        datasets = list(dict.fromkeys(tables["table1"]["dataset"]))
+        titles["table1"] += f" (dataset{'s' if len(datasets) > 1 else ''} {', '.join(datasets)})"
+    for name, table in tables.items():
+        write(f"{name}.csv", table.to_csv(index=False))
+        write(f"{name}.md", f"## {markdown_text(titles[name])}\n\n{markdown_table(table)}\n")
+    page = {"title": f"mrczbench report — suite {', '.join(results.suites)}",
+            "counts": _counts(results, stats), "notes": _notes(tables), "titles": titles}
+    write("index.html", _html(results, page, figures, pngs, tables))
+    write("report.md", _markdown(results, page, figures, tables))
+    return digests
+
+
+def _html(results, page, figures, pngs, tables) -> str:
+    title, counts, titles = page["title"], page["counts"], page["titles"]
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+             f"<p><b>Machine:</b> {html.escape(results.machine.describe())} · "
+             f"<b>date:</b> {html.escape(results.machine.date)} · "
+             f"<b>runs:</b> {html.escape(', '.join(sorted(results.rows['run_id'].unique())))}</p>",
+             "<ul>" + "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>"
+                              for k, v in counts.items()) + "</ul>"]
+    if (counts["invalid cold samples excluded"] or counts["error rows"] or counts["unstable series"]
+            or results.skipped_lines):
+        parts.append("<p class=warn>Some samples were excluded or failed, or some series are "
+                     "unstable: see the counts above and the tables below.</p>")
+    parts.append("<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in page["notes"]) + "</ul>")
+    for name in figures:
+        data = base64.b64encode(pngs[name]).decode("ascii")
+        parts.append(f"<figure id='{name}'><img alt='{name}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{html.escape(CAPTIONS[name])}</figcaption></figure>")
+    for name, table in tables.items():
+        parts.append(f"<h2 id='{name}'>{html.escape(titles[name])}</h2>{html_table(table)}")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _markdown(results, page, figures, tables) -> str:
+    lines = [f"# {markdown_text(page['title'])}", "",
+             f"Machine: {markdown_text(results.machine.describe())} · date: "
+             f"{markdown_text(results.machine.date)}", ""]
+    lines += [f"- {markdown_text(k)}: {markdown_text(v)}" for k, v in page["counts"].items()] + [""]
+    lines += [f"- {markdown_text(note)}" for note in page["notes"]] + [""]
+    for name in figures:
+        lines += [f"![{name}]({name}.png)", "", CAPTIONS[name], ""]
+    for name, table in tables.items():
+        lines += [f"## {markdown_text(page['titles'][name])}", "", markdown_table(table), ""]
+    return "\n".join(lines)
