@@ -22,7 +22,8 @@ from mrczbench.atomic import atomic_output
 from mrczbench.cli import main
 from mrczbench.errors import SuiteError
 from mrczbench.formats.base import Format
-from mrczbench.bench.runner import order_cases, run_suite
+from mrczbench.bench.plan import order_cases
+from mrczbench.bench.runner import run_suite
 from mrczbench.bench.suites import load_suite
 
 REPO = Path(__file__).resolve().parent.parent
@@ -186,15 +187,26 @@ def test_failing_contenders_become_error_rows_and_the_run_goes_on(tmp_path):
     assert all(not r["valid"] for r in errors)
 
 
-def test_unknown_format_is_an_error_row_naming_the_valid_ones(tmp_path):
-    _, rows = run(tmp_path, tiny_suite(tmp_path, ["no-such-format"], ops=("encode",)))
-    assert len(rows) == 1
-    assert "unknown format 'no-such-format'; valid:" in rows[0]["error"]
+@pytest.mark.parametrize("contender, message", [
+    ('{ format = "no-such-format" }', "unknown format 'no-such-format'; valid: mrc, mrcz"),
+    ('{ format = "mrcz", codec = "zsdt" }', "codec: expected one of"),
+    ('{ format = "mrcz", levle = 1 }', "unknown parameter(s) levle; valid:"),
+])
+def test_a_typo_in_a_contender_stops_show_and_run_before_any_dataset_exists(
+        tmp_path, capsys, contender, message):
+    text = tiny_suite(tmp_path, ["test-raw"]).read_text().replace('{ format = "test-raw" }', contender)
+    suite = tmp_path / "typo.toml"
+    suite.write_text(text)
+    assert main(["suites", "show", str(suite)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "case contender=test-raw" in err and len(err.strip().splitlines()) == 1
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--cache-dir", str(cache)]) == 2
+    assert message in capsys.readouterr().err
+    assert not cache.exists() and not out.exists()  # no dataset generated, no run started
 
 
 def test_mrc_uint4_on_counts_above_15_is_a_lossy_error_row(tmp_path):
-    if "mrc-uint4" not in formats.format_names():
-        pytest.skip("mrc-uint4 not registered yet")
     text = tiny_suite(tmp_path, ["mrc-uint4"], ops=("encode",)).read_text().replace("dose = 1.0", "dose = 40.0")
     path = tmp_path / "uint4.toml"
     path.write_text(text)

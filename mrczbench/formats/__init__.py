@@ -39,6 +39,7 @@ BUILTIN: dict[str, str] = {
     "jpegxl": "mrczbench.formats.tiff:JpegXLFormat",
     "hdf5": "mrczbench.formats.hdf5:Hdf5Format",
     "blosc2": "mrczbench.formats.blosc2frames:Blosc2Format",
+    "metadata": "mrczbench.formats.metadata:MetadataFormat",
 }
 
 ENTRY_POINT_GROUP = "mrczbench.formats"
