@@ -14,7 +14,7 @@ from mrczbench.formats import (BUILTIN, add_commands, describe_formats, format_c
 from mrczbench.formats.base import Format
 
 CONTENDERS = ["mrc", "mrcz", "mrc-uint4", "tiff", "bzip2", "lbzip2", "pigz", "xz", "pxz",
-              "zstd", "lz4", "jpeg2000", "jpegxl", "hdf5", "blosc2"]
+              "zstd", "lz4", "jpeg2000", "jpegxl", "hdf5", "blosc2", "metadata"]
 
 
 def test_every_contender_is_registered_by_its_issue_name():
