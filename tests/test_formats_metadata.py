@@ -20,7 +20,7 @@ def test_the_document_is_seeded_and_about_the_size_asked(document):
     assert 0.05 * 2**20 <= len(dumps_json(document)) < 0.06 * 2**20
 
 
-@pytest.mark.parametrize("serializer, compressor", itertools.product(SERIALIZERS, ("none", "lz4", "zstd")))
+@pytest.mark.parametrize("serializer, compressor", list(itertools.product(SERIALIZERS, ("none", "lz4", "zstd"))))
 def test_round_trip_in_memory_and_on_disk(tmp_path, document, serializer, compressor):
     fmt = get_format("metadata", serializer=serializer, compressor=compressor, level=5, threads=2)
     blob = fmt.encode(document)

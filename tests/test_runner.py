@@ -511,6 +511,11 @@ def test_cache_dir_naming_a_file_and_bad_numbers_are_one_line_errors(tmp_path, c
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--cache-dir" in err and "not a folder" in err
     assert not out.exists()
+    for option in ("--out", "--scratch"):
+        arguments = ["run", "--suite", str(suite), "--out", str(out), option, str(not_a_folder)]
+        assert main(arguments) == 2
+        assert f"{option} {not_a_folder}: not a folder" in capsys.readouterr().err
+        assert not out.exists()
     for option, value in (("--timeout", "1e309"), ("--timeout", "nan"), ("--timeout", "0"),
                           ("--repeats", "0"), ("--repeats", "2.5")):
         with pytest.raises(SystemExit) as info:

@@ -68,6 +68,7 @@ def plan_run(name: str, quick: bool = False, data: list[str] | None = None,
     resumed run takes the original run's profile, data and settings; options given again
     must match them. Nothing is created on disk."""
     check_folder_option("--cache-dir", cache_dir)
+    check_folder_option("--out", out)
     suite = load_suite(name, quick=quick)
     out_dir = Path(out) if out else Path("results") / suite.name
     data_files = [str(Path(p).resolve()) for p in data] if data else []

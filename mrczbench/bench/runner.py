@@ -21,7 +21,8 @@ from mrczbench.analysis import results
 from mrczbench.argtypes import positive_int, positive_number
 from mrczbench.bench import timing
 from mrczbench.bench.measure import case_tag, error_row
-from mrczbench.bench.plan import Plan, RunLock, order_cases, plan_run, run_metadata
+from mrczbench.bench.plan import (Plan, RunLock, check_folder_option, order_cases, plan_run,
+                                  run_metadata)
 from mrczbench.bench.suites import Case, load_suite
 from mrczbench.bench.worker import Worker
 from mrczbench.errors import SuiteError
@@ -42,6 +43,7 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
     plan = plan_run(name, quick=quick, data=data, out=out, resume=resume, repeats=repeats,
                     timeout=timeout, seed=seed, eviction=eviction, cache_dir=cache_dir,
                     command_line=command_line)
+    check_folder_option("--scratch", scratch)
     scratch_dir = Path(scratch or plan.out_dir) / f".scratch-{plan.run_id}"
     new_dirs = _make_folders(plan.out_dir, scratch_dir)
     try:
@@ -185,11 +187,8 @@ def _remove_case_files(scratch: Path, case: Case) -> None:
 
 # --- terminal summary -----------------------------------------------------------------------------
 
-def summary_table(rows: list[dict[str, Any]]) -> str:
-    """Median per case: ratio (stored/raw), Shannon bound, efficiency, MiB/s per op.
-    A '*' marks an unstable series (mrczbench.analysis.stats: the report's and compare's rule)."""
-    from mrczbench.analysis.stats import MIN_SAMPLES_FOR_SPREAD, UNSTABLE_SPREAD, summarise
-
+def _per_case(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """case id -> first row, ratios, MiB/s of valid samples per op, errors, invalid count."""
     cases: dict[str, dict[str, Any]] = {}
     for row in rows:
         entry = cases.setdefault(row["case_id"], {"first": row, "ops": {}, "ratios": [], "errors": [],
@@ -204,6 +203,15 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             continue
         if row.get("mib_per_s") is not None:
             entry["ops"].setdefault(row["op"], []).append(row["mib_per_s"])
+    return cases
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """Median per case: ratio (stored/raw), Shannon bound, efficiency, MiB/s per op.
+    A '*' marks an unstable series (mrczbench.analysis.stats: the report's and compare's rule)."""
+    from mrczbench.analysis.stats import MIN_SAMPLES_FOR_SPREAD, UNSTABLE_SPREAD, summarise
+
+    cases = _per_case(rows)
     if not cases:
         return "(no results)"
     ops = [op for op in results.OPS if any(op in e["ops"] for e in cases.values())]

@@ -332,23 +332,7 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False) -> Suite:
     fixed_format = values["format"]
 
     sweep = values["sweep"]
-    for key, options in sweep.items():
-        if not isinstance(options, list) or not options:
-            raise fail(f"sweep.{key}", f"expected a non-empty list of values to sweep. Got {options!r}")
-        if key == "contender":
-            for name in options:
-                if name not in contenders:
-                    raise fail("sweep.contender", f"unknown contender {name!r}; valid: {', '.join(contenders) or '(no [contenders] table)'}")
-        elif key == "dataset":
-            if any(not isinstance(v, str) for v in options):
-                raise fail("sweep.dataset", f"expected dataset spec names. Got {options!r}")
-        elif key in DATASET_SWEEP_KEYS:
-            for value in options:
-                _check_dataset_value(f"sweep.{key}", key, value, fail)
-        elif key == "data":
-            raise fail("sweep.data", "reserved for --data; use 'dataset' for named specs")
-    if len(set(sweep.get("contender", []))) != len(sweep.get("contender", [])):
-        raise fail("sweep.contender", "lists a contender twice")
+    _check_sweep(sweep, contenders, fail)
 
     # Every case needs a format: from [format] or from its contender.
     if "format" not in fixed_format:
@@ -380,6 +364,26 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False) -> Suite:
                 unique.append(resolved)
         suite.sweep["threads"] = unique
     return suite
+
+
+def _check_sweep(sweep: dict[str, Any], contenders: dict[str, Any], fail) -> None:
+    for key, options in sweep.items():
+        if not isinstance(options, list) or not options:
+            raise fail(f"sweep.{key}", f"expected a non-empty list of values to sweep. Got {options!r}")
+        if key == "contender":
+            for name in options:
+                if name not in contenders:
+                    raise fail("sweep.contender", f"unknown contender {name!r}; valid: {', '.join(contenders) or '(no [contenders] table)'}")
+        elif key == "dataset":
+            if any(not isinstance(v, str) for v in options):
+                raise fail("sweep.dataset", f"expected dataset spec names. Got {options!r}")
+        elif key in DATASET_SWEEP_KEYS:
+            for value in options:
+                _check_dataset_value(f"sweep.{key}", key, value, fail)
+        elif key == "data":
+            raise fail("sweep.data", "reserved for --data; use 'dataset' for named specs")
+    if len(set(sweep.get("contender", []))) != len(sweep.get("contender", [])):
+        raise fail("sweep.contender", "lists a contender twice")
 
 
 def _check_keys(table: dict[str, Any], valid: tuple[str, ...], path: Path, prefix: str) -> None:
