@@ -259,7 +259,6 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
     # A metadata suite needs no test plugin, so a real CLI subprocess can run it.
     suite = tmp_path / "meta.toml"
     suite.write_text(textwrap.dedent("""
-        kind = "metadata"
         ops = ["encode", "decode", "write", "read_warm"]
         repeats = 3
         min_batch_seconds = 0.02
@@ -267,6 +266,7 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
         kind = "metadata"
         megabytes = 0.2
         [format]
+        format = "metadata"
         level = 1
         [sweep]
         serializer = ["json", "orjson", "msgpack"]
@@ -275,7 +275,9 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "mrczbench", "run", "--suite", str(suite), "--out", str(out),
                "--no-progress"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout, not an installed copy
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env)
     deadline = time.monotonic() + 60
     run_file = None
     while time.monotonic() < deadline:
@@ -291,7 +293,8 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
     assert 1 <= len(done_before) < 9
     time.sleep(0.2)  # the worker dies with its parent (PR_SET_PDEATHSIG)
 
-    resumed = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    resumed = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=60, env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{9 - len(done_before)} of 9 cases to run" in resumed.stderr
     assert list(out.glob("*.jsonl")) == [run_file]  # the same run continued
