@@ -15,7 +15,7 @@ from mrczbench.formats.base import Format
 
 CONTENDERS = ["mrc", "mrcz", "mrc-uint4", "tiff", "bzip2", "lbzip2", "pigz", "xz", "pxz",
               "zstd-cli", "lz4-cli", "zstd", "lz4", "jpeg2000", "jpegxl", "hdf5", "blosc2",
-              "pcodec", "htj2k", "jpegls", "lerc"]
+              "pcodec", "htj2k", "jpegls", "lerc", "metadata"]
 
 
 def test_every_contender_is_registered_by_its_issue_name():

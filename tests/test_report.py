@@ -693,7 +693,6 @@ contender = ["mrcz zstd-1", "mrcz lz4-1"]
 TINY_METADATA_SUITE = """
 description = "tiny metadata serialisation for the report tests"
 figure = "Fig. 3"
-kind = "metadata"
 ops = ["encode", "decode", "write", "read_cold"]
 repeats = 2
 min_batch_seconds = 0.001
@@ -703,6 +702,7 @@ kind = "metadata"
 megabytes = 0.02
 seed = 0
 [format]
+format = "metadata"
 level = 1
 threads = 1
 [sweep]

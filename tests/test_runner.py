@@ -22,7 +22,9 @@ from mrczbench.atomic import atomic_output
 from mrczbench.cli import main
 from mrczbench.errors import SuiteError
 from mrczbench.formats.base import Format
-from mrczbench.bench.runner import order_cases, run_suite
+from mrczbench.bench.plan import order_cases
+from mrczbench.bench.runner import run_suite
+from mrczbench.bench.worker import HarnessError
 from mrczbench.bench.suites import load_suite
 
 REPO = Path(__file__).resolve().parent.parent
@@ -186,15 +188,26 @@ def test_failing_contenders_become_error_rows_and_the_run_goes_on(tmp_path):
     assert all(not r["valid"] for r in errors)
 
 
-def test_unknown_format_is_an_error_row_naming_the_valid_ones(tmp_path):
-    _, rows = run(tmp_path, tiny_suite(tmp_path, ["no-such-format"], ops=("encode",)))
-    assert len(rows) == 1
-    assert "unknown format 'no-such-format'; valid:" in rows[0]["error"]
+@pytest.mark.parametrize("contender, message", [
+    ('{ format = "no-such-format" }', "unknown format 'no-such-format'; valid: mrc, mrcz"),
+    ('{ format = "mrcz", codec = "zsdt" }', "codec: expected one of"),
+    ('{ format = "mrcz", levle = 1 }', "unknown parameter(s) levle; valid:"),
+])
+def test_a_typo_in_a_contender_stops_show_and_run_before_any_dataset_exists(
+        tmp_path, capsys, contender, message):
+    text = tiny_suite(tmp_path, ["test-raw"]).read_text().replace('{ format = "test-raw" }', contender)
+    suite = tmp_path / "typo.toml"
+    suite.write_text(text)
+    assert main(["suites", "show", str(suite)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "case contender=test-raw" in err and len(err.strip().splitlines()) == 1
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--cache-dir", str(cache)]) == 2
+    assert message in capsys.readouterr().err
+    assert not cache.exists() and not out.exists()  # no dataset generated, no run started
 
 
 def test_mrc_uint4_on_counts_above_15_is_a_lossy_error_row(tmp_path):
-    if "mrc-uint4" not in formats.format_names():
-        pytest.skip("mrc-uint4 not registered yet")
     text = tiny_suite(tmp_path, ["mrc-uint4"], ops=("encode",)).read_text().replace("dose = 1.0", "dose = 40.0")
     path = tmp_path / "uint4.toml"
     path.write_text(text)
@@ -246,7 +259,6 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
     # A metadata suite needs no test plugin, so a real CLI subprocess can run it.
     suite = tmp_path / "meta.toml"
     suite.write_text(textwrap.dedent("""
-        kind = "metadata"
         ops = ["encode", "decode", "write", "read_warm"]
         repeats = 3
         min_batch_seconds = 0.02
@@ -254,6 +266,7 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
         kind = "metadata"
         megabytes = 0.2
         [format]
+        format = "metadata"
         level = 1
         [sweep]
         serializer = ["json", "orjson", "msgpack"]
@@ -262,7 +275,9 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "mrczbench", "run", "--suite", str(suite), "--out", str(out),
                "--no-progress"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout, not an installed copy
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env)
     deadline = time.monotonic() + 60
     run_file = None
     while time.monotonic() < deadline:
@@ -278,7 +293,8 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
     assert 1 <= len(done_before) < 9
     time.sleep(0.2)  # the worker dies with its parent (PR_SET_PDEATHSIG)
 
-    resumed = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    resumed = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=60, env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{9 - len(done_before)} of 9 cases to run" in resumed.stderr
     assert list(out.glob("*.jsonl")) == [run_file]  # the same run continued
@@ -386,3 +402,161 @@ def test_failed_starts_leave_no_empty_out_folder(tmp_path):
     assert main(["run", "--suite", str(suite), "--out", str(out), "--scratch", "/proc/s",
                  "--no-progress"]) == 2
     assert not (tmp_path / "new").exists()
+
+
+def test_a_bug_in_the_harness_stops_the_run_instead_of_becoming_an_error_row(tmp_path, monkeypatch):
+    def broken_calibration(func, min_seconds):
+        raise ZeroDivisionError("harness bug planted by the test")
+
+    # the worker is forked: it runs the broken harness function, the contender is fine
+    monkeypatch.setattr(timing, "calibrate_loops", broken_calibration)
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode",), repeats=1)
+    with pytest.raises(HarnessError) as info:
+        run(tmp_path, suite)
+    text = str(info.value)
+    assert "internal error in mrczbench's benchmark harness" in text and "not a failure of the contender" in text
+    assert "ZeroDivisionError: harness bug planted by the test" in text and "broken_calibration" in text
+    (run_file,) = (tmp_path / "out").glob("*.jsonl")
+    assert list(results.iter_rows(run_file)) == []  # no error row blaming test-raw
+
+
+def _holder(run_file):
+    """A second process holding the run's lock, as a concurrent `run --resume` does."""
+    code = ("import sys; from pathlib import Path; from mrczbench.bench.plan import RunLock; "
+            "lock = RunLock(Path(sys.argv[1])); print('locked', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run_file)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_second_writer_of_the_same_run_is_refused(tmp_path, capsys):
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode",), extra_sweep="dose = [1.0, 2.0]", repeats=1)
+    path, rows = run(tmp_path, suite)
+    kept = [r for r in rows if r["case_id"] == rows[0]["case_id"]]
+    path.write_text("".join(results.dumps_row(r) + "\n" for r in kept))  # one case left to do
+    holder = _holder(path)
+    try:
+        with pytest.raises(SuiteError, match="another mrczbench run is writing this run now"):
+            run(tmp_path, suite, resume=True)
+        capsys.readouterr()
+        code = main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--resume",
+                     "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "another mrczbench run" in err
+        assert list(results.iter_rows(path)) == kept  # nothing appended by the refused runs
+    finally:
+        holder.communicate("")
+    _, rows = run(tmp_path, suite, resume=True)  # the lock went with the other process
+    assert len(rows) == 2 and len({r["case_id"] for r in rows}) == 2
+
+
+def _live_processes_mentioning(text):
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z" and int(entry.name) != os.getpid():
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def test_a_timed_out_case_leaves_no_command_line_compressor_running(tmp_path):
+    import shutil
+    import threading
+
+    if shutil.which("xz") is None:
+        pytest.skip("xz is not installed")
+    text = tiny_suite(tmp_path, ["xz"], ops=("write",), timeout=1.5, repeats=1).read_text()
+    text = text.replace('{ format = "xz" }', '{ format = "xz", level = 9, threads = 2 }')
+    text = text.replace("frames = 2", "frames = 6").replace("shape = [48, 40]", "shape = [1024, 1024]")
+    suite = tmp_path / "slow.toml"
+    suite.write_text(text)
+    # generate the dataset first so the case's time goes to xz (about 8 s of xz -9 here)
+    from mrczbench.bench.measure import _dataset_spec
+    from mrczbench.movies.datasets import load_stack
+    case = load_suite(suite).cases()[0]
+    load_stack(_dataset_spec(case.dataset), tmp_path / "cache", progress=False)
+
+    seen, stop = {}, threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.update({pid: cmd for pid, cmd in _live_processes_mentioning(str(tmp_path)).items()
+                         if cmd.startswith("xz ")})
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        _, rows = run(tmp_path, suite)
+    finally:
+        stop.set()
+        watcher.join()
+    assert rows[-1]["error"] == "timed out after 1.5 s (limit per case)"
+    assert seen, "xz never started: the test did not exercise the timeout"
+    time.sleep(0.2)
+    still = {pid: cmd for pid, cmd in _live_processes_mentioning(str(tmp_path)).items() if pid in seen}
+    assert still == {}
+
+
+def test_cache_dir_naming_a_file_and_bad_numbers_are_one_line_errors(tmp_path, capsys):
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode",), repeats=1)
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("x")
+    out = tmp_path / "out"
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--cache-dir", str(not_a_folder)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--cache-dir" in err and "not a folder" in err
+    assert not out.exists()
+    for option in ("--out", "--scratch"):
+        arguments = ["run", "--suite", str(suite), "--out", str(out), option, str(not_a_folder)]
+        assert main(arguments) == 2
+        assert f"{option} {not_a_folder}: not a folder" in capsys.readouterr().err
+        assert not out.exists()
+    for option, value in (("--timeout", "1e309"), ("--timeout", "nan"), ("--timeout", "0"),
+                          ("--repeats", "0"), ("--repeats", "2.5")):
+        with pytest.raises(SystemExit) as info:
+            main(["run", "--suite", str(suite), option, value])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and option in err and repr(value) in err
+
+
+def test_resume_takes_the_original_runs_profile_without_quick_again(tmp_path):
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode",), extra_sweep="dose = [1.0, 2.0]",
+                       repeats=3)
+    suite.write_text(suite.read_text() + "\n[quick]\nrepeats = 1\n[quick.dataset]\nframes = 1\n")
+    path, rows = run(tmp_path, suite, quick=True)
+    assert {r["frames"] for r in rows} == {1} and len(rows) == 2
+    kept = [r for r in rows if r["case_id"] == rows[0]["case_id"]]
+    path.write_text("".join(results.dumps_row(r) + "\n" for r in kept))
+    path, rows = run(tmp_path, suite, resume=True)  # no quick=True
+    assert len(rows) == 2 and {r["frames"] for r in rows} == {1}  # quick settings, not the suite's
+    assert results.read_run_metadata(path)["profile"] == "quick"
+
+
+def test_progress_advances_within_a_case(tmp_path, monkeypatch):
+    from mrczbench.bench import runner
+    from mrczbench.progress import Progress
+
+    seen = []
+
+    class Recording(Progress):
+        def update(self, done, note="", bytes_done=None):
+            seen.append((done, note))
+            super().update(done, note, bytes_done)
+
+    monkeypatch.setattr(runner, "Progress", Recording)
+    suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode", "write"), repeats=3)
+    run(tmp_path, suite, progress=True)
+    within = [(done, note) for done, note in seen if 0 < done < 1]
+    assert len(within) == 6  # one step per sample row of the one case
+    assert sorted(done for done, _ in within) == [done for done, _ in within]
+    assert {note.split()[1] for _, note in within} == {"encode", "write"}
+    assert seen[-1][0] == 1

@@ -73,7 +73,10 @@ def test_only_the_sweep_table_expands(tmp_path):
     first = cases[0]
     assert first.case_id == "dose=0.5,contender=zstd-1"
     assert first.dataset == {"kind": "poisson", "frames": 2, "shape": [32, 32], "dose": 0.5}
-    assert first.format == {"threads": 1, "format": "mrcz", "codec": "zstd", "level": 1}
+    # the case carries the contender's whole validated config (defaults filled in)
+    assert first.format == {"threads": 1, "format": "mrcz", "codec": "zstd", "level": 1,
+                            "blocksize": 0, "filter": "bitshuffle"}
+    assert first.columns["codec"] == "zstd" and first.columns["label"] == "zstd-1"
     assert first.label == "zstd-1"
     assert len({c.case_id for c in cases}) == 4
 
@@ -104,7 +107,7 @@ BAD = [
     ("repeat = 3\n", "unknown key 'repeat'; valid: description"),
     ('ops = ["encode", "squash"]\n', "key 'ops': expected a list of operations from encode, decode"),
     ("repeats = 0\n", "key 'repeats': expected an integer >= 1. Got 0"),
-    ('kind = "video"\n', "key 'kind': expected one of codec, metadata. Got 'video'"),
+    ('kind = "video"\n', "unknown key 'kind'; valid: description, figure, ops"),
 ]
 
 
@@ -187,3 +190,17 @@ def test_cli_list_and_show(capsys):
     assert "quick profile" in out and "dose=0.1,contender=mrcz zstd-1" in out
     assert main(["suites", "show", "nope"]) == 2
     assert "unknown suite 'nope'" in capsys.readouterr().err
+
+
+def test_metadata_is_an_ordinary_contender_validated_like_any_other(tmp_path):
+    suite = suites.load_suite("metadata", quick=True)
+    cases = suite.cases()
+    assert {c.format["format"] for c in cases} == {"metadata"}
+    zstd = next(c for c in cases if c.format["serializer"] == "msgpack" and c.format["compressor"] == "zstd")
+    assert zstd.columns["codec"] == "zstd" and zstd.columns["label"] == "msgpack+zstd"
+    plain = next(c for c in cases if c.format["compressor"] == "none")
+    assert plain.columns["codec"] is None and plain.columns["level"] is None
+    text = suites.find_suite("metadata").read_text().replace('"orjson"', '"orjsno"')
+    typo = write_suite(tmp_path, text, name="meta-typo")
+    with pytest.raises(SuiteError, match="serializer: expected one of json, orjson, msgpack. Got 'orjsno'"):
+        suites.load_suite(typo).cases()

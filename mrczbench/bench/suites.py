@@ -6,7 +6,6 @@ expand into cases (their cartesian product); a list anywhere else is a plain val
 
     description = "..."           # one line for `suites list`
     figure = "Fig. 2a"            # what it reproduces (optional)
-    kind = "codec"                # "codec" (formats on image stacks) or "metadata" (Fig. 3)
     ops = ["encode", "decode", "write", "write_fsync", "read_cold", "read_warm"]
     repeats = 5                   # samples per op
     min_batch_seconds = 0.1       # calibrated in-memory batches last at least this long
@@ -35,6 +34,9 @@ expand into cases (their cartesian product); a list anywhere else is a plain val
 
 Sweep keys: `contender`, `dataset` (spec names), dataset fields (dose, frames, shape, dtype,
 seed) and anything else is a format parameter (codec, level, threads, blocksize, ...).
+Every case's format config is built when the suite's cases are listed (`Suite.cases()`), so a
+misspelled format, parameter or value is a SuiteError before anything runs. Metadata
+serialisation (Fig. 3) is the `metadata` format on a `kind = "metadata"` dataset.
 `threads` accepts "cores", "2*cores", "1.5*cores" (resolved on the running machine);
 `blocksize` accepts bytes, "16KiB", "4MiB" or "auto" (= 0, the library's choice).
 """
@@ -53,16 +55,13 @@ from mrczbench.errors import SuiteError
 from mrczbench.analysis.results import OPS
 from mrczbench.tomlfiles import named_files, read_toml, search_dirs
 
-SUITE_KINDS = ("codec", "metadata")
-TOP_KEYS = ("description", "figure", "kind", "ops", "repeats", "min_batch_seconds", "timeout",
+TOP_KEYS = ("description", "figure", "ops", "repeats", "min_batch_seconds", "timeout",
             "seed", "dataset", "format", "contenders", "sweep", "quick")
 QUICK_KEYS = ("ops", "repeats", "min_batch_seconds", "timeout", "dataset", "format", "sweep")
 DATASET_KEYS = ("name", "kind", "frames", "shape", "dose", "dtype", "seed", "options", "megabytes")
 DATASET_SWEEP_KEYS = ("dataset", "dose", "frames", "shape", "dtype", "seed")
-METADATA_SERIALIZERS = ("json", "orjson", "msgpack")
-METADATA_COMPRESSORS = ("none", "lz4", "zstd", "zlib", "blosclz", "lz4hc")
 
-DEFAULTS = {"description": "", "figure": "", "kind": "codec", "ops": list(OPS), "repeats": 5,
+DEFAULTS = {"description": "", "figure": "", "ops": list(OPS), "repeats": 5,
             "min_batch_seconds": 0.1, "timeout": 600.0, "seed": 0}
 
 
@@ -149,15 +148,17 @@ class Case:
 
     case_id: str
     suite: str
-    kind: str                      # "codec" or "metadata"
     dataset: dict[str, Any]        # synthetic fields, {"name": spec} or {"path": user movie}
-    format: dict[str, Any]         # {"format": name, **params}
+    format: dict[str, Any]         # {"format": name, **params}: a validated format config
     label: str | None              # contender name from the suite, if any
     ops: tuple[str, ...]
     repeats: int
     min_batch_seconds: float
     timeout: float
     sweep: dict[str, Any]          # the swept values that make this case
+    columns: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # ^ the contender's result columns: format, label, params and Format.row_columns()
+    unavailable: str | None = None  # why the format cannot be loaded here (an error row)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -170,7 +171,6 @@ class Suite:
     profile: str                   # "full" or "quick"
     description: str
     figure: str
-    kind: str
     ops: tuple[str, ...]
     repeats: int
     min_batch_seconds: float
@@ -188,8 +188,9 @@ class Suite:
         sweep = dict(self.sweep)
         fixed_dataset = dict(self.dataset)
         if data:
-            if self.kind == "metadata":
-                raise SuiteError(f"{self.path}: --data does not apply to a metadata suite")
+            if self.dataset.get("kind") == "metadata":
+                raise SuiteError(f"{self.path}: --data replaces movie datasets; this suite's "
+                                 f"dataset is metadata documents")
             # folders, .lst and .star lists expand to movie files (mrczbench.movies.datasets)
             from mrczbench.movies.datasets import open_movies
             movies = [Path(movie.path) for movie in open_movies(list(data))]
@@ -219,11 +220,39 @@ class Suite:
                     params[key] = value
             params = self._resolve_params(params, where="sweep")
             case_id = ",".join(f"{k}={format_value(v)}" for k, v in point.items()) or "default"
-            cases.append(Case(case_id=case_id, suite=self.name, kind=self.kind, dataset=dataset,
-                              format=params, label=label, ops=self.ops, repeats=self.repeats,
-                              min_batch_seconds=self.min_batch_seconds, timeout=self.timeout,
-                              sweep={k: v for k, v in point.items()}))
+            case = Case(case_id=case_id, suite=self.name, dataset=dataset, format=params,
+                        label=label, ops=self.ops, repeats=self.repeats,
+                        min_batch_seconds=self.min_batch_seconds, timeout=self.timeout,
+                        sweep={k: v for k, v in point.items()})
+            cases.append(self._with_format(case))
         return cases
+
+    def _with_format(self, case: Case) -> Case:
+        """Build the case's format config (a typo in a format name, parameter or value is a
+        SuiteError here, before anything runs) and record the contender's row columns."""
+        from mrczbench.errors import FormatError
+        from mrczbench.formats import format_class, format_names
+
+        params = dict(case.format)
+        name = params.pop("format", None)
+        if name not in format_names():
+            raise SuiteError(f"{self.path}: case {case.case_id}: unknown format {name!r}; "
+                             f"valid: {', '.join(format_names())}")
+        try:
+            cls = format_class(name)
+        except FormatError as exc:  # a plugin that cannot be imported here: an error row
+            case.unavailable = str(exc)
+            case.columns = {"format": name, "label": case.label or name,
+                            "params": json.dumps(case.format, sort_keys=True, default=str)}
+            return case
+        try:
+            fmt = cls(**params)
+        except FormatError as exc:
+            raise SuiteError(f"{self.path}: case {case.case_id}: {exc}") from None
+        case.format = fmt.to_dict()
+        case.columns = {"format": name, **fmt.row_columns(), "label": case.label or fmt.label(),
+                        "params": fmt.to_json()}
+        return case
 
     def _resolve_params(self, params: dict[str, Any], where: str) -> dict[str, Any]:
         resolved = dict(params)
@@ -278,9 +307,6 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False) -> Suite:
             else:
                 values[key] = value
 
-    kind = values["kind"]
-    if kind not in SUITE_KINDS:
-        raise fail("kind", f"expected one of {', '.join(SUITE_KINDS)}. Got {kind!r}")
     ops = values["ops"]
     if not isinstance(ops, list) or not ops or any(op not in OPS for op in ops):
         raise fail("ops", f"expected a list of operations from {', '.join(OPS)}. Got {ops!r}")
@@ -306,38 +332,20 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False) -> Suite:
     fixed_format = values["format"]
 
     sweep = values["sweep"]
-    for key, options in sweep.items():
-        if not isinstance(options, list) or not options:
-            raise fail(f"sweep.{key}", f"expected a non-empty list of values to sweep. Got {options!r}")
-        if key == "contender":
-            for name in options:
-                if name not in contenders:
-                    raise fail("sweep.contender", f"unknown contender {name!r}; valid: {', '.join(contenders) or '(no [contenders] table)'}")
-        elif key == "dataset":
-            if any(not isinstance(v, str) for v in options):
-                raise fail("sweep.dataset", f"expected dataset spec names. Got {options!r}")
-        elif key in DATASET_SWEEP_KEYS:
-            for value in options:
-                _check_dataset_value(f"sweep.{key}", key, value, fail)
-        elif key == "data":
-            raise fail("sweep.data", "reserved for --data; use 'dataset' for named specs")
-    if len(set(sweep.get("contender", []))) != len(sweep.get("contender", [])):
-        raise fail("sweep.contender", "lists a contender twice")
+    _check_sweep(sweep, contenders, fail)
 
     # Every case needs a format: from [format] or from its contender.
-    if kind == "codec" and "format" not in fixed_format:
+    if "format" not in fixed_format:
         names = sweep.get("contender") or []
         if not names:
             raise fail("format", "no format: set format.format = \"<name>\" or sweep over contenders")
         for name in names:
             if "format" not in contenders[name]:
                 raise fail(f"contenders.{name}", "missing 'format' (the format name, e.g. \"mrcz\")")
-    if kind == "metadata":
-        _check_metadata_contenders(contenders, fixed_format, sweep, fail)
 
     suite = Suite(
         name=path.stem, path=path, profile="quick" if quick else "full",
-        description=str(values["description"]), figure=str(values["figure"]), kind=kind,
+        description=str(values["description"]), figure=str(values["figure"]),
         ops=tuple(ops), repeats=repeats, min_batch_seconds=float(values["min_batch_seconds"]),
         timeout=float(values["timeout"]), seed=values["seed"], dataset=dataset,
         format=fixed_format, contenders=contenders, sweep=sweep)
@@ -356,6 +364,26 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False) -> Suite:
                 unique.append(resolved)
         suite.sweep["threads"] = unique
     return suite
+
+
+def _check_sweep(sweep: dict[str, Any], contenders: dict[str, Any], fail) -> None:
+    for key, options in sweep.items():
+        if not isinstance(options, list) or not options:
+            raise fail(f"sweep.{key}", f"expected a non-empty list of values to sweep. Got {options!r}")
+        if key == "contender":
+            for name in options:
+                if name not in contenders:
+                    raise fail("sweep.contender", f"unknown contender {name!r}; valid: {', '.join(contenders) or '(no [contenders] table)'}")
+        elif key == "dataset":
+            if any(not isinstance(v, str) for v in options):
+                raise fail("sweep.dataset", f"expected dataset spec names. Got {options!r}")
+        elif key in DATASET_SWEEP_KEYS:
+            for value in options:
+                _check_dataset_value(f"sweep.{key}", key, value, fail)
+        elif key == "data":
+            raise fail("sweep.data", "reserved for --data; use 'dataset' for named specs")
+    if len(set(sweep.get("contender", []))) != len(sweep.get("contender", [])):
+        raise fail("sweep.contender", "lists a contender twice")
 
 
 def _check_keys(table: dict[str, Any], valid: tuple[str, ...], path: Path, prefix: str) -> None:
@@ -385,22 +413,6 @@ def _check_dataset_value(where: str, key: str, value: Any, fail) -> None:
     elif key == "options":
         if not isinstance(value, dict):
             raise fail(where, f"expected a table. Got {value!r}")
-
-
-def _check_metadata_contenders(contenders, fixed_format, sweep, fail) -> None:
-    tables = [("format", fixed_format)] + [(f"contenders.{n}", p) for n, p in contenders.items()]
-    for where, params in tables:
-        for key, value in params.items():
-            if key == "serializer" and value not in METADATA_SERIALIZERS:
-                raise fail(f"{where}.serializer", f"expected one of {', '.join(METADATA_SERIALIZERS)}. Got {value!r}")
-            if key == "compressor" and value not in METADATA_COMPRESSORS:
-                raise fail(f"{where}.compressor", f"expected one of {', '.join(METADATA_COMPRESSORS)}. Got {value!r}")
-    for value in sweep.get("serializer", []):
-        if value not in METADATA_SERIALIZERS:
-            raise fail("sweep.serializer", f"expected values from {', '.join(METADATA_SERIALIZERS)}. Got {value!r}")
-    for value in sweep.get("compressor", []):
-        if value not in METADATA_COMPRESSORS:
-            raise fail("sweep.compressor", f"expected values from {', '.join(METADATA_COMPRESSORS)}. Got {value!r}")
 
 
 # --- CLI ---------------------------------------------------------------------------------------
@@ -445,7 +457,6 @@ def _cmd_show(args) -> int:
         return 0
     print(f"suite      {suite.name} ({suite.profile} profile)  {suite.path}")
     print(f"about      {suite.description}" + (f"  [{suite.figure}]" if suite.figure else ""))
-    print(f"kind       {suite.kind}")
     print(f"ops        {', '.join(suite.ops)}")
     print(f"repeats    {suite.repeats} samples per op; in-memory batches >= {suite.min_batch_seconds:g} s; "
           f"timeout {suite.timeout:g} s per case")

@@ -45,6 +45,7 @@ BUILTIN: dict[str, str] = {
     "htj2k": "mrczbench.formats.imagecoders:Htj2kFormat",
     "jpegls": "mrczbench.formats.imagecoders:JpeglsFormat",
     "lerc": "mrczbench.formats.imagecoders:LercFormat",
+    "metadata": "mrczbench.formats.metadata:MetadataFormat",
 }
 
 ENTRY_POINT_GROUP = "mrczbench.formats"

@@ -23,6 +23,9 @@ from mrczbench.errors import FormatError
 
 Check = Callable[[str, Any], None]
 
+# The contender columns of a result row that Format.row_columns() fills.
+ROW_COLUMNS = ("codec", "level", "blocksize", "filter", "threads")
+
 
 # --- field validators (each returns a check(name, value) that raises FormatError) ----------
 def integer(low: int, high: int | None = None) -> Check:
@@ -121,6 +124,9 @@ class Format:
     lossless_dtypes: ClassVar[tuple[str, ...] | None] = None  # None: any dtype
     # How `threads` is used; says so where the library ignores it (it is recorded anyway).
     threads_note: ClassVar[str] = ""
+    # Result-row columns this contender fills (see row_columns): row column -> config field,
+    # for the columns whose config field has another name (TIFF's `compression` is its codec).
+    column_fields: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: FormatConfig | None = None, **params: Any):
         if config is None:
@@ -180,6 +186,14 @@ class Format:
             "parameters": {name: {"default": default, "valid": valid[name]}
                            for name, default in cls.Config.defaults().items()},
         }
+
+    def row_columns(self) -> dict[str, Any]:
+        """The contender's values of the result columns in ROW_COLUMNS (None where it has no
+        such parameter). A column is filled from the config field of the same name, or from
+        the field `column_fields` names for it; override for anything else."""
+        values = dataclasses.asdict(self.config)
+        return {column: values.get(self.column_fields.get(column, column))
+                for column in ROW_COLUMNS}
 
     def label(self) -> str:
         """Short human name for tables, e.g. 'mrcz zstd-1'. Override for nicer labels."""

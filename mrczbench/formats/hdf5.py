@@ -36,6 +36,7 @@ class Hdf5Format(Format):
     description = "HDF5 (h5py + hdf5plugin) bitshuffle-LZ4 / bitshuffle-zstd, one chunk per frame"
     suffix = ".h5"
     Config = Hdf5Config
+    column_fields = {"codec": "compression"}  # the result rows' codec column
     has_memory_codec = True  # the same HDF5 file, built in a BytesIO
     threads_note = ("ignored: the HDF5 filter pipeline compresses one chunk at a time "
                     "(hdf5plugin's bitshuffle is built without OpenMP here)")

@@ -115,6 +115,7 @@ class TiffFormat(_TiffContainer):
     name = "tiff"
     description = "TIFF (tifffile), one page per frame, LZW / deflate / none, RELION's strips"
     Config = TiffConfig
+    column_fields = {"codec": "compression"}  # the result rows' codec column
     lossless_dtypes = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "float16",
                        "float32")
     threads_note = ("tifffile maxworkers: parallel over strips of a page when writing (one "
