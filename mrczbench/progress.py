@@ -11,15 +11,7 @@ import shutil
 import sys
 import time
 
-MiB = 2**20
-
-
-def duration(seconds: float) -> str:
-    """m:ss below an hour, h:mm:ss above."""
-    seconds = int(round(seconds))
-    if seconds < 3600:
-        return f"{seconds // 60}:{seconds % 60:02d}"
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+from mrczbench.units import MiB, format_duration as duration
 
 
 class Progress:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mrczbench.analysis import recommend as model
+from mrczbench.argtypes import positive_int, positive_number
 from mrczbench.errors import MrczbenchError
 from mrczbench.units import MiB, format_number
 
@@ -27,7 +28,7 @@ def add_commands(sub) -> None:
         "from measurements on this machine (--results, or a short sweep run now). "
         "Every figure is measured here or marked as derived, with how.")
     what = p.add_argument_group("the data")
-    what.add_argument("--dose", type=_positive_float, help="e/px/frame (default: the detector "
+    what.add_argument("--dose", type=positive_number, help="e/px/frame (default: the detector "
                       "preset's typical dose, or measured from --data)")
     what.add_argument("--data", nargs="+", metavar="MOVIE", help="your movies (MRC, MRCZ, TIFF, "
                       "EER, .npy, .lst/.star): the sweep runs on them and the dose is measured "
@@ -35,25 +36,25 @@ def add_commands(sub) -> None:
     what.add_argument("--detector", default="counting", choices=sorted(model.DETECTORS),
                       help="detector preset giving frame shape, frames per movie, pixel type "
                       "and typical dose (default: counting = K2, 60 x 3838 x 3710 int8)")
-    what.add_argument("--shape", type=_positive_int, nargs=2, metavar=("NY", "NX"),
+    what.add_argument("--shape", type=positive_int, nargs=2, metavar=("NY", "NX"),
                       help="frame shape in pixels (default: the preset's)")
-    what.add_argument("--frames", type=_positive_int, help="frames per movie (default: the preset's)")
+    what.add_argument("--frames", type=positive_int, help="frames per movie (default: the preset's)")
     site = p.add_argument_group("the facility")
-    site.add_argument("--movies-per-hour", type=_positive_float, default=60.0,
+    site.add_argument("--movies-per-hour", type=positive_number, default=60.0,
                       help="collection rate (default 60)")
-    site.add_argument("--link-gbps", type=_positive_float, default=1.0,
+    site.add_argument("--link-gbps", type=positive_number, default=1.0,
                       help="network from the writer to the compute centre in Gbit/s (default 1)")
     site.add_argument("--link-fraction", type=_fraction, default=model.DEFAULT_LINK_FRACTION,
                       help="usable fraction of the link (default 0.63: the MRCZ paper's 60-90 MB/s "
                       "on 1 Gbit/s, midpoint 75 MiB/s)")
-    site.add_argument("--storage-cost", type=_positive_float, default=150.0,
+    site.add_argument("--storage-cost", type=positive_number, default=150.0,
                       help="$/TB/year (default 150, the paper's 100-200 range; TB = 10^12 bytes)")
-    site.add_argument("--hours-per-year", type=_positive_float, default=24 * 365 * 0.7,
+    site.add_argument("--hours-per-year", type=positive_number, default=24 * 365 * 0.7,
                       help="collection hours per year for the storage figures (default 6132 = 70 %% "
                       "of the year)")
-    site.add_argument("--writer-cores", type=_positive_int, help="cores compressing at the "
+    site.add_argument("--writer-cores", type=positive_int, help="cores compressing at the "
                       "microscope (default: this machine's usable cores)")
-    site.add_argument("--reader-cores", type=_positive_int, help="cores reading at the compute "
+    site.add_argument("--reader-cores", type=positive_int, help="cores reading at the compute "
                       "centre (default: this machine's usable cores)")
     site.add_argument("--goal", choices=model.GOALS, default="transfer",
                       help="live: keep up at the writer with the least load; transfer: shortest "
@@ -78,28 +79,8 @@ def add_commands(sub) -> None:
     p.set_defaults(func=run_command)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
 def _fraction(text: str) -> float:
-    value = _positive_float(text)
+    value = positive_number(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
     return value

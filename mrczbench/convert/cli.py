@@ -2,11 +2,12 @@
 pool), a Dask cluster (--scheduler) or a Slurm array (--shard / SLURM_ARRAY_TASK_*)."""
 from __future__ import annotations
 
-import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
 
+from mrczbench.argtypes import positive_int
 from mrczbench.convert import inputs, manifest
 from mrczbench.convert.job import Settings, checksum_of, convert_one, frame_digests
 from mrczbench.errors import MrczbenchError
@@ -36,9 +37,9 @@ def add_commands(sub) -> None:
     p.add_argument("--checksum", action="store_true", help="store a SHA-256 per frame in each MRCZ "
                    "file's metadata (python-mrcz ignores it) so `info --verify` and "
                    "mrcz.read(verify=True) detect corrupted chunks")
-    p.add_argument("--jobs", type=_positive_int, help="movies converted at once (default: usable "
+    p.add_argument("--jobs", type=positive_int, help="movies converted at once (default: usable "
                    "cores, at most the number of movies)")
-    p.add_argument("--threads", type=_positive_int, help="codec threads per movie (default: cores // jobs)")
+    p.add_argument("--threads", type=positive_int, help="codec threads per movie (default: cores // jobs)")
     p.add_argument("--scheduler", metavar="ADDRESS_OR_FILE", help="run on a Dask distributed cluster: "
                    "tcp://host:8786 or a scheduler JSON file (workers need mrczbench and the files)")
     p.add_argument("--shard", metavar="I/N", help="convert the deterministic 1/N of the movies numbered "
@@ -54,18 +55,8 @@ def add_commands(sub) -> None:
                        "the check to run before deleting sources. Exit 0 only when every movie was "
                        "converted and verifies.")
     v.add_argument("source", metavar="DIR_OR_MANIFEST")
-    v.add_argument("--jobs", type=_positive_int, default=1, help="outputs checked at once (default 1)")
+    v.add_argument("--jobs", type=positive_int, default=1, help="outputs checked at once (default 1)")
     v.set_defaults(func=run_verify)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
@@ -110,34 +101,6 @@ def _todo(tasks, out: Path, only_unfinished: bool) -> tuple[list, list[dict]]:
         else:
             todo.append(task)
     return todo, refused
-
-
-class Progress:
-    """One line: count, MiB/s of raw data, ETA; redrawn on a terminal, else every 5 s."""
-
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.stream, self.done, self.bytes = total, stream, 0, 0
-        self.started = self.last = time.monotonic()
-        self.tty = stream.isatty()
-
-    def update(self, record: dict) -> None:
-        self.done += 1
-        self.bytes += record.get("raw_bytes") or 0
-        now = time.monotonic()
-        if not self.tty and now - self.last < 5 and self.done < self.total:
-            return
-        self.last = now
-        elapsed = now - self.started
-        rate = self.bytes / MIB / elapsed if elapsed else 0.0
-        eta = elapsed / self.done * (self.total - self.done)
-        line = (f"[{self.done}/{self.total}] {rate:,.0f} MiB/s, elapsed {elapsed:,.0f} s, "
-                f"ETA {eta:,.0f} s, last: {record['output']} {record['status']}")
-        self.stream.write(("\r\033[K" + line) if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
 
 
 def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
@@ -208,17 +171,16 @@ def run_convert(args) -> int:
           f", {skipped} already done, {len(refused)} refused, {len(todo)} to convert to "
           f"{args.format} in {out} ({'Dask ' + args.scheduler if args.scheduler else f'{jobs} job(s)'} "
           f"x {settings.threads} thread(s))", file=sys.stderr)
+    from mrczbench.progress import Progress
     records = []
-    progress = Progress(len(todo) + len(refused))
+    started = time.monotonic()
+    progress = Progress(len(todo) + len(refused), "convert", interval=5.0)
     with manifest.writer(out, settings.shard) as append:
-        for record in refused:
+        for record in itertools.chain(refused, _run_tasks(todo, settings, jobs, args.scheduler)):
             append(record)
             records.append(record)
-            progress.update(record)
-        for record in _run_tasks(todo, settings, jobs, args.scheduler):
-            append(record)
-            records.append(record)
-            progress.update(record)
+            progress.update(len(records), f"{record['output']} {record['status']}",
+                            sum(r.get("raw_bytes") or 0 for r in records if r["status"] == "done"))
     progress.close()
     part = [r for r in manifest.records(out / manifest.part_name(settings.shard))]
     table = manifest.write_table(out, settings.shard, part)
@@ -231,16 +193,12 @@ def run_convert(args) -> int:
     print(f"converted {len(done)}, failed {len(failed)}, skipped {skipped}: "
           f"{raw / MIB:,.0f} MiB raw -> {stored / MIB:,.0f} MiB "
           f"(ratio {stored / raw if raw else float('nan'):.3f}), "
-          f"{raw / MIB / progress_seconds(progress):,.0f} MiB/s overall "
+          f"{raw / MIB / max(time.monotonic() - started, 1e-9):,.0f} MiB/s overall "
           f"({seconds:,.0f} s of movie time); manifest {out / manifest.part_name(settings.shard)}, "
           f"table {table}" + "".join(f", {s}" for s in stars_written))
     for record in failed:
         print(f"failed: {record['input']}: {record['error']}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def progress_seconds(progress: Progress) -> float:
-    return max(time.monotonic() - progress.started, 1e-9)
 
 
 def _verify_one(out: Path, record: dict) -> str | None:
