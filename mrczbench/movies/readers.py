@@ -229,11 +229,26 @@ def plain_mrc_problem(path: Path) -> str | None:
         return f"mode {mode} is not an MRC pixel mode"
     if min(nx, ny, nz) < 1 or nsymbt < 0:
         return f"header sizes {nx} x {ny} x {nz}, extended header {nsymbt} bytes are invalid"
+    if b"MRCZ" in head[224:1024] or _starts_with_blosc_chunk(path, 1024 + nsymbt, size):
+        return "the file holds MRCZ (blosc) chunks under a damaged mode word"
     needed = 1024 + nsymbt + nx * ny * nz * MRC_MODE_ITEMSIZE[mode]
     if needed > size:
         return (f"the header claims {needed} bytes ({nz} x {ny} x {nx}, mode {mode}) but the "
                 f"file has {size}: truncated or not plain MRC")
     return None
+
+
+def _starts_with_blosc_chunk(path: Path, offset: int, size: int) -> bool:
+    """Whether the data region starts like a blosc1 chunk header (version 2, a pixel typesize,
+    a stored size that fits the file): an MRCZ file whatever its mode word says."""
+    if offset + 16 > size:
+        return False
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        chunk = handle.read(16)
+    version, _, _, typesize, nbytes, _, cbytes = struct.unpack("<4B3I", chunk)
+    return version == 2 and typesize in (1, 2, 4, 8) and nbytes > 0 and \
+        16 <= cbytes <= size - offset
 
 
 class PermissiveMrcMovie(Movie):
@@ -396,9 +411,12 @@ class NpyMovie(Movie):
             raise DatasetError(f"{path}: cannot read as .npy: {exc}") from None
 
     def _frames(self):
-        data = self._map(self.path).reshape(self.shape)
-        for index in range(self.shape[0]):
-            yield np.array(data[index], dtype=self.dtype)
+        data = self._map(self.path)  # the file may have changed since it was opened
+        if data.shape[-2:] != self.shape[1:]:
+            raise DatasetError(f"{self.path}: frames are now {data.shape[-2:]}, were "
+                               f"{self.shape[1:]} when the file was opened")
+        for frame in data.reshape(-1, *self.shape[1:]):
+            yield np.array(frame, dtype=self.dtype)
 
 
 class _IsEer(Exception):
