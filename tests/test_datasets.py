@@ -422,3 +422,14 @@ def test_materialise_checks_threads_before_generating(cache, capsys):
         datasets.materialise(small_spec(), threads=0)
     assert "generating" not in capsys.readouterr().err
     assert not cache.exists() or not list(cache.iterdir())
+
+
+def test_cache_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    for argv in (["datasets", "cache", "--cache-dir", str(tmp_path / "file")],
+                 ["datasets", "cache", "--clear", "--cache-dir", str(tmp_path / "file")],
+                 ["datasets", "list", "--cache-dir", str(tmp_path / "file")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "must be a folder" in err, err
+    assert (tmp_path / "file").read_text() == "mine"

@@ -218,3 +218,10 @@ def test_help_mentions_units(capsys):
         main(["info", "--help"])
     text = capsys.readouterr().out
     assert "37 % of the raw size" in text and "%%" not in text
+
+
+def test_dtype_error_names_the_input_not_the_output(tmp_path, capsys):
+    np.save(tmp_path / "doubles.npy", np.ones((2, 8, 8), np.float64))
+    err = error_line(capsys, ["compress", str(tmp_path / "doubles.npy"), str(tmp_path / "o.mrcz")])
+    assert "doubles.npy" in err and "float64" in err and "o.mrcz" not in err
+    assert not (tmp_path / "o.mrcz").exists()
