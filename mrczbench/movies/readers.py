@@ -27,6 +27,7 @@ Safety rules every reader keeps (errors are one-line DatasetErrors naming the fi
 from __future__ import annotations
 
 import logging
+import math
 import os
 import stat
 import struct
@@ -37,6 +38,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from mrczbench import mrcz
 from mrczbench.errors import DatasetError, MRCZError
 from mrczbench.movies import lists
 from mrczbench.movies.lists import STAR_MOVIE_COLUMN  # noqa: F401  (part of this API)
@@ -140,7 +142,7 @@ class Movie:
     microscope: dict | None = None
 
     def __init__(self, path: Path, shape: tuple[int, int, int], dtype):
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)
         self.name = self.path.name
         self.shape = tuple(int(v) for v in shape)
         self.dtype = np.dtype(dtype)
@@ -150,7 +152,7 @@ class Movie:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize
 
     def iter_frames(self) -> Iterator[np.ndarray]:
         """The frames in order; a movie that ends early or runs long is a DatasetError."""
@@ -182,7 +184,6 @@ class MrcMovie(Movie):
     """MRC or MRCZ via mrczbench.mrcz (compressed, plain and 4-bit mode 101 files)."""
 
     def __init__(self, path: Path):
-        from mrczbench import mrcz
         header = mrcz.read_header(path)
         super().__init__(path, header.shape, header.dtype)
         self.kind = "mrcz" if header.codec else "mrc"
@@ -196,7 +197,6 @@ class MrcMovie(Movie):
         self.raw_bytes = header.raw_bytes
 
     def _frames(self):
-        from mrczbench import mrcz
         try:
             yield from mrcz.iter_frames(self.path)
         except MRCZError as exc:
@@ -429,7 +429,7 @@ class _IsEer(Exception):
 def open_movie(path: str | os.PathLike, eer_grouping: int = 32, eer_upsampling: int = 1) -> Movie:
     """One movie file -> Movie (DatasetError naming the file and the reason otherwise)."""
     check_eer_options(eer_grouping, eer_upsampling)
-    path = Path(path).expanduser()
+    path = path if isinstance(path, Path) else Path(path).expanduser()
     suffix = path.suffix.lower()
     if suffix not in MOVIE_SUFFIXES:
         check_regular_file(path)
@@ -437,17 +437,22 @@ def open_movie(path: str | os.PathLike, eer_grouping: int = 32, eer_upsampling: 
         raise DatasetError(f"{path}: unsupported movie type {suffix or '(no extension)'!r}; {_supported()}")
     check_regular_file(path)
     check_not_compressed(path)
-    from mrczbench.movies.eer import EerMovie  # EER rendering lives beside, on this base
     if suffix in MRC_SUFFIXES:
         return _open_mrc(path)
     if suffix == ".eer":
-        return _open_with(EerMovie, path, "EER", eer_grouping, eer_upsampling)
+        return _open_with(_eer_movie(), path, "EER", eer_grouping, eer_upsampling)
     if suffix == ".npy":
         return _open_with(NpyMovie, path, ".npy")
     try:
         return _open_with(TiffMovie, path, "TIFF")
     except _IsEer:
-        return _open_with(EerMovie, path, "EER", eer_grouping, eer_upsampling)
+        return _open_with(_eer_movie(), path, "EER", eer_grouping, eer_upsampling)
+
+
+def _eer_movie():
+    """EerMovie (movies/eer.py builds on this module, so it is imported on first use)."""
+    from mrczbench.movies.eer import EerMovie
+    return EerMovie
 
 
 def _open_mrc(path: Path) -> Movie:
