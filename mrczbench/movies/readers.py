@@ -307,9 +307,11 @@ def _check_tiff_page(path: Path, page, index: int, file_size: int) -> None:
     if any(o + c > file_size for o, c in zip(offsets, counts)):
         raise DatasetError(f"{path}: TIFF page {index} data lies beyond the end of the "
                            f"{file_size}-byte file (truncated file?)")
-    claimed = int(np.prod(page.shape, dtype=np.int64)) * np.dtype(page.dtype).itemsize
+    claimed = math.prod(page.shape) * np.dtype(page.dtype).itemsize
+    # an uncompressed page stores every row, each padded to whole bytes (1-bit, 12-bit, ...)
+    row_bytes = -(-page.shape[-1] * int(getattr(page, "bitspersample", 8) or 8) // 8)
     uncompressed = int(page.compression) == 1
-    if (uncompressed and stored < claimed) or \
+    if (uncompressed and stored < row_bytes * math.prod(page.shape[:-1])) or \
             (not uncompressed and claimed > max(MIN_TIFF_CLAIM, MAX_TIFF_EXPANSION * stored)):
         raise DatasetError(f"{path}: TIFF page {index} claims {page.shape} {page.dtype} "
                            f"({claimed} bytes) from {stored} stored bytes: damaged header")
