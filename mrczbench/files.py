@@ -1,7 +1,9 @@
-"""File conversion and inspection: `mrczbench compress`, `decompress` and `info`.
+"""Single-file conversion and inspection: `mrczbench compress`, `decompress` and `info`.
 
-Inputs are streamed frame by frame (MRC/MRCZ through mrcz.iter_frames, TIFF page by page,
-.npy through a memory map), so converting a movie never needs the whole stack in memory.
+Inputs are opened through mrczbench.movies.readers (the one reader of users' movies, with
+its checks: regular files only, compressed files named, frame counts checked) and streamed
+frame by frame, so converting a movie never needs the whole stack in memory. Outputs go
+through mrczbench.atomic (temporary file + rename, regular files only).
 """
 from __future__ import annotations
 
