@@ -120,8 +120,8 @@ def available_memory() -> int:
         return 2 ** 62
 
 
-def _check_fits_memory(path: Path, nbytes: int, what: str) -> None:
-    free = available_memory()
+def _check_fits_memory(path: Path, nbytes: int, what: str, free: int | None = None) -> None:
+    free = available_memory() if free is None else free
     if nbytes > free:
         raise DatasetError(f"{path}: {what} needs {nbytes / 2 ** 30:.1f} GiB but only "
                            f"{free / 2 ** 30:.1f} GiB of memory is available")
@@ -300,7 +300,7 @@ class _TiffLog(logging.Handler):
         logging.getLogger("tifffile").removeHandler(self)
 
 
-def _check_tiff_page(path: Path, page, index: int, file_size: int) -> None:
+def _check_tiff_page(path: Path, page, index: int, file_size: int, free: int) -> None:
     """Claimed page sizes against the file and memory, before any pixel is decoded."""
     offsets, counts = page.dataoffsets, page.databytecounts
     stored = int(sum(counts))
@@ -315,7 +315,7 @@ def _check_tiff_page(path: Path, page, index: int, file_size: int) -> None:
             (not uncompressed and claimed > max(MIN_TIFF_CLAIM, MAX_TIFF_EXPANSION * stored)):
         raise DatasetError(f"{path}: TIFF page {index} claims {page.shape} {page.dtype} "
                            f"({claimed} bytes) from {stored} stored bytes: damaged header")
-    _check_fits_memory(path, claimed, f"TIFF page {index}")
+    _check_fits_memory(path, claimed, f"TIFF page {index}", free)
 
 
 class TiffMovie(Movie):
@@ -327,7 +327,7 @@ class TiffMovie(Movie):
 
     def __init__(self, path: Path):
         import tifffile
-        file_size = path.stat().st_size
+        file_size, free = path.stat().st_size, available_memory()
         with _TiffLog() as log, tifffile.TiffFile(path) as tif:
             if tif.is_eer:
                 raise _IsEer()
@@ -341,7 +341,7 @@ class TiffMovie(Movie):
                 if page.shape[-2:] != first.shape[-2:] or page.dtype != first.dtype:
                     raise DatasetError(f"{path}: TIFF page {index} is {page.shape} {page.dtype} but "
                                        f"page 0 is {first.shape} {first.dtype}; a movie's pages match")
-                _check_tiff_page(path, page, index, file_size)
+                _check_tiff_page(path, page, index, file_size, free)
                 frames += 1 if len(page.shape) == 2 else page.shape[0]
             expected = _declared_frames(tif)
             broken = [m for m in log.messages if "page" in m and ("invalid" in m or "corrupted" in m)]
