@@ -485,11 +485,12 @@ def _cmd_inspect(args) -> int:
     # streamed: each movie is printed as it is opened, so a list of 10^6 movies needs the
     # memory of one
     total = count = 0
+    tty = sys.stdout.isatty()
     for movie in readers.iter_movies(args.paths, eer_grouping=args.eer_grouping,
                                      eer_upsampling=args.eer_upsampling):
         total += movie.nbytes
         count += 1
         print(f"{movie.kind:<5} {_shape_text(*movie.shape[:1], movie.shape[1:]):>22} {movie.dtype.name:<8} "
-              f"{movie.nbytes / MiB:10.1f} MiB  {movie.path}", flush=True)
+              f"{movie.nbytes / MiB:10.1f} MiB  {movie.path}", flush=tty)
     print(f"{count} movie{'s' if count != 1 else ''}, {human_bytes(total)} raw")
     return 0

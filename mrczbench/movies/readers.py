@@ -64,7 +64,8 @@ MRC_MODE_ITEMSIZE = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}
 
 
 def check_regular_file(path: Path, what: str = "movie") -> None:
-    """DatasetError unless `path` (after symlinks) is a readable regular file."""
+    """DatasetError unless `path` (after symlinks) is a regular file (whether it can be read
+    shows when it is opened: compressed_with)."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -76,8 +77,6 @@ def check_regular_file(path: Path, what: str = "movie") -> None:
     if not stat.S_ISREG(info.st_mode):
         raise DatasetError(f"{path}: is a {_file_kind(info.st_mode)}, not a regular file; "
                            f"give a {what} file")
-    if not os.access(path, os.R_OK):
-        raise DatasetError(f"{path}: permission denied")
 
 
 def _file_kind(mode: int) -> str:
@@ -94,7 +93,7 @@ def compressed_with(path: Path) -> str | None:
         with open(path, "rb") as handle:
             head = handle.read(8)
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot read: {exc.strerror}") from None
+        raise DatasetError(f"{path}: cannot read: {exc.strerror.lower() if exc.strerror else exc}") from None
     return next((name for magic, name in COMPRESSED_MAGIC if head.startswith(magic)), None)
 
 
