@@ -466,7 +466,8 @@ def _open_mrc(path: Path) -> Movie:
                            "(damaged header?)") from None
     problem = plain_mrc_problem(path)
     if problem:  # never let mrcfile guess at an MRCZ or damaged file: its pixels would be wrong
-        raise DatasetError(f"{path}: cannot read as MRC/MRCZ: {codec_reason}")
+        raise DatasetError(f"{path}: cannot read as MRC/MRCZ: {codec_reason} (and not read "
+                           f"as plain MRC: {problem})")
     try:
         return PermissiveMrcMovie(path)
     except Exception as exc:  # mrcfile raises ValueError, OSError, ...
