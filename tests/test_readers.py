@@ -62,6 +62,12 @@ def test_fifo_input_is_refused_not_waited_on(tmp_path, command):
     assert result.stderr.count("\n") == 1 and "FIFO" in result.stderr and "no such file" not in result.stderr
 
 
+def test_fifo_list_is_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "movies.star")
+    result = run_cli("datasets", "inspect", str(tmp_path / "movies.star"))
+    assert result.returncode == 2 and "movies.star: is a FIFO" in result.stderr
+
+
 def test_symlink_to_dev_zero_is_not_a_movie(tmp_path):
     (tmp_path / "zero.mrc").symlink_to("/dev/zero")
     with pytest.raises(DatasetError, match=r"zero.mrc: is a character device, not a regular file"):
