@@ -1,27 +1,122 @@
 """Atomic file output: write to a temporary file in the target's folder, then rename.
 
 An interrupted or failed write never leaves a half file under the target name, and an
-existing file is only replaced once the new one is complete.
+existing file is only replaced once the new one is complete. Only a regular file (or a
+new name) is ever replaced: a device, FIFO, socket or folder under the target name is
+refused, since renaming over /dev/full would replace the device with a plain file.
+
+Temporary files are named `.<target name>.<host>-<pid>-<random><suffix>.tmp`. A process
+killed mid-write (kill -9) leaves its temporary file behind; the next write into that
+folder removes such leftovers whose process (on this host) is gone, and says so on stderr.
+Disk-full, read-only, quota and permission errors become one-line MrczbenchErrors naming
+the file the user asked for.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
+import re
+import socket
+import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from mrczbench.errors import MrczbenchError
+
+# Errors of the place being written to, reported as one line naming the target.
+WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                errno.EPERM: "operation not permitted", errno.EFBIG: "file too large",
+                errno.ENAMETOOLONG: "file name too long"}
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+_TEMP_NAME = re.compile(r"^\..+\.(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[A-Za-z0-9_]+(\.[^.]*)?\.tmp$")
+_swept: set[str] = set()  # folders already cleaned of stale temporary files by this process
+
+
+def write_error(exc: OSError, target) -> MrczbenchError | None:
+    """A one-line MrczbenchError for a write error of the target's place, or None."""
+    reason = WRITE_ERRNOS.get(exc.errno)
+    if reason is None:
+        return None
+    folder = Path(target).parent if str(Path(target).parent) else Path(".")
+    return MrczbenchError(f"{target}: cannot write: {reason} (in {folder})")
+
+
+def check_target(target: Path) -> None:
+    """Refuse to replace anything but a regular file (or nothing)."""
+    try:
+        info = os.stat(target)  # follows symlinks: a link to /dev/null is a device too
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        error = write_error(exc, target)
+        if error:
+            raise error from None
+        return  # let the write itself report it
+    if stat.S_ISDIR(info.st_mode):
+        # Checked up front: the final rename would fail, and its error would name our
+        # temporary file instead of the target the user gave.
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in ((stat.S_ISFIFO, "FIFO (named pipe)"),
+                     (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                     (stat.S_ISSOCK, "socket")) if test(info.st_mode)), "special file")
+        raise MrczbenchError(f"{target}: is a {kind}, not a regular file; refusing to replace "
+                             "it: give the name of a regular file to write")
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists but belongs to someone else
+        return False
+    return False
+
+
+def sweep_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove temporary files of our own naming in `folder` whose writing process on this
+    host is gone (killed mid-write); return what was removed. Nothing else is touched."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if not match or match["host"] != _HOST or not _process_gone(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                size = entry.stat(follow_symlinks=False).st_size
+                os.unlink(entry.path)
+                removed.append((Path(entry.path), size))
+    if removed:
+        total = sum(size for _, size in removed)
+        print(f"mrczbench: removed {len(removed)} temporary file(s) ({total / 2 ** 20:.1f} MiB) "
+              f"left in {folder} by interrupted writes", file=sys.stderr, flush=True)
+    return [path for path, _ in removed]
+
 
 def _temporary_beside(target: Path, suffix: str) -> tuple[int, str]:
-    # Checked up front: the final rename would fail, and its error would name our temporary
-    # file instead of the target the user gave.
-    if target.is_dir():
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+    check_target(target)
     folder = target.parent if str(target.parent) else Path(".")
+    key = os.path.abspath(folder)
+    if key not in _swept:
+        _swept.add(key)
+        sweep_stale_temporaries(folder)
     try:
-        return tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=folder)
+        return tempfile.mkstemp(prefix=f".{target.name}.{_HOST}-{os.getpid()}-", suffix=suffix,
+                                dir=folder)
     except OSError as exc:  # name the file the user asked for, not our temporary name
+        error = write_error(exc, target)
+        if error:
+            raise error from None
         raise type(exc)(exc.errno, f"{os.strerror(exc.errno)} (cannot create files in {folder})",
                         str(target)) from None
 
@@ -36,6 +131,18 @@ def _file_mode() -> int:
 _MODE = _file_mode()
 
 
+def _finish(tmp_name: str, target: Path) -> None:
+    check_target(target)  # the target may have changed while we wrote
+    os.replace(tmp_name, target)
+
+
+def _translated(exc: BaseException, tmp_name: str, target: Path) -> MrczbenchError | None:
+    """A write error of our temporary file or the target's place, as a one-line error."""
+    if isinstance(exc, OSError) and exc.filename in (None, tmp_name, str(target)):
+        return write_error(exc, target)
+    return None
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, mode: str = "wb", fsync: bool = False) -> Iterator[BinaryIO]:
     """Yield an open temporary file next to `path`; on success rename it onto `path`.
@@ -43,17 +150,20 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb", fsync: bool = False
     With `fsync=True` the data is flushed to stable storage before the rename (durable)."""
     target = Path(path)
     fd, tmp_name = _temporary_beside(target, ".tmp")
-    os.chmod(tmp_name, _MODE)
     try:
+        os.chmod(tmp_name, _MODE)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             if fsync:
                 os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
+        _finish(tmp_name, target)
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        error = _translated(exc, tmp_name, target)
+        if error:
+            raise error from None
         raise
 
 
@@ -64,11 +174,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     fd, tmp_name = _temporary_beside(target, target.suffix + ".tmp")
     os.close(fd)
-    os.chmod(tmp_name, _MODE)
     try:
+        os.chmod(tmp_name, _MODE)
         yield Path(tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
+        _finish(tmp_name, target)
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        error = _translated(exc, tmp_name, target)
+        if error:
+            raise error from None
         raise

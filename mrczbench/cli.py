@@ -6,8 +6,9 @@ Modules keep heavy imports (pandas, matplotlib) inside their command functions s
 `mrczbench --help` stays fast.
 
 User errors (MrczbenchError, a ValueError) print one line on stderr and exit 2, and so do
-bad command-line values (`Parser.error`, used by every sub-parser); anything else is a bug
-and keeps its traceback.
+bad command-line values (`Parser.error`, used by every sub-parser) and the OSErrors of the
+user's environment (missing file, permission denied, read-only or full disk, a file where a
+folder is expected: `_os_error_line`); anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -74,12 +75,30 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-        print(f"mrczbench {args.command}: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        if exc.errno in (28, 122):  # ENOSPC, EDQUOT
-            print(f"mrczbench {args.command}: error: no space left on device writing "
-                  f"{exc.filename or 'output'}", file=sys.stderr)
-            return 2
-        raise
+        message = _os_error_line(exc)
+        if message is None:
+            raise
+        print(f"mrczbench {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _os_error_line(exc: OSError) -> str | None:
+    """One line for an OSError the user's environment causes (a missing, unwritable, full or
+    read-only place, a file where a folder was expected); None for anything else (a bug)."""
+    import errno
+
+    from mrczbench.atomic import WRITE_ERRNOS
+
+    where = exc.filename if exc.filename is not None else "output"
+    if isinstance(exc, FileExistsError):
+        return f"{where}: already exists and is not a folder; give a new name or a folder"
+    if isinstance(exc, NotADirectoryError):
+        return f"{where}: a part of this path is a file, not a folder"
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError)):
+        return f"{exc.strerror}: {where}"
+    if exc.errno in WRITE_ERRNOS:
+        return f"{where}: {WRITE_ERRNOS[exc.errno]}"
+    if exc.errno in (errno.ELOOP, errno.EISDIR):
+        return f"{where}: {exc.strerror}"
+    return None

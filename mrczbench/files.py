@@ -1,7 +1,9 @@
-"""File conversion and inspection: `mrczbench compress`, `decompress` and `info`.
+"""Single-file conversion and inspection: `mrczbench compress`, `decompress` and `info`.
 
-Inputs are streamed frame by frame (MRC/MRCZ through mrcz.iter_frames, TIFF page by page,
-.npy through a memory map), so converting a movie never needs the whole stack in memory.
+Inputs are opened through mrczbench.movies.readers (the one reader of users' movies, with
+its checks: regular files only, compressed files named, frame counts checked) and streamed
+frame by frame, so converting a movie never needs the whole stack in memory. Outputs go
+through mrczbench.atomic (temporary file + rename, regular files only).
 """
 from __future__ import annotations
 
@@ -127,7 +129,7 @@ def cmd_decompress(args) -> int:
 
 
 def cmd_info(args) -> int:
-    header = mrcz.read_header(args.file)
+    header = mrcz.read_header(_checked_mrc_path(Path(args.file)))
     summary = describe(header)
     if args.json:
         print(json.dumps(summary, default=str))
@@ -138,6 +140,21 @@ def cmd_info(args) -> int:
             value = json.dumps(value, default=str) if value is not None else "none"
         print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _checked_mrc_path(path: Path) -> Path:
+    """`info` reads MRC headers: refuse non-regular, compressed, TIFF and EER files first."""
+    from mrczbench.movies import readers
+
+    readers.check_regular_file(path, "MRC/MRCZ")
+    readers.check_not_compressed(path)
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        kind = "EER" if path.suffix.lower() == ".eer" else "TIFF/EER"
+        raise MrczbenchError(f"{path}: this is a {kind} movie, not MRC/MRCZ: use "
+                             f"'mrczbench datasets inspect {path}'")
+    return path
 
 
 def describe(header: mrcz.Header) -> dict:
@@ -180,53 +197,23 @@ class Source:
 
 
 def open_input(path: str | os.PathLike) -> Source:
-    """Open a .mrc/.mrcs/.mrcz, .tif/.tiff or .npy movie for streaming."""
+    """Open a .mrc/.mrcs/.mrcz, .tif/.tiff or .npy movie for streaming, through
+    mrczbench.movies.readers (the one reader of users' movies)."""
+    from mrczbench.movies import readers
+
     path = Path(path)
-    suffix = path.suffix.lower()
-    if path.is_dir():
-        raise MrczbenchError(f"{path}: is a folder; give a movie file "
-                             f"({', '.join(INPUT_SUFFIXES)})")
-    if suffix not in INPUT_SUFFIXES:
+    if path.suffix.lower() not in INPUT_SUFFIXES:
+        readers.check_regular_file(path)
+        readers.check_not_compressed(path)
         raise MrczbenchError(f"{path}: unsupported input type {path.suffix or '(none)'!r}; "
                              f"use one of {', '.join(INPUT_SUFFIXES)}")
-    if not path.is_file():
-        raise MrczbenchError(f"{path}: no such file")
-    if suffix in (".mrc", ".mrcs", ".mrcz"):
-        return _open_mrc(path)
-    if suffix in (".tif", ".tiff"):
-        return _open_tiff(path)
-    return _open_npy(path)
-
-
-def _open_mrc(path: Path) -> Source:
-    header = mrcz.read_header(path)
-    meta = dict(header.meta) if header.meta else None
-    if meta is not None:
-        meta.pop("clevel", None)  # described the input's compression, not the output's
-        meta.pop(mrcz.DTYPE_KEY, None)  # how the input stored uint8: mrcz.write re-records it
-        meta = meta or None
-    microscope = {"voltage": header.voltage, "C3": header.C3, "gain": header.gain,
-                  "pixelsize": header.pixelsize}
-    return Source(mrcz.iter_frames(path), header.shape[0], meta, microscope, header.raw_bytes)
-
-
-def _open_tiff(path: Path) -> Source:
-    from mrczbench.movies.datasets import TiffMovie  # one TIFF reader for compress and the suites
-
-    try:
-        movie = TiffMovie(path)
-    except MrczbenchError:
-        raise
-    except Exception as exc:  # tifffile raises many types for a bad file
-        raise MrczbenchError(f"{path}: cannot read as TIFF: {exc}") from None
-    return Source(movie.iter_frames(), movie.shape[0], None, None, movie.nbytes)
-
-
-def _open_npy(path: Path) -> Source:
-    from mrczbench.movies.datasets import NpyMovie  # one .npy reader for compress and the suites
-
-    movie = NpyMovie(path)
-    return Source(movie.iter_frames(), movie.shape[0], None, None, movie.nbytes)
+    movie = readers.open_movie(path)
+    if movie.dtype not in mrcz.DTYPE_MODES:
+        raise MrczbenchError(f"{path}: the input's dtype {movie.dtype} cannot be stored in "
+                             "MRC(Z); it stores int8, uint8 (as mode 0), int16, uint16, "
+                             "float32 and complex64")
+    return Source(movie.iter_frames(), movie.shape[0], movie.meta, movie.microscope,
+                  getattr(movie, "raw_bytes", movie.nbytes))
 
 
 def _check_output(input_path, output_path, compressed: bool) -> None:

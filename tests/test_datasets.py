@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mrczbench import mrcz
-from mrczbench.movies import datasets, synthetic
+from mrczbench.movies import datasets, readers, synthetic
 from mrczbench.cli import main
 from mrczbench.errors import DatasetError
 
@@ -167,7 +167,7 @@ def test_plain_mrc_from_mrcfile(tmp_path, stack):
     path = tmp_path / "movie.mrc"
     with mrcfile.new(path) as mrc:
         mrc.set_data(stack)
-    (movie,) = datasets.open_movies(path)
+    (movie,) = readers.open_movies(path)
     assert movie.kind == "mrc" and movie.shape == (4, 24, 32) and movie.dtype == np.int8
     assert np.array_equal(movie.read(), stack)
     assert all(np.array_equal(a, b) for a, b in zip(movie.iter_frames(), stack))
@@ -180,7 +180,7 @@ def test_mrc_that_only_mrcfile_accepts(tmp_path, stack):
         mrc.set_data(stack.astype(np.int16))
     with open(path, "ab") as f:
         f.write(b"\0" * 7)  # trailing bytes: our strict reader says no, mrcfile reads it
-    (movie,) = datasets.open_movies(path)
+    (movie,) = readers.open_movies(path)
     assert type(movie).__name__ == "PermissiveMrcMovie"
     assert np.array_equal(movie.read(), stack)
 
@@ -188,12 +188,12 @@ def test_mrc_that_only_mrcfile_accepts(tmp_path, stack):
 def test_mrcz_from_our_codec_and_python_mrcz(tmp_path, stack):
     path = tmp_path / "movie.mrcz"
     mrcz.write(path, stack, codec="zstd", level=1)
-    (movie,) = datasets.open_movies(path)
+    (movie,) = readers.open_movies(path)
     assert movie.kind == "mrcz" and np.array_equal(movie.read(), stack)
     reference = pytest.importorskip("mrcz")
     other = tmp_path / "theirs.mrcz"
     reference.writeMRC(stack, str(other), compressor="zstd", clevel=1)
-    (movie,) = datasets.open_movies(other)
+    (movie,) = readers.open_movies(other)
     assert np.array_equal(movie.read(), stack)
 
 
@@ -202,7 +202,7 @@ def test_tiff_from_tifffile(tmp_path, stack, compression):
     import tifffile
     path = tmp_path / "movie.tif"
     tifffile.imwrite(path, stack.astype(np.uint8), compression=compression, photometric="minisblack")
-    (movie,) = datasets.open_movies(path)
+    (movie,) = readers.open_movies(path)
     assert movie.kind == "tiff" and movie.shape == (4, 24, 32)
     assert np.array_equal(movie.read(), stack)
 
@@ -215,7 +215,7 @@ def test_tiff_written_a_page_at_a_time_keeps_every_frame(tmp_path, stack):
     with tifffile.TiffWriter(path) as tif:
         for frame in stack.astype(np.uint8):
             tif.write(frame, photometric="minisblack")
-    (movie,) = datasets.open_movies(path)
+    (movie,) = readers.open_movies(path)
     assert movie.shape == (4, 24, 32) and np.array_equal(movie.read(), stack)
     assert main(["compress", str(path), str(tmp_path / "pages.mrcz")]) == 0
     assert np.array_equal(mrcz.read(tmp_path / "pages.mrcz"), stack)
@@ -223,7 +223,7 @@ def test_tiff_written_a_page_at_a_time_keeps_every_frame(tmp_path, stack):
         tif.write(stack[0].astype(np.uint8), photometric="minisblack")
         tif.write(stack[0, :10].astype(np.uint8), photometric="minisblack")
     with pytest.raises(DatasetError, match=r"mixed.tif: TIFF page 1 is"):
-        datasets.open_movies(tmp_path / "mixed.tif")
+        readers.open_movies(tmp_path / "mixed.tif")
 
 
 def encode_eer_frame(pixels, sub_x, sub_y, npix) -> bytes:
@@ -278,7 +278,7 @@ def test_eer_grouping_and_upsampling(tmp_path, upsampling):
     events = [model.internal_frame_events(rng) for _ in range(25)]
     path = tmp_path / "movie.eer"
     write_eer(path, events, physical)
-    (movie,) = datasets.open_movies(path, eer_grouping=10, eer_upsampling=upsampling)
+    (movie,) = readers.open_movies(path, eer_grouping=10, eer_upsampling=upsampling)
     ny, nx = physical[0] * upsampling, physical[1] * upsampling
     assert movie.kind == "eer" and movie.shape == (2, ny, nx) and movie.dtype == np.uint8
     expected = np.zeros((2, ny * nx), np.uint8)  # 25 internal frames: the last 5 are dropped
@@ -297,39 +297,39 @@ def test_lists_and_star_files_resolve_against_their_folder(tmp_path, stack):
     tifffile.imwrite(movies / "a.tiff", stack.astype(np.uint8), photometric="minisblack")
     mrcz.write(movies / "b.mrcz", stack, codec="zstd")
     (tmp_path / "movies.lst").write_text("# my movies\nMovies/a.tiff\n\nMovies/b.mrcz\n")
-    found = datasets.open_movies(tmp_path / "movies.lst")
+    found = readers.open_movies(tmp_path / "movies.lst")
     assert [m.name for m in found] == ["a.tiff", "b.mrcz"]
     (tmp_path / "movies.star").write_text(
         "# version 30001\n\ndata_optics\n\nloop_\n_rlnOpticsGroupName #1\n_rlnOpticsGroup #2\n"
         "opticsGroup1 1\n\n\ndata_movies\n\nloop_\n_rlnMicrographMovieName #1\n_rlnOpticsGroup #2\n"
         "Movies/a.tiff 1\nMovies/b.mrcz 1\n\n")
-    found = datasets.open_movies([tmp_path / "movies.star"])
+    found = readers.open_movies([tmp_path / "movies.star"])
     assert [m.kind for m in found] == ["tiff", "mrcz"]
     assert all(np.array_equal(m.read(), stack) for m in found)
-    assert [m.name for m in datasets.open_movies(movies)] == ["a.tiff", "b.mrcz"]  # a folder
+    assert [m.name for m in readers.open_movies(movies)] == ["a.tiff", "b.mrcz"]  # a folder
 
 
 def test_bad_movie_files_give_one_clear_error(tmp_path):
     with pytest.raises(DatasetError, match=r"missing.mrc: no such file"):
-        datasets.open_movies(tmp_path / "missing.mrc")
+        readers.open_movies(tmp_path / "missing.mrc")
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(DatasetError, match=r"notes.txt: unsupported movie type '.txt'; supported: .mrc .mrcs .mrcz .tif .tiff .eer .npy .lst .star"):
-        datasets.open_movies(tmp_path / "notes.txt")
+        readers.open_movies(tmp_path / "notes.txt")
     (tmp_path / "junk.tif").write_bytes(b"not a tiff at all")
     with pytest.raises(DatasetError, match=r"junk.tif: cannot read as TIFF"):
-        datasets.open_movies(tmp_path / "junk.tif")
+        readers.open_movies(tmp_path / "junk.tif")
     (tmp_path / "junk.mrc").write_bytes(b"\1" * 2000)
     with pytest.raises(DatasetError, match=r"junk.mrc: cannot read as MRC/MRCZ"):
-        datasets.open_movies(tmp_path / "junk.mrc")
+        readers.open_movies(tmp_path / "junk.mrc")
     (tmp_path / "list.lst").write_text("gone.tif\n")
     with pytest.raises(DatasetError, match=r"gone.tif: no such file"):
-        datasets.open_movies(tmp_path / "list.lst")
+        readers.open_movies(tmp_path / "list.lst")
     (tmp_path / "x.star").write_text("data_\nloop_\n_rlnMicrographName #1\na.mrc\n")
     with pytest.raises(DatasetError, match=r"x.star: no rlnMicrographMovieName"):
-        datasets.open_movies(tmp_path / "x.star")
+        readers.open_movies(tmp_path / "x.star")
     (tmp_path / "plain.tif").write_bytes(b"")
     with pytest.raises(DatasetError, match=r"plain.tif: cannot read as TIFF"):
-        datasets.open_movies(tmp_path / "plain.tif")
+        readers.open_movies(tmp_path / "plain.tif")
 
 
 def test_folder_skips_non_movie_files_with_a_warning(tmp_path, stack, capsys):
@@ -339,20 +339,20 @@ def test_folder_skips_non_movie_files_with_a_warning(tmp_path, stack, capsys):
     tifffile.imwrite(folder / "a.tif", stack, photometric="minisblack")
     tifffile.imwrite(folder / "rgb.tif", np.zeros((8, 8, 3), np.uint8), photometric="rgb")
     np.save(folder / "flags.npy", np.zeros((2, 3, 4), bool))
-    found = datasets.open_movies(folder)
+    found = readers.open_movies(folder)
     assert [m.name for m in found] == ["a.tif"]
     err = capsys.readouterr().err
     assert "skipping" in err and "rgb.tif" in err and "only grey frames" in err
     assert "flags.npy" in err and "bool" in err
     # named explicitly, the same file is still an error
     with pytest.raises(DatasetError, match=r"rgb.tif: TIFF series has axes"):
-        datasets.open_movies(folder / "rgb.tif")
+        readers.open_movies(folder / "rgb.tif")
     with pytest.raises(DatasetError, match=r"rgb.tif"):
-        datasets.open_movies([folder / "a.tif", folder / "rgb.tif"])
+        readers.open_movies([folder / "a.tif", folder / "rgb.tif"])
     # a folder with no readable movie at all is an error
     (folder / "a.tif").unlink()
     with pytest.raises(DatasetError, match=r"no movie found: 2 file\(s\) skipped"):
-        datasets.open_movies(folder)
+        readers.open_movies(folder)
     # and through the command line: warning lines, then the movies (exit 0)
     tifffile.imwrite(folder / "a.tif", stack, photometric="minisblack")
     capsys.readouterr()
@@ -366,15 +366,15 @@ def test_folder_skips_non_movie_files_with_a_warning(tmp_path, stack, capsys):
 def test_npy_movies_stream_from_a_memory_map(tmp_path, stack, dtype):
     data = stack.astype(dtype)
     np.save(tmp_path / "movie.npy", data)
-    (movie,) = datasets.open_movies(tmp_path / "movie.npy")
+    (movie,) = readers.open_movies(tmp_path / "movie.npy")
     assert movie.kind == "npy" and movie.shape == data.shape
     assert movie.dtype == np.dtype(dtype).newbyteorder("=")
     assert np.array_equal(movie.read(), data)
     assert all(isinstance(f, np.ndarray) and f.shape == data.shape[1:] for f in movie.iter_frames())
     np.save(tmp_path / "frame.npy", data[0])  # a 2-D frame is a one-frame movie
-    (frame,) = datasets.open_movies(tmp_path / "frame.npy")
+    (frame,) = readers.open_movies(tmp_path / "frame.npy")
     assert frame.shape == (1, *data.shape[1:]) and np.array_equal(frame.read()[0], data[0])
-    assert [m.name for m in datasets.open_movies(tmp_path)] == ["frame.npy", "movie.npy"]
+    assert [m.name for m in readers.open_movies(tmp_path)] == ["frame.npy", "movie.npy"]
 
 
 def test_bad_npy_files_give_one_clear_error(tmp_path):
@@ -387,13 +387,13 @@ def test_bad_npy_files_give_one_clear_error(tmp_path):
     for name, (array, message) in cases.items():
         np.save(tmp_path / name, array)
         with pytest.raises(DatasetError, match=message):
-            datasets.open_movies(tmp_path / name)
+            readers.open_movies(tmp_path / name)
     np.save(tmp_path / "objects.npy", np.array([[1, None]], dtype=object), allow_pickle=True)
     with pytest.raises(DatasetError, match=r"objects.npy: cannot read as .npy"):
-        datasets.open_movies(tmp_path / "objects.npy")
+        readers.open_movies(tmp_path / "objects.npy")
     (tmp_path / "junk.npy").write_bytes(b"hello")
     with pytest.raises(DatasetError, match=r"junk.npy: not a .npy file"):
-        datasets.open_movies(tmp_path / "junk.npy")
+        readers.open_movies(tmp_path / "junk.npy")
 
 
 @pytest.mark.parametrize("grouping", [0, -3, True, 1.5])
@@ -401,7 +401,7 @@ def test_eer_grouping_must_be_at_least_one(tmp_path, stack, grouping):
     import tifffile
     tifffile.imwrite(tmp_path / "a.tif", stack, photometric="minisblack")  # checked even when no EER file is opened
     with pytest.raises(DatasetError, match=r"eer_grouping: expected an integer >= 1"):
-        datasets.open_movies(tmp_path / "a.tif", eer_grouping=grouping)
+        readers.open_movies(tmp_path / "a.tif", eer_grouping=grouping)
 
 
 def test_cli_rejects_zero_eer_grouping_and_threads_before_any_work(cache, tmp_path, capsys):
@@ -422,3 +422,14 @@ def test_materialise_checks_threads_before_generating(cache, capsys):
         datasets.materialise(small_spec(), threads=0)
     assert "generating" not in capsys.readouterr().err
     assert not cache.exists() or not list(cache.iterdir())
+
+
+def test_cache_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    for argv in (["datasets", "cache", "--cache-dir", str(tmp_path / "file")],
+                 ["datasets", "cache", "--clear", "--cache-dir", str(tmp_path / "file")],
+                 ["datasets", "list", "--cache-dir", str(tmp_path / "file")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "must be a folder" in err, err
+    assert (tmp_path / "file").read_text() == "mine"

@@ -1,5 +1,5 @@
-"""Datasets: named synthetic specs (`datasets/*.toml`), their content-keyed cache, and
-readers for users' own movies.
+"""Datasets: named synthetic specs (`datasets/*.toml`), their content-keyed cache, and the
+`datasets` command (whose `inspect` opens users' movies through mrczbench.movies.readers).
 
 A spec file holds one dataset; its name is the file name without `.toml`:
 
@@ -21,12 +21,7 @@ version (not of its name or description). Cache folder: `cache_dir`, else
 $MRCZBENCH_CACHE, else ~/.cache/mrczbench. Each time a stack is added, the cache's total
 size is printed on stderr; `mrczbench datasets cache --clear` empties it.
 
-Users' movies: `open_movies(paths)` takes MRC/MRCZ (.mrc .mrcs .mrcz), TIFF (.tif .tiff),
-EER (.eer, rendered as RELION does), numpy arrays (.npy: a 2-D frame or a 3-D (z, y, x)
-stack, memory-mapped), lists (.lst: one path a line) and RELION .star files (column
-rlnMicrographMovieName), and folders. Frames stream one at a time. In a folder, a file that
-is not a readable movie (e.g. an RGB TIFF) is skipped with a warning on stderr; a file named
-explicitly (or in a list) that cannot be read is an error, and so is finding no movie at all.
+Users' movies are read by mrczbench.movies.readers (`open_movie`, `iter_movies`).
 """
 from __future__ import annotations
 
@@ -35,24 +30,23 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import sys
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from mrczbench.movies import synthetic
 from mrczbench.errors import DatasetError, MRCZError
 from mrczbench.tomlfiles import named_files, read_toml, search_dirs
+# Transition re-export: bench.runner and bench.suites still import open_movies from here;
+# new code imports mrczbench.movies.readers.
+from mrczbench.movies.readers import open_movies  # noqa: F401
+from mrczbench.movies import readers
 
 SPEC_KEYS = ("description", "kind", "frames", "shape", "dose", "dtype", "seed", "options")
 CACHE_CODEC, CACHE_LEVEL = "zstd", 1
-MOVIE_SUFFIXES = (".mrc", ".mrcs", ".mrcz", ".tif", ".tiff", ".eer", ".npy")
-LIST_SUFFIXES = (".lst", ".star")
-STAR_MOVIE_COLUMN = "rlnMicrographMovieName"
 MiB = 2 ** 20
 
 
@@ -182,12 +176,18 @@ _CACHE_NAME = re.compile(r"^(?P<name>.+)-(?P<key>[0-9a-f]{16})\.mrcz$")
 
 
 def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
-    """`cache_dir`, else $MRCZBENCH_CACHE, else ~/.cache/mrczbench."""
+    """`cache_dir`, else $MRCZBENCH_CACHE, else ~/.cache/mrczbench. DatasetError if it
+    exists and is not a folder (it could never hold a stack)."""
     if cache_dir:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("MRCZBENCH_CACHE"):
-        return Path(os.environ["MRCZBENCH_CACHE"]).expanduser()
-    return Path.home() / ".cache" / "mrczbench"
+        folder = Path(cache_dir).expanduser()
+    elif os.environ.get("MRCZBENCH_CACHE"):
+        folder = Path(os.environ["MRCZBENCH_CACHE"]).expanduser()
+    else:
+        folder = Path.home() / ".cache" / "mrczbench"
+    if folder.exists() and not folder.is_dir():
+        raise DatasetError(f"{folder}: the dataset cache must be a folder, and this is a file; "
+                           "give --cache-dir a folder (or set $MRCZBENCH_CACHE)")
+    return folder
 
 
 def cached_files(cache_dir=None) -> list[Path]:
@@ -332,357 +332,6 @@ def human_bytes(n: float) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Users' own movies
-
-
-class Movie:
-    """One movie file: `name`, `path`, `kind` (mrc, mrcz, tiff, eer, npy), `shape` (frames, ny,
-    nx), `dtype`; `iter_frames()` streams 2-D frames, `read()` returns the whole stack."""
-
-    kind = ""
-
-    def __init__(self, path: Path, shape: tuple[int, int, int], dtype):
-        self.path = path
-        self.name = path.name
-        self.shape = tuple(int(v) for v in shape)
-        self.dtype = np.dtype(dtype)
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * self.dtype.itemsize
-
-    def iter_frames(self) -> Iterator[np.ndarray]:
-        raise NotImplementedError
-
-    def read(self) -> np.ndarray:
-        """The whole (frames, ny, nx) stack, filled frame by frame into one array."""
-        out = np.empty(self.shape, self.dtype)
-        count = 0
-        for count, frame in enumerate(self.iter_frames(), 1):
-            out[count - 1] = frame
-        if count != self.shape[0]:
-            raise DatasetError(f"{self.path}: expected {self.shape[0]} frames, read {count}")
-        return out
-
-    def __repr__(self):
-        return f"{type(self).__name__}({str(self.path)!r}, shape={self.shape}, dtype={self.dtype.name})"
-
-
-class MrcMovie(Movie):
-    """MRC or MRCZ via mrczbench.mrcz (compressed, plain and 4-bit mode 101 files)."""
-
-    def __init__(self, path: Path):
-        from mrczbench import mrcz
-        header = mrcz.read_header(path)
-        super().__init__(path, header.shape, header.dtype)
-        self.kind = "mrcz" if header.codec else "mrc"
-
-    def iter_frames(self):
-        from mrczbench import mrcz
-        try:
-            yield from mrcz.iter_frames(self.path)
-        except MRCZError as exc:
-            raise DatasetError(f"{self.path}: cannot read: {exc}") from None
-
-
-class PermissiveMrcMovie(Movie):
-    """Plain MRC files our codec rejects (e.g. odd headers), read with mrcfile, memory-mapped."""
-
-    kind = "mrc"
-
-    def __init__(self, path: Path):
-        import mrcfile
-        with warnings.catch_warnings(record=True) as caught:  # permissive mode warns instead of failing
-            warnings.simplefilter("always")
-            with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
-                data = mrc.data
-                if data is None or data.ndim < 2:
-                    problems = "; ".join(str(w.message) for w in caught) or "no image data"
-                    raise DatasetError(f"{path}: cannot read as MRC: {problems}")
-                shape = data.shape if data.ndim == 3 else (1, *data.shape[-2:])
-                super().__init__(path, shape, data.dtype.newbyteorder("="))
-
-    def iter_frames(self):
-        import mrcfile
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # reported when opened
-            mrc = mrcfile.mmap(self.path, mode="r", permissive=True)
-        with mrc:
-            data = mrc.data.reshape(self.shape)
-            for i in range(self.shape[0]):
-                yield np.array(data[i], dtype=self.dtype)
-
-
-class TiffMovie(Movie):
-    """TIFF movies: every page of the file is a frame (a page holding a (z, y, x) block gives
-    z frames), whatever tifffile groups into series, since writers that add one page at a time
-    make one series per page. All pages must be grey and of one shape and dtype."""
-
-    kind = "tiff"
-
-    def __init__(self, path: Path):
-        import tifffile
-        with tifffile.TiffFile(path) as tif:
-            if tif.is_eer:
-                raise _IsEer()
-            pages = tif.pages
-            first = pages[0]
-            frames = 0
-            for index, page in enumerate(pages):
-                if getattr(page, "samplesperpixel", 1) != 1 or len(page.shape) not in (2, 3):
-                    raise DatasetError(f"{path}: TIFF series has axes {page.axes!r} (page {index}, "
-                                       f"shape {page.shape}); only grey frames (…YX) are movies")
-                if page.shape[-2:] != first.shape[-2:] or page.dtype != first.dtype:
-                    raise DatasetError(f"{path}: TIFF page {index} is {page.shape} {page.dtype} but "
-                                       f"page 0 is {first.shape} {first.dtype}; a movie's pages match")
-                frames += 1 if len(page.shape) == 2 else page.shape[0]
-            super().__init__(path, (frames, *first.shape[-2:]), first.dtype)
-
-    def iter_frames(self):
-        import tifffile
-        with tifffile.TiffFile(self.path) as tif:
-            for index, page in enumerate(tif.pages):
-                try:
-                    pixels = page.asarray()
-                except Exception as exc:  # tifffile/imagecodecs raise many types
-                    raise DatasetError(f"{self.path}: cannot decode TIFF page {index}: {exc}") from None
-                yield from (pixels[np.newaxis] if pixels.ndim == 2 else pixels)
-
-
-def check_eer_options(grouping: Any, upsampling: Any) -> None:
-    """DatasetError unless grouping is an integer >= 1 and upsampling is 1 or 2."""
-    if isinstance(grouping, bool) or not isinstance(grouping, int) or grouping < 1:
-        raise DatasetError(f"eer_grouping: expected an integer >= 1 (internal frames per "
-                           f"fraction), got {grouping!r}")
-    if isinstance(upsampling, bool) or upsampling not in (1, 2):
-        raise DatasetError(f"eer_upsampling: {upsampling!r} is not one of 1 (4K), 2 (8K)")
-
-
-class NpyMovie(Movie):
-    """A numpy .npy file: a 2-D frame or a 3-D (z, y, x) stack of numbers, memory-mapped so
-    that frames stream from disk."""
-
-    kind = "npy"
-
-    def __init__(self, path: Path):
-        data = self._map(path)  # a memory map: no pixels are read here
-        shape, dtype = data.shape, data.dtype
-        del data
-        if dtype.kind not in "iufc" or dtype.fields is not None:
-            raise DatasetError(f"{path}: .npy dtype {dtype} is not a numeric pixel type; "
-                               "expected integers, floats or complex numbers")
-        if len(shape) not in (2, 3):
-            raise DatasetError(f"{path}: .npy shape {shape}; expected a 2-D frame (y, x) or a "
-                               "3-D stack (z, y, x)")
-        frames = (1, *shape) if len(shape) == 2 else shape
-        super().__init__(path, frames, dtype.newbyteorder("="))
-
-    @staticmethod
-    def _map(path: Path) -> np.ndarray:
-        with open(path, "rb") as handle:
-            if handle.read(6) != b"\x93NUMPY":
-                raise DatasetError(f"{path}: not a .npy file (no numpy magic bytes)")
-        try:
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:  # object arrays, bad header, truncated
-            raise DatasetError(f"{path}: cannot read as .npy: {exc}") from None
-
-    def iter_frames(self):
-        data = self._map(self.path).reshape(self.shape)
-        for index in range(self.shape[0]):
-            yield np.array(data[index], dtype=self.dtype)
-
-
-class EerMovie(Movie):
-    """Falcon 4 EER files rendered as RELION does: `grouping` internal frames summed into
-    each fraction (a trailing remainder is dropped), on the 4K grid (upsampling 1) or the
-    8K super-resolution grid (upsampling 2). uint8 (uint16 above 255 frames a fraction)."""
-
-    kind = "eer"
-
-    def __init__(self, path: Path, grouping: int = 32, upsampling: int = 1):
-        import tifffile
-        check_eer_options(grouping, upsampling)
-        self.grouping, self.upsampling = grouping, upsampling
-        with tifffile.TiffFile(path, superres=upsampling - 1) as tif:
-            if not tif.is_eer:
-                raise DatasetError(f"{path}: not an EER file (no EER acquisition metadata)")
-            series = tif.series[0]
-            internal = series.shape[0] if len(series.shape) == 3 else 1
-            self.internal_frames = internal
-            if internal < grouping:
-                raise DatasetError(f"{path}: {internal} internal frames, fewer than eer_grouping {grouping}")
-            dtype = np.uint8 if grouping <= 255 else np.uint16
-            super().__init__(path, (internal // grouping, *series.shape[-2:]), dtype)
-
-    def iter_frames(self):
-        import tifffile
-        with tifffile.TiffFile(self.path, superres=self.upsampling - 1) as tif:
-            pages = tif.series[0].pages
-            for fraction in range(self.shape[0]):
-                total = np.zeros(self.shape[1:], np.uint16)
-                for page in pages[fraction * self.grouping:(fraction + 1) * self.grouping]:
-                    total += page.asarray()  # events (0/1) on the rendered grid
-                yield total.astype(self.dtype, copy=False)
-
-
-class _IsEer(Exception):
-    """A .tif that turned out to be EER."""
-
-
-def open_movies(paths, eer_grouping: int = 32, eer_upsampling: int = 1) -> list[Movie]:
-    """Movies from files, folders (their movie files), .lst lists and RELION .star files.
-
-    Relative paths in a list resolve against the list's folder (then, as RELION's project
-    convention, the current folder). A missing, unreadable or unsupported file named
-    explicitly (or in a list) raises one DatasetError naming the file and the reason; a file
-    in a folder that is not a readable movie (an RGB TIFF, a stray .npy) is skipped with a
-    warning line on stderr naming it and the reason. No movie at all is a DatasetError.
-    EER files are rendered with `eer_grouping` (>= 1) internal frames per fraction on the
-    4K (`eer_upsampling` 1) or 8K (2) grid.
-    """
-    check_eer_options(eer_grouping, eer_upsampling)
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    movies, skipped = [], []
-    for path, in_folder in _expand(paths, seen=set()):
-        try:
-            movies.append(_open_movie(path, eer_grouping, eer_upsampling))
-        except DatasetError as exc:
-            if not in_folder:
-                raise
-            reason = str(exc).removeprefix(f"{path}: ")
-            skipped.append(f"{path}: {reason}")
-            print(f"mrczbench: warning: skipping {path}: {reason}", file=sys.stderr, flush=True)
-    if not movies:
-        if skipped:
-            raise DatasetError(f"no movie found: {len(skipped)} file(s) skipped, none readable"
-                               f" (first: {skipped[0]})")
-        raise DatasetError("no movie files given")
-    return movies
-
-
-def _expand(paths: Iterable, seen: set) -> Iterator[tuple[Path, bool]]:
-    """(movie path, found in a folder) pairs; folder contents may be skipped, named files not."""
-    for item in paths:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in MOVIE_SUFFIXES and p.is_file())
-            if not found:
-                raise DatasetError(f"{path}: folder holds no movie files ({_supported()})")
-            yield from ((p, True) for p in found)
-            continue
-        if not path.exists():
-            raise DatasetError(f"{path}: no such file")
-        suffix = path.suffix.lower()
-        if suffix in LIST_SUFFIXES:
-            resolved = path.resolve()
-            if resolved in seen:
-                raise DatasetError(f"{path}: the list includes itself")
-            seen.add(resolved)
-            entries = _list_entries(path) if suffix == ".lst" else _star_entries(path)
-            yield from _expand([_resolve_entry(path, entry) for entry in entries], seen)
-        else:
-            yield path, False
-
-
-def _list_entries(path: Path) -> list[str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the list: {exc}") from None
-    entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if not entries:
-        raise DatasetError(f"{path}: the list names no movies")
-    return entries
-
-
-def _star_entries(path: Path) -> list[str]:
-    """Values of rlnMicrographMovieName from every loop of a RELION .star file."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the STAR file: {exc}") from None
-    entries: list[str] = []
-    columns: list[str] = []
-    in_loop = reading_rows = False
-    for raw in lines:
-        line = raw.strip()
-        if line.startswith("data_"):
-            in_loop = reading_rows = False
-            continue
-        if line == "loop_":
-            in_loop, reading_rows, columns = True, False, []
-            continue
-        if not in_loop or not line or line.startswith("#"):
-            if reading_rows and not line:
-                in_loop = reading_rows = False
-            continue
-        if line.startswith("_") and not reading_rows:
-            columns.append(line.split()[0][1:])
-            continue
-        reading_rows = True
-        if STAR_MOVIE_COLUMN in columns:
-            values = shlex.split(line) if ('"' in line or "'" in line) else line.split()
-            if len(values) != len(columns):
-                raise DatasetError(f"{path}: a row has {len(values)} values for {len(columns)} columns: {line!r}")
-            entries.append(values[columns.index(STAR_MOVIE_COLUMN)])
-    if not entries:
-        raise DatasetError(f"{path}: no {STAR_MOVIE_COLUMN} column with movies in any loop")
-    return entries
-
-
-def _resolve_entry(list_file: Path, entry: str) -> Path:
-    path = Path(entry).expanduser()
-    if path.is_absolute():
-        return path
-    beside = list_file.parent / path
-    if beside.exists() or not path.exists():
-        return beside  # a missing file is reported with the list-relative path
-    return path        # RELION project convention: relative to the current folder
-
-
-def _supported() -> str:
-    return "supported: " + " ".join(MOVIE_SUFFIXES + LIST_SUFFIXES) + " and folders"
-
-
-def _open_movie(path: Path, eer_grouping: int, eer_upsampling: int) -> Movie:
-    suffix = path.suffix.lower()
-    if suffix not in MOVIE_SUFFIXES:
-        raise DatasetError(f"{path}: unsupported movie type {suffix or '(no extension)'!r}; {_supported()}")
-    if not os.access(path, os.R_OK):
-        raise DatasetError(f"{path}: permission denied")
-    if suffix in (".mrc", ".mrcs", ".mrcz"):
-        try:
-            return MrcMovie(path)
-        except MRCZError as exc:
-            codec_reason = str(exc)
-        try:
-            return PermissiveMrcMovie(path)
-        except Exception as exc:  # mrcfile raises ValueError, OSError, ...
-            reason = str(exc).replace(f"{path}: ", "") if isinstance(exc, DatasetError) else \
-                f"{type(exc).__name__}: {exc}"
-            raise DatasetError(f"{path}: cannot read as MRC/MRCZ: {codec_reason}; mrcfile: {reason}") from None
-    if suffix == ".eer":
-        return _open_with(EerMovie, path, "EER", eer_grouping, eer_upsampling)
-    if suffix == ".npy":
-        return _open_with(NpyMovie, path, ".npy")
-    try:
-        return _open_with(TiffMovie, path, "TIFF")
-    except _IsEer:
-        return _open_with(EerMovie, path, "EER", eer_grouping, eer_upsampling)
-
-
-def _open_with(cls, path: Path, what: str, *args) -> Movie:
-    try:
-        return cls(path, *args)
-    except (DatasetError, _IsEer):
-        raise
-    except Exception as exc:  # tifffile/imagecodecs raise many types for bad files
-        raise DatasetError(f"{path}: cannot read as {what}: {type(exc).__name__}: {exc}") from None
-
-
-# --------------------------------------------------------------------------------------
 # Command line: mrczbench datasets list|show|generate|cache|inspect
 
 
@@ -732,7 +381,8 @@ def add_commands(subparsers) -> None:
 
     p = sub.add_parser("inspect", help="check your own movies: shape, dtype, size",
                        description="Open movie files, folders, .lst lists or RELION .star files "
-                       f"the way benchmarks will ({_supported()}) and print what was found.")
+                       f"the way benchmarks will ({readers._supported()}) and print what was found, one "
+                       "line a movie as it is opened.")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--eer-grouping", type=_at_least_one, default=32, metavar="N",
                    help="EER internal frames per fraction, >= 1 (default 32)")
@@ -832,11 +482,15 @@ def _cmd_cache(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    movies = open_movies(args.paths, eer_grouping=args.eer_grouping, eer_upsampling=args.eer_upsampling)
-    total = 0
-    for movie in movies:
+    # streamed: each movie is printed as it is opened, so a list of 10^6 movies needs the
+    # memory of one
+    total = count = 0
+    tty = sys.stdout.isatty()
+    for movie in readers.iter_movies(args.paths, eer_grouping=args.eer_grouping,
+                                     eer_upsampling=args.eer_upsampling):
         total += movie.nbytes
+        count += 1
         print(f"{movie.kind:<5} {_shape_text(*movie.shape[:1], movie.shape[1:]):>22} {movie.dtype.name:<8} "
-              f"{movie.nbytes / MiB:10.1f} MiB  {movie.path}")
-    print(f"{len(movies)} movie{'s' if len(movies) != 1 else ''}, {human_bytes(total)} raw")
+              f"{movie.nbytes / MiB:10.1f} MiB  {movie.path}", flush=tty)
+    print(f"{count} movie{'s' if count != 1 else ''}, {human_bytes(total)} raw")
     return 0

@@ -183,7 +183,7 @@ def test_messages_name_the_problem_not_internals(tmp_path, capsys):
     # a TIFF is not an MRC file with a strange mode
     tifffile.imwrite(tmp_path / "t1.tif", np.zeros((64, 64), np.uint8))
     err = error_line(capsys, ["info", str(tmp_path / "t1.tif")])
-    assert "not an MRC file" in err and "MAP " in err and "unsupported" not in err
+    assert "this is a TIFF/EER movie" in err and "datasets inspect" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.mrcz", "folder", "m1.mrc",
                                                           "t1.tif"]
     assert list((tmp_path / "adir.mrcz").iterdir()) == []
@@ -218,3 +218,10 @@ def test_help_mentions_units(capsys):
         main(["info", "--help"])
     text = capsys.readouterr().out
     assert "37 % of the raw size" in text and "%%" not in text
+
+
+def test_dtype_error_names_the_input_not_the_output(tmp_path, capsys):
+    np.save(tmp_path / "doubles.npy", np.ones((2, 8, 8), np.float64))
+    err = error_line(capsys, ["compress", str(tmp_path / "doubles.npy"), str(tmp_path / "o.mrcz")])
+    assert "doubles.npy" in err and "float64" in err and "o.mrcz" not in err
+    assert not (tmp_path / "o.mrcz").exists()

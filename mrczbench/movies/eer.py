@@ -1,0 +1,144 @@
+"""EER movies (Falcon 4 electron-event files), rendered as RELION does.
+
+An EER file is a TIFF whose pages are internal frames; each page's strips hold a run-length
+code of electron events: a skip count (7 bits for compression 65001, 8 bits for the
+prototype compression 65000) then, for an event, 4 sub-pixel bits (2 column, 2 row, each
+stored XOR 2). A skip of the maximum (127 or 255) means "skip on, no event".
+
+Where the two codes differ (decided from RELION's renderEER.cpp and the FEI reference
+decoder, whose `no_bit_waste_on_overflow_code` is false "for old prototype EER files"):
+in 8-bit files every code is 12 bits, so a 255 skip is still followed by 4 unused
+sub-pixel bits; in 7-bit files a 127 skip is followed directly by the next skip. imagecodecs
+reads 8-bit files like 7-bit ones (no unused bits), which misplaces every event after the
+first 255 skip, so mrczbench decodes 65000 itself (`decode_eer8`) and leaves 65001/65002 to
+imagecodecs. Every decoding error becomes a DatasetError naming the file and the frame.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mrczbench.errors import DatasetError
+from mrczbench.movies.readers import (EER_8BIT, EER_MAX_PIXELS_PER_BIT, Movie,
+                                      _check_fits_memory, check_eer_options)
+
+
+def decode_eer8(data: bytes, npix: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pixel positions, sub-pixel symbols) of the events in one 8-bit EER frame (TIFF
+    compression 65000): 12-bit codes, two in three bytes, each an 8-bit skip then 4 sub-pixel
+    bits that are present (and unused) after a 255 skip too, as in RELION's renderEER.cpp.
+    Symbols are returned with the XOR 0x0A undone: bits 0-1 column, bits 2-3 row.
+    ValueError if the codes do not cover exactly `npix` pixels."""
+    raw = np.frombuffer(data, np.uint8)
+    raw = np.concatenate([raw, np.zeros((-raw.size) % 3, np.uint8)]).reshape(-1, 3).astype(np.uint16)
+    skips = np.empty(2 * len(raw), np.int64)
+    symbols = np.empty(2 * len(raw), np.uint8)
+    skips[0::2] = raw[:, 0]
+    symbols[0::2] = raw[:, 1] & 0x0F
+    skips[1::2] = ((raw[:, 1] >> 4) | (raw[:, 2] << 4)) & 0xFF
+    symbols[1::2] = raw[:, 2] >> 4
+    events = skips < 255
+    # position of each code's event: pixels skipped and events placed before it, plus its skip
+    ends = np.cumsum(skips + events)
+    positions = ends - events
+    done = np.flatnonzero(positions >= npix)
+    if not done.size:
+        raise ValueError(f"the codes cover {int(ends[-1]) if ends.size else 0} of {npix} pixels")
+    last = done[0]  # RELION stops at the first code that reaches the end of the frame
+    if positions[last] != npix:
+        raise ValueError(f"the codes cover {int(positions[last])} pixels, not {npix}")
+    keep = events[:last]
+    return positions[:last][keep], symbols[:last][keep] ^ 0x0A
+
+
+def render_events(positions: np.ndarray, symbols: np.ndarray, shape: tuple[int, int],
+                  upsampling: int) -> np.ndarray:
+    """Event counts (uint16) on the physical grid (1) or the 2x super-resolution grid (2)."""
+    ny, nx = shape
+    y, x = positions // nx, positions % nx
+    if upsampling == 2:
+        y = 2 * y + ((symbols >> 2) & 3) // 2
+        x = 2 * x + (symbols & 3) // 2
+    out = np.zeros((ny * upsampling, nx * upsampling), np.uint16)
+    np.add.at(out, (y, x), 1)
+    return out
+
+
+class EerMovie(Movie):
+    """Falcon 4 EER files rendered as RELION does: `grouping` internal frames summed into
+    each fraction (a trailing remainder is dropped), on the 4K grid (upsampling 1) or the
+    8K super-resolution grid (upsampling 2). uint8 (uint16 above 255 frames a fraction)."""
+
+    kind = "eer"
+
+    def __init__(self, path: Path, grouping: int = 32, upsampling: int = 1):
+        import tifffile
+        check_eer_options(grouping, upsampling)
+        self.grouping, self.upsampling = grouping, upsampling
+        with tifffile.TiffFile(path) as tif:
+            if not tif.is_eer:
+                raise DatasetError(f"{path}: not an EER file (no EER acquisition metadata)")
+            pages = tif.pages
+            first = pages[0]
+            self.physical = (int(first.imagelength), int(first.imagewidth))
+            for index, page in enumerate(pages):
+                self._check_page(path, page, index)
+            internal = len(pages)
+        self.internal_frames = internal
+        if internal < grouping:
+            raise DatasetError(f"{path}: {internal} internal frames, fewer than eer_grouping {grouping}")
+        dtype = np.uint8 if grouping <= 255 else np.uint16
+        shape = (self.physical[0] * upsampling, self.physical[1] * upsampling)
+        super().__init__(path, (internal // grouping, *shape), dtype)
+        _check_fits_memory(path, 2 * shape[0] * shape[1], "one rendered EER fraction")
+
+    def _check_page(self, path: Path, page, index: int) -> None:
+        """Claimed sizes against the page's stored bytes, before anything is decoded."""
+        ny, nx = int(page.imagelength), int(page.imagewidth)
+        if (ny, nx) != self.physical:
+            raise DatasetError(f"{path}: EER frame {index} is {ny} x {nx} but frame 0 is "
+                               f"{self.physical[0]} x {self.physical[1]}; a movie's frames match")
+        stored = int(sum(page.databytecounts))
+        if ny * nx > max(stored, 1) * 8 * EER_MAX_PIXELS_PER_BIT:
+            raise DatasetError(f"{path}: EER frame {index} claims {ny} x {nx} pixels, more than "
+                               f"its {stored} stored bytes can encode: damaged header")
+        if any(o + c > page.parent.filehandle.size
+               for o, c in zip(page.dataoffsets, page.databytecounts)):
+            raise DatasetError(f"{path}: EER frame {index} data lies beyond the end of the file "
+                               "(truncated file?)")
+
+    def _frames(self):
+        import tifffile
+        with tifffile.TiffFile(self.path, superres=self.upsampling - 1) as tif:
+            pages = tif.pages
+            for fraction in range(self.shape[0]):
+                total = np.zeros(self.shape[1:], np.uint16)
+                for index in range(fraction * self.grouping, (fraction + 1) * self.grouping):
+                    total += self._render(tif, pages[index], index)
+                yield total.astype(self.dtype, copy=False)
+
+    def _render(self, tif, page, index: int) -> np.ndarray:
+        """One internal frame's events (0/1 per pixel) on the rendered grid."""
+        try:
+            if int(page.compression) == EER_8BIT:
+                data = b"".join(_read_at(tif.filehandle, o, c)
+                                for o, c in zip(page.dataoffsets, page.databytecounts))
+                positions, symbols = decode_eer8(data, self.physical[0] * self.physical[1])
+                return render_events(positions, symbols, self.physical, self.upsampling)
+            pixels = page.asarray()
+        except Exception as exc:  # imagecodecs raises ImcdError, IndexError, OverflowError, ...
+            raise DatasetError(f"{self.path}: cannot decode EER frame {index}: "
+                               f"{type(exc).__name__}: {exc}") from None
+        if pixels.shape != self.shape[1:]:
+            raise DatasetError(f"{self.path}: EER frame {index} decoded to {pixels.shape}, "
+                               f"expected {self.shape[1:]}")
+        return pixels
+
+
+def _read_at(handle, offset: int, count: int) -> bytes:
+    handle.seek(offset)
+    data = handle.read(count)
+    if len(data) != count:
+        raise ValueError(f"strip at byte {offset} is cut short ({len(data)} of {count} bytes)")
+    return data
