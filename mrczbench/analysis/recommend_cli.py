@@ -131,11 +131,8 @@ def measure_movies(paths: list[str], frames: int = 4) -> dict[str, Any]:
     """Shape, frames, dtype of the first movie and the dose as its mean pixel value over its
     first `frames` frames (counts per pixel per frame for counting data)."""
     import numpy as np
-    from mrczbench.movies.datasets import open_movies
-    movies = open_movies(paths)
-    if not movies:
-        raise MrczbenchError(f"--data: no movies found in {' '.join(paths)}")
-    first = movies[0]
+    from mrczbench.movies.readers import iter_movies
+    first = next(iter_movies(paths))
     total, count = 0.0, 0
     for i, frame in enumerate(first.iter_frames()):
         if i >= frames:

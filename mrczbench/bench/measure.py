@@ -337,7 +337,7 @@ def _load_stack(dataset: dict[str, Any], cache_dir: str | None):
     import numpy as np
 
     if "path" in dataset:
-        from mrczbench.movies.datasets import open_movies
+        from mrczbench.movies.readers import open_movies
         movie = open_movies([dataset["path"]])[0]
         stack = np.asarray(movie.read())
         if stack.ndim == 2:

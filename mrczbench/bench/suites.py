@@ -192,7 +192,7 @@ class Suite:
                 raise SuiteError(f"{self.path}: --data replaces movie datasets; this suite's "
                                  f"dataset is metadata documents")
             # folders, .lst and .star lists expand to movie files (mrczbench.movies.datasets)
-            from mrczbench.movies.datasets import open_movies
+            from mrczbench.movies.readers import open_movies
             movies = [Path(movie.path) for movie in open_movies(list(data))]
             for key in DATASET_SWEEP_KEYS:
                 sweep.pop(key, None)

@@ -19,6 +19,7 @@ from pathlib import Path, PurePath
 
 from mrczbench.convert.star import StarMovies, read_star
 from mrczbench.errors import MrczbenchError
+from mrczbench.movies.lists import list_entries, resolve_entry
 
 MOVIE_SUFFIXES = (".mrc", ".mrcs", ".mrcz", ".tif", ".tiff", ".eer", ".npy")
 OUTPUT_SUFFIX = {"mrcz": ".mrcz", "tiff": ".tif"}
@@ -47,14 +48,6 @@ def _clean_relative(rel: PurePath, source: str) -> PurePath:
     return PurePath(*parts)
 
 
-def _list_entries(path: Path) -> list[str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MrczbenchError(f"{path}: cannot read the list: {exc}") from None
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-
-
 def _from_list(path: Path, entries: list[str]) -> list[tuple[Path, PurePath, str]]:
     out = []
     for entry in entries:
@@ -64,9 +57,7 @@ def _from_list(path: Path, entries: list[str]) -> list[tuple[Path, PurePath, str
             source = entry_path
         else:
             rel = PurePath(entry)
-            beside = path.parent / entry_path
-            # RELION's convention: relative to the project folder (usually the list's own)
-            source = beside if beside.exists() or not entry_path.exists() else entry_path
+            source = resolve_entry(path, entry)
         out.append((source, _clean_relative(rel, f"{path}: {entry}"), entry))
     return out
 
@@ -99,7 +90,7 @@ def expand(movies: list[str], suffix: str) -> tuple[list[Task], list[StarMovies]
                 stars.append(star)
                 found += _from_list(p, star.names)
             elif p.suffix.lower() == ".lst":
-                found += [(s, r, None) for s, r, _ in _from_list(p, _list_entries(p))]
+                found += [(s, r, None) for s, r, _ in _from_list(p, list(list_entries(p)))]
             else:
                 resolved = p.resolve()
                 rel = _inside(resolved, cwd) or PurePath(resolved.name)

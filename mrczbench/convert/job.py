@@ -99,14 +99,14 @@ def checksum_of(digests: list[bytes]) -> str:
 def convert_one(task: Task, settings: Settings) -> dict:
     """Convert, verify and rename one movie; a failure is a record with status 'failed'."""
     from mrczbench.atomic import atomic_path
-    from mrczbench.movies.datasets import open_movies
+    from mrczbench.movies.readers import open_movie
     started = time.perf_counter()
     target = Path(settings.out) / task.relative
     record = {"input": task.input, "output": task.relative, "status": "failed", "error": None,
               "format": settings.format, "config": settings.config, "shard": settings.shard,
               "host": socket.gethostname(), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
-        movie = open_movies([task.input])[0]
+        movie = open_movie(task.input)
         frames, ny, nx = movie.shape
         record.update(frames=frames, ny=ny, nx=nx, dtype=movie.dtype.name,
                       input_bytes=os.path.getsize(task.input), raw_bytes=movie.nbytes)

@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mrczbench.errors import MrczbenchError
-
-MOVIE_COLUMN = "rlnMicrographMovieName"
-
+from mrczbench.movies.lists import STAR_MOVIE_COLUMN as MOVIE_COLUMN, star_values
 
 @dataclass
 class StarMovies:
@@ -66,10 +64,7 @@ def read_star(path: Path) -> StarMovies:
         in_rows = True
         if MOVIE_COLUMN not in columns:
             continue
-        try:
-            tokens = shlex.split(line, posix=True) if ('"' in line or "'" in line) else line.split()
-        except ValueError as exc:
-            raise MrczbenchError(f"{path}:{index + 1}: unreadable row ({exc}): {line[:80]!r}") from None
+        tokens = star_values(path, index + 1, line)
         if len(tokens) != len(columns):
             raise MrczbenchError(f"{path}:{index + 1}: {len(tokens)} values for {len(columns)} columns")
         candidates.setdefault(block, []).append((index, tokens, columns.index(MOVIE_COLUMN)))

@@ -40,9 +40,6 @@ import numpy as np
 from mrczbench.movies import synthetic
 from mrczbench.errors import DatasetError, MRCZError
 from mrczbench.tomlfiles import named_files, read_toml, search_dirs
-# Transition re-export: bench.runner and bench.suites still import open_movies from here;
-# new code imports mrczbench.movies.readers.
-from mrczbench.movies.readers import open_movies  # noqa: F401
 from mrczbench.movies import readers
 
 SPEC_KEYS = ("description", "kind", "frames", "shape", "dose", "dtype", "seed", "options")

@@ -55,7 +55,7 @@ def star_entries(path: Path) -> Iterator[str]:
             continue
         reading_rows = True
         if STAR_MOVIE_COLUMN in columns:
-            values = _star_values(path, number, line)
+            values = star_values(path, number, line)
             if len(values) != len(columns):
                 raise DatasetError(f"{path}: line {number} has {len(values)} values for "
                                    f"{len(columns)} columns: {line!r}")
@@ -65,7 +65,7 @@ def star_entries(path: Path) -> Iterator[str]:
         raise DatasetError(f"{path}: no {STAR_MOVIE_COLUMN} column with movies in any loop")
 
 
-def _star_values(path: Path, number: int, line: str) -> list[str]:
+def star_values(path: Path, number: int, line: str) -> list[str]:
     """The values of one STAR row. A quote opens a quoted value only at the start of a value
     (STAR's rule), so `it's.mrc` is one plain value; an unclosed quote is an error."""
     if '"' not in line and "'" not in line:
