@@ -13,7 +13,7 @@ from typing import Any
 
 from mrczbench.analysis import results
 from mrczbench.bench import timing
-from mrczbench.bench.suites import Case, Suite, load_suite
+from mrczbench.bench.suites import PROFILES, Case, Suite, load_suite
 from mrczbench.errors import SuiteError
 
 BUSY_LOAD_PER_CORE = 0.75  # load average above this x usable cores: the machine is busy
@@ -59,7 +59,7 @@ class Plan:
         return [case for case in self.cases if case.case_id not in done]
 
 
-def plan_run(name: str, quick: bool = False, data: list[str] | None = None,
+def plan_run(name: str, quick: bool = False, profile: str | None = None, data: list[str] | None = None,
              out: str | os.PathLike | None = None, resume: bool = False,
              repeats: int | None = None, timeout: float | None = None, seed: int | None = None,
              eviction: str = "auto", cache_dir: str | os.PathLike | None = None,
@@ -69,14 +69,14 @@ def plan_run(name: str, quick: bool = False, data: list[str] | None = None,
     must match them. Nothing is created on disk."""
     check_folder_option("--cache-dir", cache_dir)
     check_folder_option("--out", out)
-    suite = load_suite(name, quick=quick)
+    suite = load_suite(name, quick=quick, profile=profile)
     out_dir = Path(out) if out else Path("results") / suite.name
     data_files = [str(Path(p).resolve()) for p in data] if data else []
     meta: dict[str, Any] = {}
     if resume:
         run_path, meta = _latest_run(out_dir, suite.name)
-        if meta.get("profile") == "quick" and not quick:
-            suite = load_suite(name, quick=True)  # the original run's profile
+        if not quick and profile is None and meta.get("profile") in PROFILES:
+            suite = load_suite(name, profile=meta["profile"])  # the original run's profile
         if meta.get("profile") != suite.profile or (data and meta.get("data_files", []) != data_files):
             raise SuiteError(
                 f"--resume: the latest run {run_path.name} used profile {meta.get('profile')!r} and "

@@ -23,13 +23,13 @@ from mrczbench.bench import timing
 from mrczbench.bench.measure import case_tag, error_row
 from mrczbench.bench.plan import (Plan, RunLock, check_folder_option, order_cases, plan_run,
                                   run_metadata)
-from mrczbench.bench.suites import Case, load_suite
+from mrczbench.bench.suites import PROFILES, Case, load_suite
 from mrczbench.bench.worker import Worker
 from mrczbench.errors import SuiteError
 from mrczbench.progress import Progress
 
 
-def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
+def run_suite(name: str, quick: bool = False, profile: str | None = None, data: list[str] | None = None,
               out: str | os.PathLike | None = None, scratch: str | os.PathLike | None = None,
               resume: bool = False, repeats: int | None = None, timeout: float | None = None,
               seed: int | None = None, cache_dir: str | os.PathLike | None = None,
@@ -40,7 +40,7 @@ def run_suite(name: str, quick: bool = False, data: list[str] | None = None,
     Results go to `out` (default results/<suite>/); scratch files to `scratch` (default: a
     hidden folder inside `out`, i.e. the same filesystem), removed at the end. With `resume`,
     the latest run of the suite in `out` continues with its own profile and settings."""
-    plan = plan_run(name, quick=quick, data=data, out=out, resume=resume, repeats=repeats,
+    plan = plan_run(name, quick=quick, profile=profile, data=data, out=out, resume=resume, repeats=repeats,
                     timeout=timeout, seed=seed, eviction=eviction, cache_dir=cache_dir,
                     command_line=command_line)
     check_folder_option("--scratch", scratch)
@@ -306,7 +306,11 @@ def add_commands(subparsers) -> None:
                     "results/<suite>/<run-id>.jsonl (metadata in <run-id>.run.json).",
         epilog="Example: mrczbench run --suite dose-sweep --quick")
     parser.add_argument("--suite", required=True, help="suite name (see `mrczbench suites list`) or a .toml file")
-    parser.add_argument("--quick", action="store_true", help="the suite's quick profile: small frames, few repeats")
+    parser.add_argument("--quick", action="store_true", help="the suite's quick profile: small frames, few "
+                        "repeats; a smoke test, not figures to quote (= --profile quick)")
+    parser.add_argument("--profile", choices=PROFILES, help="full (default: what to quote), quick, or "
+                        "reference (the full profile reduced as the suite's [reference] table says, "
+                        "for the committed reference runs)")
     parser.add_argument("--data", nargs="+", metavar="FILE",
                         help="your movies (or .lst/.star lists of them) in place of the suite's synthetic datasets")
     parser.add_argument("--out", metavar="DIR", help="folder for the run files (default: results/<suite>)")
@@ -332,13 +336,13 @@ def add_commands(subparsers) -> None:
 
 def _cmd_run(args) -> int:
     if args.list_cases:
-        suite = load_suite(args.suite, quick=args.quick)
+        suite = load_suite(args.suite, quick=args.quick, profile=args.profile)
         if args.seed is not None:
             suite.seed = args.seed
         for case in order_cases(suite.cases(data=args.data), suite.seed):
             print(case.case_id)
         return 0
-    path = run_suite(args.suite, quick=args.quick, data=args.data, out=args.out, scratch=args.scratch,
+    path = run_suite(args.suite, quick=args.quick, profile=args.profile, data=args.data, out=args.out, scratch=args.scratch,
                      resume=args.resume, repeats=args.repeats, timeout=args.timeout, seed=args.seed,
                      cache_dir=args.cache_dir, eviction=args.eviction, progress=not args.no_progress,
                      command_line=["mrczbench"] + sys.argv[1:])

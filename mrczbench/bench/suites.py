@@ -56,7 +56,10 @@ from mrczbench.analysis.results import OPS
 from mrczbench.tomlfiles import named_files, read_toml, search_dirs
 
 TOP_KEYS = ("description", "figure", "ops", "repeats", "min_batch_seconds", "timeout",
-            "seed", "dataset", "format", "contenders", "sweep", "quick")
+            "seed", "dataset", "format", "contenders", "sweep", "quick", "reference")
+# full: what to quote; quick: a smoke test for first contact and CI; reference: the full
+# profile reduced where a suite says how ([reference]) to fit the committed reference run
+PROFILES = ("full", "quick", "reference")
 QUICK_KEYS = ("ops", "repeats", "min_batch_seconds", "timeout", "dataset", "format", "sweep")
 DATASET_KEYS = ("name", "kind", "frames", "shape", "dose", "dtype", "seed", "options", "megabytes")
 DATASET_SWEEP_KEYS = ("dataset", "dose", "frames", "shape", "dtype", "seed")
@@ -168,7 +171,7 @@ class Case:
 class Suite:
     name: str
     path: Path
-    profile: str                   # "full" or "quick"
+    profile: str                   # "full", "quick" or "reference"
     description: str
     figure: str
     ops: tuple[str, ...]
@@ -280,29 +283,33 @@ def _unique_names(paths: list[Path]) -> list[str]:
 
 # --- parsing and validation ------------------------------------------------------------------
 
-def load_suite(name_or_path: str | os.PathLike, quick: bool = False) -> Suite:
-    """Read and validate a suite; with `quick`, apply its [quick] overrides."""
+def load_suite(name_or_path: str | os.PathLike, quick: bool = False, profile: str | None = None) -> Suite:
+    """Read and validate a suite in `profile` (full, quick or reference: the overrides of its
+    [quick] or [reference] table); `quick=True` is profile "quick"."""
     path = find_suite(name_or_path)
-    return parse_suite(read_toml(path, SuiteError, "not valid TOML"), path, quick=quick)
+    return parse_suite(read_toml(path, SuiteError, "not valid TOML"), path, quick=quick, profile=profile)
 
 
-def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False) -> Suite:
+def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: str | None = None) -> Suite:
     def fail(key: str, message: str) -> SuiteError:
         return SuiteError(f"{path}: key {key!r}: {message}")
 
     _check_keys(raw, TOP_KEYS, path, "")
     values = {**DEFAULTS, **copy.deepcopy(raw)}
-    for key in ("dataset", "format", "contenders", "sweep", "quick"):
+    profile = profile or ("quick" if quick else "full")
+    if profile not in PROFILES:
+        raise SuiteError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    for key in ("dataset", "format", "contenders", "sweep", *PROFILES[1:]):
         values.setdefault(key, {})
         if not isinstance(values[key], dict):
             raise fail(key, f"expected a table ([{key}]). Got {values[key]!r}")
-    if quick:
-        overrides = values["quick"]
-        _check_keys(overrides, QUICK_KEYS, path, "quick.")
+    if profile != "full":
+        overrides = values[profile]
+        _check_keys(overrides, QUICK_KEYS, path, f"{profile}.")
         for key, value in overrides.items():
             if key in ("dataset", "format", "sweep"):
                 if not isinstance(value, dict):
-                    raise fail(f"quick.{key}", f"expected a table. Got {value!r}")
+                    raise fail(f"{profile}.{key}", f"expected a table. Got {value!r}")
                 values[key] = {**values[key], **value}
             else:
                 values[key] = value
@@ -344,7 +351,7 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False) -> Suite:
                 raise fail(f"contenders.{name}", "missing 'format' (the format name, e.g. \"mrcz\")")
 
     suite = Suite(
-        name=path.stem, path=path, profile="quick" if quick else "full",
+        name=path.stem, path=path, profile=profile,
         description=str(values["description"]), figure=str(values["figure"]),
         ops=tuple(ops), repeats=repeats, min_batch_seconds=float(values["min_batch_seconds"]),
         timeout=float(values["timeout"]), seed=values["seed"], dataset=dataset,
