@@ -6,7 +6,7 @@ or `pip install .` works from any folder). Overrides, searched first (earlier wi
   1. $MRCZBENCH_SUITES / $MRCZBENCH_DATASETS: folders, os.pathsep-separated;
   2. the per-user folder $XDG_CONFIG_HOME/mrczbench/<kind> (default ~/.config/mrczbench/<kind>);
   3. the package's own files.
-A `.toml` path given on the command line is read as it is (source "file").
+A `.toml` path given on the command line is read as it is, without a search.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PACKAGE_SOURCE, USER_SOURCE, FILE_SOURCE = "package", "user", "file"
+PACKAGE_SOURCE, USER_SOURCE = "package", "user"
 
 
 class Place(NamedTuple):
