@@ -4,6 +4,7 @@ plus what matters for compression and I/O: cache sizes, filesystem and device, l
 Everything is best effort: a value that cannot be read is None, never an exception."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -76,28 +77,62 @@ def memory_bytes() -> int | None:
     return None
 
 
-def filesystem_of(path: str | Path) -> dict[str, Any]:
-    """Mount point, filesystem type and device holding `path` (longest mount prefix)."""
-    target = os.path.realpath(path)
-    best = None
-    for line in (_read("/proc/self/mountinfo") or "").splitlines():
+# Filesystems whose data lives on another machine: evicting this client's page cache leaves
+# the server's cache (and any client-side caching layer) warm, so a "cold" read is client-cold.
+NETWORK_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "gpfs", "lustre", "beegfs", "ceph", "glusterfs",
+    "afs", "9p", "panfs", "orangefs", "pvfs2", "davfs", "ncpfs", "virtiofs",
+})
+
+
+def is_network_filesystem(fstype: str | None) -> bool:
+    """True for NFS, SMB/CIFS, parallel filesystems (GPFS, Lustre, BeeGFS, Ceph, ...) and any
+    FUSE filesystem (fuse.sshfs, fuse.s3fs, ...: their data is usually remote)."""
+    if not fstype:
+        return False
+    fstype = fstype.lower()
+    return fstype in NETWORK_FILESYSTEMS or fstype.startswith("fuse.")
+
+
+def parse_mountinfo(text: str) -> list[dict[str, Any]]:
+    """The mounts of a /proc/<pid>/mountinfo text: mount_point, fstype, device, mount_options."""
+    mounts = []
+    for line in text.splitlines():
         # fields: id parent major:minor root mountpoint options ... - fstype source superopts
         left, _, right = line.partition(" - ")
         fields, tail = left.split(), right.split()
-        if len(fields) < 5 or len(tail) < 2:
+        if len(fields) < 6 or len(tail) < 2:
             continue
-        mount_point = fields[4].replace("\\040", " ")
-        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
-        if inside and (best is None or len(mount_point) > len(best["mount_point"])):
-            best = {"mount_point": mount_point, "fstype": tail[0], "device": tail[1],
-                    "mount_options": fields[5]}
+        mounts.append({"mount_point": fields[4].replace("\\040", " "), "fstype": tail[0],
+                       "device": tail[1], "mount_options": fields[5]})
+    return mounts
+
+
+def mount_of(path: str | Path, mounts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The mount holding `path` (longest mount-point prefix; the last such mount wins, as the
+    kernel's later mounts hide earlier ones on the same point)."""
+    target = os.path.realpath(path)
+    best = None
+    for mount in mounts:
+        point = mount["mount_point"]
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best["mount_point"])):
+            best = mount
+    return best
+
+
+def filesystem_of(path: str | Path) -> dict[str, Any]:
+    """Mount point, filesystem type, device holding `path`, and whether it is a network
+    filesystem (then cold reads are client-cold only)."""
+    best = mount_of(path, parse_mountinfo(_read("/proc/self/mountinfo") or ""))
     if best:
+        best = dict(best, network=is_network_filesystem(best["fstype"]))
         block = Path("/sys/class/block") / os.path.basename(best["device"])
         rotational = _read(block / "queue" / "rotational")
         if rotational is not None:
             best["rotational"] = rotational == "1"
         best["scheduler"] = _read(block / "queue" / "scheduler")
-    return best or {"mount_point": None, "fstype": None, "device": None}
+    return best or {"mount_point": None, "fstype": None, "device": None, "network": None}
 
 
 def library_versions() -> dict[str, str | None]:
@@ -110,17 +145,58 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def git_commit(folder: str | Path | None = None) -> dict[str, Any]:
-    folder = folder or Path(__file__).resolve().parents[2]
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+def _git(folder: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _checkout_state(folder: Path) -> dict[str, Any] | None:
+    """commit and dirty flag of `folder` when it is the top of a git checkout, else None (a
+    package folder inside someone else's repository is not our checkout)."""
+    top = _git(folder, "rev-parse", "--show-toplevel")
+    if not top or Path(top).resolve() != folder.resolve():
+        return None
+    status = _git(folder, "status", "--porcelain", "--untracked-files=no")
+    return {"commit": _git(folder, "rev-parse", "HEAD"),
+            "dirty": bool(status) if status is not None else None}
+
+
+def _direct_url() -> dict[str, Any] | None:
+    """The installed distribution's PEP 610 direct_url.json (pip install . / -e / git+URL)."""
+    try:
+        text = metadata.distribution("mrczbench").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def mrczbench_source() -> dict[str, Any]:
+    """Which mrczbench ran: version, and commit where known. Taken from the package itself,
+    never from the current folder: (1) the imported package is in a checkout of mrczbench
+    (source tree, PYTHONPATH or editable install): that checkout's HEAD and dirty flag;
+    (2) installed from a VCS URL: the commit PEP 610's direct_url.json records; (3) installed
+    from a folder or wheel: its URL, commit None."""
+    from mrczbench import __version__
+
+    info: dict[str, Any] = {"version": __version__, "commit": None, "dirty": None, "from": None}
+    package_root = Path(__file__).resolve().parents[2]
+    if (package_root / "pyproject.toml").is_file():
+        state = _checkout_state(package_root)
+        if state:
+            return {**info, **state, "from": f"checkout {package_root}"}
+    direct = _direct_url() or {}
+    if direct.get("url"):
+        info["from"] = direct["url"]
+        vcs = direct.get("vcs_info") or {}
+        if vcs.get("commit_id"):
+            info["commit"] = vcs["commit_id"]
+    return info
 
 
 def cpu_frequency_policy() -> dict[str, Any]:
@@ -132,6 +208,7 @@ def cpu_frequency_policy() -> dict[str, Any]:
 def capture(results_dir: str | Path | None = None) -> dict[str, Any]:
     """A JSON-ready description of this machine and software stack."""
     uname = platform.uname()
+    source = mrczbench_source()
     try:
         load = os.getloadavg()
     except OSError:
@@ -149,7 +226,9 @@ def capture(results_dir: str | Path | None = None) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
         "libraries": library_versions(),
-        "git": git_commit(),
+        "mrczbench": source,
+        # kept for readers of older run files: the same commit, of mrczbench, not of the cwd
+        "git": {"commit": source["commit"], "dirty": source["dirty"]},
         "load_average": list(load) if load else None,
     }
     if results_dir is not None:

@@ -327,8 +327,11 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--seed", type=int, help="seed of the shuffled case order (overrides the suite)")
     parser.add_argument("--cache-dir", metavar="DIR", help="dataset cache (default $MRCZBENCH_CACHE or ~/.cache/mrczbench)")
     parser.add_argument("--eviction", choices=("auto",) + timing.EVICTION_METHODS, default="auto",
-                        help="page-cache eviction before cold reads (default auto: drop_caches if "
-                             "permitted, else fsync + posix_fadvise DONTNEED)")
+                        help="page-cache eviction before cold reads. Default auto = fadvise: fsync + "
+                             "posix_fadvise DONTNEED on the benchmark's own files only (on --resume: the "
+                             "original run's method). drop_caches empties the page cache of the whole "
+                             "machine, other users' jobs included: opt-in, for a dedicated machine, as "
+                             "root. none: cold reads are marked invalid")
     parser.add_argument("--list-cases", action="store_true", help="print the cases in run order and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     parser.set_defaults(func=_cmd_run)

@@ -1,4 +1,4 @@
-"""Benchmark suites: `suites/*.toml` → Suite → list of Cases.
+"""Benchmark suites: `*.toml` files (shipped in mrczbench/bench/suite_files/) → Suite → list of Cases.
 
 A suite file has fixed keys and one explicit `[sweep]` table. Only the lists under `[sweep]`
 expand into cases (their cartesian product); a list anywhere else is a plain value (e.g.
@@ -53,7 +53,7 @@ from typing import Any
 
 from mrczbench.errors import SuiteError
 from mrczbench.analysis.results import OPS
-from mrczbench.tomlfiles import named_files, read_toml, search_dirs
+from mrczbench.tomlfiles import Place, named_files, named_sources, read_toml, search_places
 
 TOP_KEYS = ("description", "figure", "ops", "repeats", "min_batch_seconds", "timeout",
             "seed", "dataset", "format", "contenders", "sweep", "quick", "reference")
@@ -70,14 +70,22 @@ DEFAULTS = {"description": "", "figure": "", "ops": list(OPS), "repeats": 5,
 
 # --- where suites live -----------------------------------------------------------------------
 
+SUITES_VAR = "MRCZBENCH_SUITES"
+
+
+def suite_places() -> list[Place]:
+    """$MRCZBENCH_SUITES, the user's folder, then the suites shipped in the package
+    (mrczbench.tomlfiles)."""
+    return search_places(SUITES_VAR, "suites", "mrczbench.bench", "suite_files")
+
+
 def suite_dirs() -> list[Path]:
-    """$MRCZBENCH_SUITES (os.pathsep-separated) first, then the checkout's suites/ folder."""
-    return search_dirs("MRCZBENCH_SUITES", "suites")
+    return [place.folder for place in suite_places()]
 
 
 def suite_paths() -> dict[str, Path]:
-    """name -> suite file; earlier folders win."""
-    return named_files(suite_dirs())
+    """name -> suite file; earlier folders win. None found at all: SuiteError."""
+    return named_files(suite_places(), SuiteError, "suites", SUITES_VAR)
 
 
 def find_suite(name_or_path: str | os.PathLike) -> Path:
@@ -426,7 +434,9 @@ def _check_dataset_value(where: str, key: str, value: Any, fail) -> None:
 
 def add_commands(subparsers) -> None:
     parser = subparsers.add_parser("suites", help="list and show benchmark suites",
-                                   description="Benchmark suites from suites/*.toml.")
+                                   description="Benchmark suites: the package's own, overridden by "
+                                               "$MRCZBENCH_SUITES folders and ~/.config/mrczbench/suites "
+                                               "($XDG_CONFIG_HOME).")
     sub = parser.add_subparsers(dest="suites_command", metavar="{list,show}")
     list_parser = sub.add_parser("list", help="list suites with case counts")
     list_parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -441,18 +451,21 @@ def add_commands(subparsers) -> None:
 
 def _cmd_list(args) -> int:
     rows = []
-    for name, path in suite_paths().items():
+    for name, (path, source) in named_sources(suite_places(), SuiteError, "suites", SUITES_VAR).items():
         full = load_suite(path)
         quick = load_suite(path, quick=True)
         rows.append({"name": name, "cases": len(full.cases()), "quick_cases": len(quick.cases()),
-                     "figure": full.figure, "description": full.description, "path": str(path)})
+                     "figure": full.figure, "description": full.description, "path": str(path),
+                     "source": source})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     width = max([len(r["name"]) for r in rows] + [5])
-    print(f"{'suite':<{width}}  cases  quick  {'paper':<9}  description")
+    source_width = max(len(r["source"]) for r in rows)
+    print(f"{'suite':<{width}}  cases  quick  {'paper':<9}  {'source':<{source_width}}  description")
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['cases']:>5}  {r['quick_cases']:>5}  {r['figure']:<9}  {r['description']}")
+        print(f"{r['name']:<{width}}  {r['cases']:>5}  {r['quick_cases']:>5}  {r['figure']:<9}  "
+              f"{r['source']:<{source_width}}  {r['description']}")
     return 0
 
 

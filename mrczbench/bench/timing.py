@@ -7,11 +7,20 @@ Two regimes are measured separately (the design guide's "Measuring honestly", su
 - file I/O: one call per sample. Before a cold read the file's pages are evicted off the clock
   and the residency (fraction of the file's pages still in the page cache) is measured with
   mincore(2); a cold sample whose residency is above COLD_RESIDENCY_LIMIT is invalid.
+
+Eviction is safe on shared machines by default: `fadvise` (fsync + posix_fadvise DONTNEED)
+drops only the benchmark's own files. `drop_caches` empties the whole machine's page cache,
+other users' jobs included, so it is used only when asked for (`--eviction drop_caches`).
+Where posix_fadvise or mincore do not exist (macOS, Windows), `probe_eviction` says why and
+cold reads are marked not measurable; nothing raises. On a network filesystem the client's
+residency says nothing about the server's cache: the probe's note says so (and run.json's
+machine.filesystem.network is true, mrczbench.bench.machine).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import gc
 import math
 import mmap
@@ -26,6 +35,7 @@ clock = time.perf_counter
 COLD_RESIDENCY_LIMIT = 0.02
 
 EVICTION_METHODS = ("drop_caches", "fadvise", "none")
+DEFAULT_EVICTION = "fadvise"  # what 'auto' means: never the whole machine's cache unless asked
 DROP_CACHES = "/proc/sys/vm/drop_caches"
 
 
@@ -66,38 +76,65 @@ def calibrate_loops(func: Callable[[], Any], min_seconds: float, max_loops: int 
 
 # --- residency (mincore) ----------------------------------------------------------------------
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                       ctypes.c_int, ctypes.c_long]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
 _MAP_FAILED = ctypes.c_void_p(-1).value
 PAGE_SIZE = mmap.PAGESIZE
+_LIBC: list = []  # [libc] once loaded, [None] where mincore cannot be called (loaded lazily)
+
+
+def _mincore_libc():
+    """The C library with mmap/munmap/mincore typed for ctypes, or None where any is missing
+    (Windows has no libc of that name and no mincore; mmap.PROT_READ is POSIX only)."""
+    if not _LIBC:
+        libc = None
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            libc.mmap.restype = ctypes.c_void_p
+            libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                                  ctypes.c_int, ctypes.c_long]
+            libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+            libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+            if not hasattr(mmap, "PROT_READ") or not hasattr(mmap, "MAP_SHARED"):
+                libc = None
+        except (OSError, TypeError, AttributeError):
+            libc = None
+        _LIBC.append(libc)
+    return _LIBC[0]
+
+
+def residency_unmeasurable() -> str | None:
+    """None where residency() can measure, else why not (one line)."""
+    if _mincore_libc() is None:
+        return "mincore(2) is not available on this platform, so page-cache residency cannot be measured"
+    return None
 
 
 def residency(path: str | os.PathLike) -> float:
     """Fraction (0-1) of the file's pages resident in the page cache, via mmap + mincore.
 
-    Mapping a file does not read it (no MAP_POPULATE), so measuring does not warm the cache."""
+    Mapping a file does not read it (no MAP_POPULATE), so measuring does not warm the cache.
+    Where mincore does not exist the answer is 1.0: a file that cannot be shown to be out of
+    the cache counts as cached, so no cold read is ever claimed there."""
+    libc = _mincore_libc()
+    if libc is None:
+        return 1.0
     size = os.path.getsize(path)
     if size == 0:
         return 0.0
     fd = os.open(path, os.O_RDONLY)
     try:
-        address = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
         if address in (None, _MAP_FAILED):
             err = ctypes.get_errno()
             raise OSError(err, f"mmap failed: {os.strerror(err)}", str(path))
         try:
             pages = (size + PAGE_SIZE - 1) // PAGE_SIZE
             vector = (ctypes.c_ubyte * pages)()
-            if _libc.mincore(ctypes.c_void_p(address), size, vector) != 0:
+            if libc.mincore(ctypes.c_void_p(address), size, vector) != 0:
                 err = ctypes.get_errno()
                 raise OSError(err, f"mincore failed: {os.strerror(err)}", str(path))
             resident = sum(1 for flag in vector if flag & 1)
         finally:
-            _libc.munmap(ctypes.c_void_p(address), size)
+            libc.munmap(ctypes.c_void_p(address), size)
     finally:
         os.close(fd)
     return resident / pages
@@ -129,8 +166,18 @@ def drop_caches() -> None:
         handle.write("3\n")
 
 
+def fadvise_unavailable() -> str | None:
+    """None where posix_fadvise exists (Linux, the BSDs), else why fadvise cannot evict."""
+    if not hasattr(os, "posix_fadvise") or not hasattr(os, "POSIX_FADV_DONTNEED"):
+        return "os.posix_fadvise is not available on this platform (macOS, Windows)"
+    return None
+
+
 def fadvise_dontneed(path: str | os.PathLike) -> None:
     """fsync (dirty pages cannot be dropped) then ask the kernel to drop the file's pages."""
+    reason = fadvise_unavailable()
+    if reason:
+        raise OSError(errno.ENOTSUP, reason)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -152,30 +199,48 @@ def evict(path: str | os.PathLike, method: str) -> None:
 def probe_eviction(folder: str | os.PathLike, preferred: str = "auto") -> tuple[str, str]:
     """Find an eviction method that works on `folder`'s filesystem: (method, note).
 
-    A 4 MiB probe file is written and read (cached); each method is tried in order
-    drop_caches, fadvise and kept when the file's residency afterwards is below the limit.
-    `preferred` may force one method ('auto' tries them all)."""
-    candidates = ["drop_caches", "fadvise"] if preferred == "auto" else [preferred]
+    'auto' (the default) is fadvise: only the benchmark's own files leave the cache.
+    drop_caches is tried only when asked for: it empties the page cache of the whole machine.
+    A 4 MiB probe file is written and read (cached); the method is kept when the file's
+    residency afterwards is below the limit. Otherwise, or where posix_fadvise or mincore do
+    not exist, the method is 'none' and the note says why cold reads are not measurable."""
     if preferred == "none":
         return "none", "eviction disabled: cold reads are marked invalid"
+    method = DEFAULT_EVICTION if preferred == "auto" else preferred
+    if method not in EVICTION_METHODS:
+        raise ValueError(f"eviction method: expected auto or one of {', '.join(EVICTION_METHODS)}. "
+                         f"Got {preferred!r}")
+    network = network_note(folder)
+    cannot = residency_unmeasurable() or (fadvise_unavailable() if method == "fadvise" else None)
+    if cannot:
+        return "none", f"{method}: {cannot}: cold reads are not measurable here (marked invalid)"
     probe = Path(folder) / f".evict-probe-{os.getpid()}"
-    notes = []
     try:
         probe.write_bytes(os.urandom(4 << 20))
-        for method in candidates:
-            probe.read_bytes()  # make sure the pages are cached before trying
-            try:
-                evict(probe, method)
-            except OSError as exc:
-                notes.append(f"{method}: {exc.strerror or exc}")
-                continue
+        probe.read_bytes()  # make sure the pages are cached before trying
+        try:
+            evict(probe, method)
+        except OSError as exc:
+            problem = f"{method}: {exc.strerror or exc}"
+        else:
             left = residency(probe)
             if left <= COLD_RESIDENCY_LIMIT:
-                return method, "; ".join(notes + [f"{method}: residency {left:.1%} after eviction"])
-            notes.append(f"{method}: residency still {left:.0%}")
+                return method, f"{method}: residency {left:.1%} after eviction" + network
+            problem = f"{method}: residency still {left:.0%}"
     finally:
         try:
             probe.unlink()
         except FileNotFoundError:
             pass
-    return "none", "no eviction method works here (" + "; ".join(notes) + "): cold reads are marked invalid"
+    return "none", f"{problem}: cold reads are marked invalid" + network
+
+
+def network_note(folder: str | os.PathLike) -> str:
+    """'' on a local filesystem; on a network one, why its cold reads are client-cold only."""
+    from mrczbench.bench.machine import filesystem_of
+
+    found = filesystem_of(folder)
+    if not found.get("network"):
+        return ""
+    return (f"; {found['fstype']} at {found['mount_point']} is a network filesystem: eviction "
+            f"empties this client's cache, not the server's, so cold reads are client-cold only")

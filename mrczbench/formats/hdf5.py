@@ -14,6 +14,7 @@ import numpy as np
 
 from mrczbench.atomic import atomic_path
 from mrczbench.errors import FormatError
+from mrczbench.extras import missing_reason
 from mrczbench.formats.base import Format, FormatConfig, integer, one_of, optional, param
 
 DATASET = "data"
@@ -43,12 +44,8 @@ class Hdf5Format(Format):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        try:
-            import h5py  # noqa: F401
-            import hdf5plugin  # noqa: F401
-        except ImportError as exc:
-            return f"python package {exc.name} is not installed"
-        return None
+        # optional: `pip install mrczbench[hdf5]` (h5py + hdf5plugin are ~200 MB)
+        return missing_reason("h5py", "hdf5plugin")
 
     def zstd_level(self) -> int | None:
         if self.config.compression != "bitshuffle-zstd":

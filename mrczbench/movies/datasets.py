@@ -1,5 +1,6 @@
-"""Datasets: named synthetic specs (`datasets/*.toml`), their content-keyed cache, and the
-`datasets` command (whose `inspect` opens users' movies through mrczbench.movies.readers).
+"""Datasets: named synthetic specs (`*.toml`, shipped in mrczbench/movies/specs/), their
+content-keyed cache, and the `datasets` command (whose `inspect` opens users' movies through
+mrczbench.movies.readers).
 
 A spec file holds one dataset; its name is the file name without `.toml`:
 
@@ -13,7 +14,8 @@ A spec file holds one dataset; its name is the file name without `.toml`:
     [options]                # model options, see `mrczbench datasets show NAME`
     modulation = 0.2
 
-Spec folders: $MRCZBENCH_DATASETS (os.pathsep-separated), then the project's `datasets/`.
+Spec folders: $MRCZBENCH_DATASETS (os.pathsep-separated), ~/.config/mrczbench/datasets
+($XDG_CONFIG_HOME), then the package's own specs (mrczbench.tomlfiles).
 
 Cache: a materialised stack is stored as MRCZ (zstd level 1, bitshuffle) at
 `<cache>/<name>-<key>.mrcz`, key = hash of the spec's content fields and the generator
@@ -39,7 +41,7 @@ import numpy as np
 
 from mrczbench.movies import synthetic
 from mrczbench.errors import DatasetError, MRCZError
-from mrczbench.tomlfiles import named_files, read_toml, search_dirs
+from mrczbench.tomlfiles import Place, named_files, named_sources, read_toml, search_places
 from mrczbench.movies import readers
 
 SPEC_KEYS = ("description", "kind", "frames", "shape", "dose", "dtype", "seed", "options")
@@ -118,14 +120,27 @@ class DatasetSpec:
                 "dtype": self.dtype, "seed": self.seed, "options": dict(self.options)}
 
 
+DATASETS_VAR = "MRCZBENCH_DATASETS"
+
+
+def dataset_places() -> list[Place]:
+    """Searched for `<name>.toml`: $MRCZBENCH_DATASETS, the user's folder, the package's specs."""
+    return search_places(DATASETS_VAR, "datasets", "mrczbench.movies", "specs")
+
+
 def dataset_dirs() -> list[Path]:
-    """Folders searched for `<name>.toml`: $MRCZBENCH_DATASETS, then the project's datasets/."""
-    return search_dirs("MRCZBENCH_DATASETS", "datasets")
+    return [place.folder for place in dataset_places()]
 
 
 def spec_paths() -> dict[str, Path]:
-    """name -> spec file; earlier folders win."""
-    return named_files(dataset_dirs())
+    """name -> spec file; earlier folders win. None found at all: DatasetError."""
+    return named_files(dataset_places(), DatasetError, "dataset specs", DATASETS_VAR)
+
+
+def spec_sources() -> dict[str, str]:
+    """name -> where its spec came from ("package", "user", "$MRCZBENCH_DATASETS")."""
+    found = named_sources(dataset_places(), DatasetError, "dataset specs", DATASETS_VAR)
+    return {name: source for name, (_, source) in found.items()}
 
 
 def load_spec(name_or_path: str | os.PathLike) -> DatasetSpec:
@@ -135,7 +150,7 @@ def load_spec(name_or_path: str | os.PathLike) -> DatasetSpec:
     if not (text.endswith(".toml") or os.sep in text):  # a name, even if a file of that name is here
         paths = spec_paths()
         if text not in paths:
-            names = ", ".join(sorted(paths)) or "none found"
+            names = ", ".join(sorted(paths))
             raise DatasetError(f"unknown dataset {text!r}; known datasets: {names} "
                                f"(searched {', '.join(map(str, dataset_dirs()))})")
         path = paths[text]
@@ -335,8 +350,9 @@ def human_bytes(n: float) -> str:
 def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
         "datasets", help="synthetic dataset specs, their cache, and users' movies",
-        description="Named synthetic datasets (datasets/*.toml), the cache of generated stacks "
-        "(MRCZ zstd files under --cache-dir, $MRCZBENCH_CACHE or ~/.cache/mrczbench), and "
+        description="Named synthetic datasets (the package's specs, overridden by "
+        "$MRCZBENCH_DATASETS folders and ~/.config/mrczbench/datasets), the cache of generated "
+        "stacks (MRCZ zstd files under --cache-dir, $MRCZBENCH_CACHE or ~/.cache/mrczbench), and "
         "inspection of your own movie files. Doses are mean electrons per pixel per frame "
         "(e/px/frame); sizes are in MiB = 2^20 bytes.")
     sub = parser.add_subparsers(dest="datasets_command", metavar="SUBCOMMAND", required=True)
@@ -405,15 +421,13 @@ def _shape_text(frames: int, shape) -> str:
 
 
 def _cmd_list(args) -> int:
-    specs = list_specs()
-    if not specs:
-        print("no dataset specs found in " + ", ".join(map(str, dataset_dirs())))
-        return 0
-    rows = [("name", "kind", "frames x ny x nx", "dose e/px/frame", "dtype", "raw MiB", "cached")]
+    specs = list_specs()  # none found: DatasetError naming the overrides
+    sources = spec_sources()
+    rows = [("name", "kind", "frames x ny x nx", "dose e/px/frame", "dtype", "raw MiB", "cached", "source")]
     for spec in specs:
         rows.append((spec.name, spec.kind, _shape_text(spec.frames, spec.shape), f"{spec.dose:g}",
                      spec.dtype, f"{spec.nbytes / MiB:.1f}",
-                     "yes" if cached_path(spec, args.cache_dir) else "no"))
+                     "yes" if cached_path(spec, args.cache_dir) else "no", sources[spec.name]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
