@@ -17,7 +17,15 @@ pin 20140 for our plain files. One value, MRC_VERSION, for every writer here.
 """
 from __future__ import annotations
 
+import os
+import warnings
+from dataclasses import dataclass, field
+
 import numpy as np
+
+from mrczbench.errors import MRCZError
+from mrczbench.mrc import chunks, extended
+from mrczbench.mrc.chunks import CHUNK_HEADER_BYTES, MAX_CHUNK_NBYTES, MAX_CHUNK_RATIO
 
 HEADER_BYTES = 1024
 
@@ -239,3 +247,177 @@ def pack_mrcz_header(*, nx, ny, nz, mode, codec, cell_pixel, stats, extended, me
     header["machst"] = MACHST_LITTLE
     set_label(header, LABEL)
     return header.tobytes()
+
+
+# ---------------------------------------------------------------- reading
+
+@dataclass(frozen=True)
+class Header:
+    """What the header and extended header of an MRC/MRCZ file say."""
+
+    path: str
+    shape: tuple[int, int, int]          # (z, y, x) pixels
+    dtype: np.dtype                      # dtype `read` returns (native byte order)
+    mode: int                            # MRC mode without the codec part: 0 1 2 4 6 101
+    codec: str | None                    # None for plain MRC
+    level: int | None                    # compression level, when the file recorded it
+    byte_order: str                      # '<' or '>' as stored
+    data_offset: int                     # bytes before the first pixel / chunk
+    extended_bytes: int                  # nsymbt
+    exttyp: bytes
+    meta: dict | None                    # decoded JSON/msgpack metadata
+    meta_format: str | None              # 'json', 'msgpack' or None
+    packed_bytes: int                    # total chunk bytes (compressed), else 0
+    file_bytes: int                      # size on disk
+    voltage: float
+    C3: float
+    gain: float
+    pixelsize: tuple[float, float, float]  # (z, y, x) in Angstrom
+    dmin: float
+    dmax: float
+    dmean: float
+    label: str
+    blosc_format: int | None = None      # chunk format version byte of chunk 0 (2 = blosc1)
+    filter: str | None = None            # shuffle filter of chunk 0
+    blocksize: int | None = None         # blocksize of chunk 0, bytes
+    stored_dtype: np.dtype = field(default=None, repr=False)  # with the file's byte order
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one decoded frame as stored (packed for mode 101)."""
+        ny, nx = self.shape[1:]
+        return frame_bytes(self.mode, ny, nx)
+
+    @property
+    def raw_bytes(self) -> int:
+        """Bytes of the decoded stack in memory (one byte per pixel for mode 101)."""
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    @property
+    def ratio(self) -> float:
+        """File bytes / raw bytes (0.37 = 37 % of the raw stack), headers included, as the
+        results' `ratio` column."""
+        return self.file_bytes / self.raw_bytes
+
+
+
+def read(f, path) -> Header:
+    """Parse and validate the header, extended header and (for MRCZ) the first chunk header
+    of the open file `f`; MRCZError naming `path` when anything does not fit the file."""
+    file_bytes = os.fstat(f.fileno()).st_size
+    raw = f.read(HEADER_BYTES)
+    if len(raw) < HEADER_BYTES:
+        raise MRCZError(f"{path}: only {len(raw)} bytes, too short for the 1024-byte MRC header")
+    order, rec = parse(raw)
+    nx, ny, nz, full_mode = (int(rec[name]) for name in ("nx", "ny", "nz", "mode"))
+    codec, mode = _mode_of(path, rec, full_mode)
+    for name, size in (("nx", nx), ("ny", ny), ("nz", nz)):
+        if size < 1:
+            raise _not_mrc(path, rec, f"bad dimension {name} = {size} in the header")
+    dtype = MODE_DTYPES[mode]
+    stored_dtype = dtype.newbyteorder(order) if dtype.itemsize > 1 else dtype
+
+    extended_bytes = int(rec["nsymbt"])
+    if extended_bytes < 0 or HEADER_BYTES + extended_bytes > file_bytes:
+        raise MRCZError(f"{path}: extended header length {extended_bytes} does not fit in the "
+                        f"{file_bytes}-byte file")
+    data_offset = HEADER_BYTES + extended_bytes
+    exttyp = bytes(rec["exttyp"]).ljust(4, b"\0")
+    meta, meta_format = None, None
+    if extended_bytes and exttyp in EXTTYP_FORMATS:
+        meta_format = EXTTYP_FORMATS[exttyp]
+        meta = extended.decode_meta(path, f.read(extended_bytes), meta_format)
+
+    frame_size = frame_bytes(mode, ny, nx)
+    if codec is None:
+        packed, first = 0, None
+        _check_plain_size(path, (nz, ny, nx), mode, data_offset + nz * frame_size, file_bytes)
+    else:
+        packed = _check_packed(path, rec, (nz, ny, nx), frame_size, data_offset, file_bytes)
+        f.seek(data_offset)
+        first = chunks.parse_chunk_header(f.read(CHUNK_HEADER_BYTES))
+
+    if mode == 0 and (imod_unsigned(rec)
+                      or (meta is not None and meta.get(DTYPE_KEY) == "uint8")):
+        dtype = stored_dtype = np.dtype(np.uint8)  # uint8 stored as mode 0 (ours, or IMOD's flag)
+    level = None
+    if codec and meta is not None:
+        value = meta.get("clevel")
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+            level = value
+
+    cella = np.asarray(rec["cella"], dtype=np.float64)
+    sampling = tuple(int(rec[name]) for name in ("mx", "my", "mz"))
+    if min(sampling) < 1:  # python-mrcz leaves mx, my, mz at 0: cella spans (nx, ny, nz)
+        sampling = (nx, ny, nz)
+    pixel_xyz = cella / np.array(sampling, dtype=np.float64)
+    label = bytes(rec["label"][0]).split(b"\0", 1)[0].decode("ascii", "replace").strip()
+    return Header(
+        path=str(path), shape=(nz, ny, nx), dtype=dtype, mode=mode, codec=codec, level=level,
+        byte_order=order, data_offset=data_offset, extended_bytes=extended_bytes, exttyp=exttyp,
+        meta=meta, meta_format=meta_format, packed_bytes=packed, file_bytes=file_bytes,
+        voltage=float(rec["voltage"]), C3=float(rec["C3"]), gain=float(rec["gain"]),
+        pixelsize=tuple(float(p) for p in pixel_xyz[::-1]),
+        dmin=float(rec["dmin"]), dmax=float(rec["dmax"]), dmean=float(rec["dmean"]),
+        label=label, blosc_format=first.version if first else None,
+        filter=first.filter if first else None, blocksize=first.blocksize if first else None,
+        stored_dtype=stored_dtype)
+
+
+def _not_mrc(path, rec, detail: str) -> MRCZError:
+    # Without the MAP stamp a nonsense header is most likely another kind of file
+    # (TIFF, EER, ...): say that rather than reporting a strange MRC mode.
+    if bytes(rec["map"]) == MAP_STAMP:
+        return MRCZError(f"{path}: {detail}")
+    return MRCZError(f"{path}: not an MRC file (no 'MAP ' stamp at byte 208; {detail})")
+
+
+def _mode_of(path, rec, full_mode: int) -> tuple[str | None, int]:
+    """(codec or None, MRC mode) from the mode word, or MRCZError."""
+    if full_mode < 0 or full_mode % MRC_COMP_RATIO not in MODE_DTYPES:
+        if bytes(rec["map"]) != MAP_STAMP:
+            raise _not_mrc(path, rec, f"mode word {full_mode}")
+        raise MRCZError(f"{path}: unknown or unsupported MRC mode "
+                        f"{full_mode % MRC_COMP_RATIO if full_mode >= 0 else full_mode} "
+                        f"(supported: {', '.join(map(str, sorted(MODE_DTYPES)))})")
+    codec_id, mode = divmod(full_mode, MRC_COMP_RATIO)
+    if not codec_id:
+        return None, mode
+    codec = CODEC_NAMES.get(codec_id)
+    if codec is None:
+        raise MRCZError(f"{path}: unknown MRCZ codec id {codec_id} (mode {full_mode}); "
+                        f"known ids: {', '.join(f'{k} {v}' for k, v in CODEC_NAMES.items())}")
+    if mode == MODE_4BIT:
+        raise MRCZError(f"{path}: compressed mode 101 (4-bit) is not a valid MRCZ file")
+    return codec, mode
+
+
+def _check_plain_size(path, shape, mode, expected: int, file_bytes: int) -> None:
+    """A plain file must hold every pixel; bytes after the last frame are ignored with a
+    warning (mrcfile reads such files too)."""
+    nz, ny, nx = shape
+    if file_bytes < expected:
+        raise MRCZError(f"{path}: the header describes {nz}x{ny}x{nx} mode-{mode} pixels "
+                        f"({expected} bytes with the header) but the file has {file_bytes} "
+                        "bytes (truncated, or wrong dimensions/mode)")
+    if file_bytes > expected:
+        warnings.warn(f"{path}: {file_bytes - expected} bytes after the last of {nz} frames "
+                      "are ignored (as mrcfile does)", stacklevel=5)
+
+
+def _check_packed(path, rec, shape, frame_bytes, data_offset, file_bytes) -> int:
+    """packedBytes of a compressed file, checked against the file and the frame size."""
+    nz, ny, nx = shape
+    if frame_bytes > MAX_CHUNK_NBYTES:
+        raise MRCZError(f"{path}: a {ny}x{nx} frame is too big for one blosc chunk; the "
+                        "dimensions are corrupt")
+    packed = int(rec["packed_bytes"])
+    if packed < CHUNK_HEADER_BYTES * nz or data_offset + packed != file_bytes:
+        raise MRCZError(f"{path}: packedBytes = {packed} does not match the file: "
+                        f"{file_bytes - data_offset} bytes of chunks follow the header for "
+                        f"{nz} frames (truncated or corrupt)")
+    if nz * frame_bytes > packed * MAX_CHUNK_RATIO:
+        raise MRCZError(f"{path}: {nz} frames of {frame_bytes} bytes cannot come from "
+                        f"{packed} bytes of chunks (over {MAX_CHUNK_RATIO}:1); the header is "
+                        "corrupt")
+    return packed
