@@ -108,7 +108,7 @@ def test_chunk_header_corruption(compressed):
     original = compressed.read_bytes()
     cases = [(0, "<B", 9, "not a blosc chunk"), (4, "<I", 1, "decodes to"),
              (12, "<I", 3, "impossible"), (12, "<I", 2**31, "impossible|truncated"),
-             (8, "<I", 0, "impossible")]
+             (8, "<I", 0, "impossible"), (8, "<I", 2**30, "impossible")]
     for offset, fmt, value, pattern in cases:
         compressed.write_bytes(original)
         patch(compressed, start + offset, fmt, value)

@@ -183,7 +183,7 @@ def check_chunk(head: ChunkHeader, index: int, offset: int, frame_bytes: int, ty
         raise MRCZError(f"{where} has typesize {head.typesize} but the MRC mode stores "
                         f"{typesize}-byte pixels (corrupt chunk header)")
     if (head.cbytes < CHUNK_HEADER_BYTES or head.cbytes > head.nbytes + 32 or head.blocksize == 0
-            or head.nbytes > head.cbytes * MAX_CHUNK_RATIO):
+            or head.blocksize > head.nbytes or head.nbytes > head.cbytes * MAX_CHUNK_RATIO):
         raise MRCZError(f"{where} has an impossible header (nbytes {head.nbytes}, blocksize "
                         f"{head.blocksize}, cbytes {head.cbytes})")
     _check_flags(head, where, codec, first)
@@ -251,8 +251,9 @@ def decode(chunk, out=None, nthreads: int = 1):
 def decode_into(buffer, table, indices, out: np.ndarray, threads: int, name: str,
                 codec: str | None = None) -> None:
     """Decode the chunks `indices` of `buffer` (a memory map of the file, or the chunk bytes)
-    straight into out[0], out[1], ...: parallel over frames, one blosc thread each, each
-    worker writing its own slice (no intermediate copies). One frame gets all the threads."""
+    straight into out[0], out[1], ...: parallel over frames, each worker writing its own
+    slice (no intermediate copies); with fewer frames than threads, each frame gets
+    threads // frames blosc threads. One frame gets all the threads."""
     size = len(buffer)
 
     def one(slot: int, index: int, nthreads: int) -> None:
@@ -277,8 +278,12 @@ def decode_into(buffer, table, indices, out: np.ndarray, threads: int, name: str
         for slot, index in enumerate(indices):
             one(slot, index, threads)
         return
+    # Fewer frames than threads: each frame gets blosc threads of its own (decoding does not
+    # depend on them), so a 10-frame stack can use 16 cores.
+    per_frame = max(1, threads // len(indices))
     with ThreadPoolExecutor(max_workers=min(threads, len(indices)),
                             thread_name_prefix="mrcz-decompress") as pool:
-        futures = [pool.submit(one, slot, index, 1) for slot, index in enumerate(indices)]
+        futures = [pool.submit(one, slot, index, per_frame)
+                   for slot, index in enumerate(indices)]
         for future in futures:
             future.result()
