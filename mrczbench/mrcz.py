@@ -38,6 +38,16 @@ Choices this module makes, on top of python-mrcz:
   bytes do not depend on the thread count (blosc's own threads write blocks in completion
   order, which makes python-mrcz's multi-threaded output vary from run to run).
 
+- mode 12 (float16) is read and written like the other modes (MRC2014's 2017 addition;
+  mrcfile and IMOD read it, python-mrcz does not).
+- `read` checks each chunk header against the MRC header (size, typesize, codec and filter
+  flags) and refuses, before allocating, a stack larger than `max_bytes` (default: the
+  memory available, or $MRCZBENCH_MAX_READ_BYTES); `iter_frames` streams with no limit.
+  A plain file with bytes after the last frame is read with a warning, as mrcfile does.
+
+The header table, constants and chunk walk live in `mrczbench.mrc` (shared with the MRC
+contenders and the benchmarks); this module is the public API on top of them.
+
 No payload checksum: MRCZ (like python-mrcz and blosc1 chunks) stores no checksum of the
 pixel data. Structural damage (truncation, bad sizes, bad headers, undecodable chunks)
 raises MRCZError, but a flipped bit inside a chunk's compressed payload can decode silently
