@@ -56,6 +56,7 @@ matters; the format is left unchanged for compatibility.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import mmap
 import operator
@@ -313,10 +314,11 @@ def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, si
                                     on_first=lambda frame: first_stats.append(
                                         _hdr.quick_stats(frame)))
     packed = nz = 0
-    for chunk in encoded:
-        f.write(chunk)
-        packed += len(chunk)
-        nz += 1
+    with contextlib.closing(encoded):  # on an error, stop the workers now, not at GC time
+        for chunk in encoded:
+            f.write(chunk)
+            packed += len(chunk)
+            nz += 1
     return nz, packed, first_stats[0]
 
 
