@@ -100,7 +100,8 @@ def test_chunk_api_encode_table_decode_round_trip():
 
 
 def test_importing_the_codec_does_not_import_blosc():
-    code = ("import sys; from mrczbench import mrcz, cli; "
+    """Issue 18: `mrczbench --help` (every command module) loads no blosc/blosc2."""
+    code = ("import sys; from mrczbench import mrcz, cli; cli.build_parser(); "
             "print(sorted(m for m in ('blosc', 'blosc2') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
