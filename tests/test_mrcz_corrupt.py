@@ -178,6 +178,10 @@ def test_zeros_stack_bigger_than_the_limit_is_refused_before_allocating(tmp_path
     with pytest.raises(MRCZError, match=mrcz.MAX_READ_ENV):
         mrcz.read(path)
     assert sum(1 for _ in mrcz.iter_frames(path)) == 6  # streaming needs no limit
+    plain = tmp_path / "zeros.mrc"  # plain files have the same limit
+    mrcz.write(plain, np.zeros((6, 256, 256), np.int16))
+    with pytest.raises(MRCZError, match=mrcz.MAX_READ_ENV):
+        mrcz.read(plain)
     monkeypatch.setenv(mrcz.MAX_READ_ENV, "lots")
     with pytest.raises(MRCZError, match="number of bytes"):
         mrcz.read(path)
