@@ -58,8 +58,16 @@ def test_truncated_plain_file(plain):
     data = plain.read_bytes()
     plain.write_bytes(data[:-1])
     expect_error(plain, "truncated|file has")
-    plain.write_bytes(data + b"\0")
-    expect_error(plain, "file has")
+
+
+def test_plain_file_with_trailing_bytes_reads_with_a_warning(plain):
+    # mrcfile reads such files (it warns); so do we, ignoring the extra bytes
+    plain.write_bytes(plain.read_bytes() + b"\0" * 7)
+    with pytest.warns(UserWarning, match="7 bytes after the last of 3 frames"):
+        back = mrcz.read(plain)
+    np.testing.assert_array_equal(back, poisson())
+    with pytest.warns(UserWarning, match="ignored"):
+        assert mrcz.read_header(plain).shape == (3, 32, 40)
 
 
 def test_wrong_packed_bytes(compressed):
@@ -70,7 +78,7 @@ def test_wrong_packed_bytes(compressed):
 
 
 def test_unknown_mode_and_codec_id(plain, compressed):
-    for mode in (3, 5, 12, 99, 7, -1, 2**31 - 1):
+    for mode in (3, 5, 99, 7, -1, 2**31 - 1):
         patch(plain, 12, "<i", mode)
         expect_error(plain, "mode")
     patch(compressed, 12, "<i", 9001)  # codec id 9 is not an MRCZ blosc1 codec
@@ -100,11 +108,42 @@ def test_chunk_header_corruption(compressed):
     original = compressed.read_bytes()
     cases = [(0, "<B", 9, "not a blosc chunk"), (4, "<I", 1, "decodes to"),
              (12, "<I", 3, "impossible"), (12, "<I", 2**31, "impossible|truncated"),
-             (8, "<I", 0, "impossible")]
+             (8, "<I", 0, "impossible"), (8, "<I", 2**30, "impossible")]
     for offset, fmt, value, pattern in cases:
         compressed.write_bytes(original)
         patch(compressed, start + offset, fmt, value)
         expect_error(compressed, pattern)
+
+
+@pytest.mark.parametrize("offset,value,pattern", [
+    (3, 1, "typesize 1 but the MRC mode stores 2-byte"),      # int16 data, typesize 1
+    (2, None, "flags byte"),                                   # shuffle bit flipped
+    (2, 0x08 | 0x04 | 0x80 | 0x10, "reserved bit 3"),
+    (2, 0x04 | 0x20, "codec code 1, but the MRC mode says zstd"),
+    (2, 0x05 | 0x80, "both shuffle and bitshuffle"),
+])
+def test_damaged_chunk_flags_and_typesize_are_errors(compressed, offset, value, pattern):
+    """Issue 14 #5: a damaged chunk header must not decode to wrong pixels silently."""
+    start = first_chunk(compressed) + mrcz.read_header(compressed).packed_bytes - 1
+    data = bytearray(compressed.read_bytes())
+    # damage the LAST chunk (frame 2), so the error must name frame 2
+    offsets = [first_chunk(compressed)]
+    for _ in range(2):
+        offsets.append(offsets[-1] + struct.unpack("<I", data[offsets[-1] + 12:offsets[-1] + 16])[0])
+    last = offsets[-1]
+    assert last < start
+    data[last + offset] = data[last + offset] ^ 0x01 if value is None else value
+    compressed.write_bytes(bytes(data))
+    error = expect_error(compressed, pattern)
+    assert "frame 2" in str(error)
+    np.testing.assert_array_equal(mrcz.read(compressed, frames=[0, 1]), poisson()[:2])
+
+
+def test_int8_chunk_claiming_typesize_2_is_an_error(tmp_path):
+    path = tmp_path / "int8.mrcz"
+    mrcz.write(path, poisson(dtype=np.int8), codec="lz4")
+    patch(path, first_chunk(path) + 3, "<B", 2)
+    expect_error(path, "typesize 2")
 
 
 def test_garbage_chunk_payload(compressed):
@@ -123,6 +162,45 @@ def test_claimed_huge_frames_do_not_allocate(tmp_path):
     mrcz.write(path, np.zeros((4, 32, 32), np.int8), codec="zstd", record_level=False)
     patch(path, 0, "<3i", 46340, 46340, 100000)
     expect_error(path, "packedBytes|decodes to|too big")
+
+
+def test_zeros_stack_bigger_than_the_limit_is_refused_before_allocating(tmp_path, monkeypatch):
+    """Issue 14 #11: a small valid file of a huge zero stack: `read` says how much it needs
+    and how to raise the limit; iter_frames streams it; max_bytes / the env var raise it."""
+    path = tmp_path / "zeros.mrcz"
+    mrcz.write(path, np.zeros((6, 256, 256), np.int16), codec="zstd")
+    assert path.stat().st_size < 2000
+    with pytest.raises(MRCZError, match=r"needs 0.00 GiB, over the 0.00 GiB limit \(max_bytes"):
+        mrcz.read(path, max_bytes=5 * 256 * 256 * 2)
+    assert mrcz.read(path, max_bytes=6 * 256 * 256 * 2).shape == (6, 256, 256)
+    assert mrcz.read(path, frames=[0, 1], max_bytes=2 * 256 * 256 * 2).shape == (2, 256, 256)
+    monkeypatch.setenv(mrcz.MAX_READ_ENV, "1000")
+    with pytest.raises(MRCZError, match=mrcz.MAX_READ_ENV):
+        mrcz.read(path)
+    assert sum(1 for _ in mrcz.iter_frames(path)) == 6  # streaming needs no limit
+    plain = tmp_path / "zeros.mrc"  # plain files have the same limit
+    mrcz.write(plain, np.zeros((6, 256, 256), np.int16))
+    with pytest.raises(MRCZError, match=mrcz.MAX_READ_ENV):
+        mrcz.read(plain)
+    monkeypatch.setenv(mrcz.MAX_READ_ENV, "lots")
+    with pytest.raises(MRCZError, match="number of bytes"):
+        mrcz.read(path)
+
+
+def test_forged_huge_chunks_are_an_mrcz_error_not_memory_error(tmp_path):
+    """A forged file claiming 60 chunks of ~2 GB each (120 GiB) fails with MRCZError."""
+    path = tmp_path / "forged.mrcz"
+    mrcz.write(path, np.zeros((60, 64, 64), np.int16), codec="zstd", record_level=False)
+    offset = first_chunk(path)
+    patch(path, 0, "<2i", 32767, 32767)  # frames of 2 GiB claimed by the header
+    data = bytearray(path.read_bytes())
+    for _ in range(60):  # every chunk claims to decode to a whole 2 GiB frame
+        struct.pack_into("<I", data, offset + 4, 32767 * 32767 * 2)
+        offset += struct.unpack("<I", data[offset + 12:offset + 16])[0]
+    path.write_bytes(bytes(data))
+    with pytest.raises(MRCZError) as info:
+        mrcz.read(path)
+    assert str(path) in str(info.value)
 
 
 def test_bad_metadata(tmp_path):

@@ -118,14 +118,15 @@ def main() -> int:
                              n_threads=threads)
 
     def chunks_of(path) -> list[bytes]:
+        """The file's chunks, through the public chunk API (mrczbench.mrc.chunks)."""
+        from mrczbench.mrc import chunks as mrc_chunks
+
         header = mrcz.read_header(path)
-        with open(path, "rb") as f:
-            table = mrcz._chunk_table(f, header, header.shape[0])
-            chunks = []
-            for offset, cbytes in table:
-                f.seek(offset)
-                chunks.append(f.read(cbytes))
-        return chunks
+        data = Path(path).read_bytes()
+        table = mrc_chunks.chunk_table(
+            data, header.data_offset, header.data_offset + header.packed_bytes, header.shape[0],
+            header.frame_bytes, header.dtype.itemsize, header.codec, str(path))
+        return [data[offset:offset + cbytes] for offset, cbytes in table]
 
     def raw_compress():
         blosc.set_nthreads(threads)

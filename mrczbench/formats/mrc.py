@@ -2,9 +2,9 @@
 
 - `mrc`: plain MRC, the uncompressed baseline. In memory it is a copy of the frames.
 - `mrcz`: MRCZ, one blosc chunk per frame. In memory it produces exactly the chunks the file
-  holds after its header (python-blosc, same blocksize, frames in parallel as
-  mrczbench.mrcz.write does), and decodes by walking the chunk headers (bytes 12..16 hold each
-  chunk's compressed size), as mrczbench.mrcz.read does.
+  holds after its header and decodes them, through the same chunk layer as
+  mrczbench.mrcz.write/read (mrczbench.mrc.chunks: same blocksize, frames in parallel, each
+  chunk header checked, each chunk decoded straight into its frame).
 - `mrc-uint4`: IMOD/SerialEM mode 101, two 4-bit pixels per byte, left pixel in the low
   nibble, rows padded to (nx+1)//2 bytes. Values outside 0-15 cannot be stored: check_data
   says so and write/encode refuse (IMOD would clamp them silently; this benchmark never does).
@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,11 @@ from mrczbench.formats import mrcraw
 from mrczbench.formats.base import (Format, FormatConfig, blocksize, blosc_label, integer, one_of,
                                     param)
 
-CODECS = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
+from mrczbench.mrc.header import CODECS, DTYPE_MODES
+
 FILTERS = ("bitshuffle", "shuffle", "none")
-BLOSC_HEADER = 16  # blosc1 chunk header; bytes 4..16 = nbytes, blocksize, cbytes
 # what mrczbench.mrcz stores exactly; uint8 goes in as mode 0 (the same bytes as int8)
-MRC_DTYPES = ("int8", "uint8", "int16", "uint16", "float32", "complex64")
+MRC_DTYPES = tuple(dtype.name for dtype in DTYPE_MODES)
 
 
 def _codec_module():
@@ -111,64 +110,44 @@ class MrczFormat(_MrcFamily):
         file and the in-memory chunks use the same number."""
         if self.config.blocksize:
             return self.config.blocksize
-        codec = _codec_module()
-        return min(codec.DEFAULT_BLOCK_CAP, (stack.shape[1] * stack.shape[2]) // self.config.threads)
+        from mrczbench.mrc.chunks import DEFAULT_BLOCK_CAP
+
+        return min(DEFAULT_BLOCK_CAP, (stack.shape[1] * stack.shape[2]) // self.config.threads)
 
     def encode(self, stack: np.ndarray) -> bytes:
         """The chunks the file holds after its header, compressed the way mrczbench.mrcz
-        does it: frames in parallel, one blosc thread each (so the bytes do not depend on
-        thread timing); a single frame gets all the threads instead."""
+        does it (mrczbench.mrc.chunks.encode_frames): frames in parallel, one blosc thread
+        each (so the bytes do not depend on thread timing); one frame gets all the threads."""
+        from mrczbench.mrc import chunks
+        from mrczbench.mrc.header import FILTERS as FILTER_IDS
+
         self.require_data(stack)
-        codec = _codec_module()
         stack = np.ascontiguousarray(stack, dtype=stack.dtype.newbyteorder("<"))
         if stack.dtype == np.uint8:
             stack = stack.view(np.int8)  # mode 0, as the file stores it
         threads = self.config.threads
-        single = len(stack) <= 1 or threads == 1
-        options = (stack.dtype.itemsize, self.config.level, self.config.codec,
-                   codec.FILTERS[self.config.filter], threads if single else 1,
-                   self.blocksize_for(stack))
-        # mrczbench.mrcz's guard around python-blosc's process-wide nthreads/blocksize
-        compress = codec._BLOSC.compress
-        if single:
-            return b"".join(compress(frame, *options) for frame in stack)
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            return b"".join(pool.map(lambda frame: compress(frame, *options), stack))
+        return b"".join(chunks.encode_frames(
+            stack, self.config.codec, self.config.level, FILTER_IDS[self.config.filter], threads,
+            self.blocksize_for(stack), single=len(stack) <= 1 or threads == 1))
 
     def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """Walk the chunk headers (nbytes at 4, cbytes at 12) and decompress each chunk into
-        its frame; parallel over frames like mrczbench.mrcz.read."""
-        import blosc2
+        """Walk and check the chunk headers (mrczbench.mrc.chunks.chunk_table) and decode
+        each chunk straight into its frame, parallel over frames like mrczbench.mrcz.read."""
+        from mrczbench.mrc import chunks
 
         dtype = np.dtype(dtype)
         out = np.empty(shape, dtype=dtype.newbyteorder("<"))
         frame_bytes = out[0].nbytes if len(out) else 0
-        view = memoryview(blob)
-        chunks, offset = [], 0
-        for _ in range(len(out)):
-            header = bytes(view[offset:offset + BLOSC_HEADER])
-            if len(header) < BLOSC_HEADER:
-                raise FormatError(f"mrcz: truncated blob at byte {offset}")
-            nbytes = int.from_bytes(header[4:8], "little")
-            cbytes = int.from_bytes(header[12:16], "little")
-            if nbytes != frame_bytes or cbytes < BLOSC_HEADER:
-                raise FormatError(f"mrcz: chunk at byte {offset} holds {nbytes} bytes in "
-                                  f"{cbytes}; a frame has {frame_bytes}")
-            chunks.append(view[offset:offset + cbytes])
-            offset += cbytes
-        if offset != len(blob):
-            raise FormatError(f"mrcz: {len(blob) - offset} bytes after the last frame")
-        threads = self.config.threads
-
-        def one(index: int, nthreads: int) -> None:
-            blosc2.decompress2(chunks[index], dst=out[index], nthreads=nthreads)
-
-        if len(out) <= 1 or threads == 1:
-            for index in range(len(out)):
-                one(index, threads)
-        else:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                list(pool.map(lambda index: one(index, 1), range(len(out))))
+        try:
+            table = chunks.chunk_table(blob, 0, len(blob), len(out), frame_bytes,
+                                       dtype.itemsize, self.config.codec, "mrcz")
+            end = table[-1][0] + table[-1][1] if table else 0
+            if end != len(blob):
+                raise FormatError(f"mrcz: {len(blob) - end} bytes after the last frame")
+            chunks.decode_into(blob, table, range(len(out)), out, self.config.threads, "mrcz",
+                               self.config.codec)
+        except MRCZError as exc:
+            raise FormatError(str(exc)) from None
         return out.astype(dtype, copy=False)
 
     def write(self, path: Path, stack: np.ndarray) -> int:

@@ -2,7 +2,7 @@
 
 Those contenders compress an ordinary .mrc file, as the paper and RELION's users do, so the
 decompressed file opens in any MRC reader and carries its own shape and dtype. The header is
-built from mrcfile's header layout; statistics are marked "not computed" (dmax < dmin,
+built from the package's one header table (mrczbench.mrc.header, mrcfile's layout); statistics are marked "not computed" (dmax < dmin,
 dmean < min, rms < 0, as MRC2014 allows) so that writing does not pay for an extra pass.
 
 8-bit data is mode 0 with the same bytes, signed or not. Which one it was is recorded the way
@@ -13,20 +13,18 @@ signed flag, so IMOD/3dmod show the same values and any other reader still gets 
 from __future__ import annotations
 
 import numpy as np
-from mrcfile.dtypes import HEADER_DTYPE
 
 from mrczbench.errors import FormatError
+from mrczbench.mrc import header as mrc_header
+from mrczbench.mrc.header import DTYPE_MODES, HEADER_BYTES, IMOD_SIGNED_BYTES, IMOD_STAMP
 
-HEADER_BYTES = 1024
 # MRC2014 modes that hold these dtypes exactly; uint8 shares mode 0 with int8 (same bytes,
-# told apart by the IMOD flags below).
-MODES = {"int8": 0, "uint8": 0, "int16": 1, "float32": 2, "complex64": 4, "uint16": 6,
-         "float16": 12}
+# told apart by the IMOD flags). One table for the whole package: mrczbench.mrc.header.
+MODES = {dtype.name: mode for dtype, mode in DTYPE_MODES.items()}
 DTYPES = {mode: np.dtype(name).newbyteorder("<") for name, mode in MODES.items()
           if name != "uint8"}
-IMOD_STAMP = 1146047817  # IMOD's header stamp ("IMOD" in its own byte order)
-IMOD_SIGNED_BYTES = 1  # imodFlags bit 0: mode 0 bytes are signed
-IMOD_STAMP_OFFSET = 152 - 112  # imodStamp / imodFlags inside mrcfile's `extra2` field
+__all__ = ["MODES", "DTYPES", "HEADER_BYTES", "IMOD_STAMP", "IMOD_SIGNED_BYTES",
+           "header_bytes", "data_bytes", "parse_header", "from_bytes", "read_file"]
 
 
 def header_bytes(shape: tuple[int, int, int], dtype: np.dtype) -> bytes:
@@ -34,26 +32,22 @@ def header_bytes(shape: tuple[int, int, int], dtype: np.dtype) -> bytes:
     if dtype.name not in MODES:
         raise FormatError(f"plain MRC cannot store {dtype.name}; supported: {', '.join(MODES)}")
     nz, ny, nx = shape
-    header = np.zeros((), dtype=HEADER_DTYPE.newbyteorder("<")).view(np.recarray)
-    header.nx, header.ny, header.nz = nx, ny, nz
-    header.mode = MODES[dtype.name]
-    if header.mode == 0:
-        flags = IMOD_SIGNED_BYTES if dtype.name == "int8" else 0
-        imod = np.array([IMOD_STAMP, flags], dtype="<i4").tobytes()
-        extra2 = bytearray(header.extra2.tobytes())
-        extra2[IMOD_STAMP_OFFSET:IMOD_STAMP_OFFSET + 8] = imod
-        header.extra2 = np.frombuffer(bytes(extra2), dtype=header.extra2.dtype)
-    header.mx, header.my, header.mz = nx, ny, 1  # image stack: ispg 0, mz 1 (MRC2014)
-    header.ispg = 0
-    header.cella = (nx, ny, 1)
-    header.cellb = (90.0, 90.0, 90.0)
-    header.mapc, header.mapr, header.maps = 1, 2, 3
-    header.dmin, header.dmax, header.dmean, header.rms = 0.0, -1.0, -2.0, -1.0
-    header.map = b"MAP "
-    header.machst = (0x44, 0x44, 0, 0)  # little-endian
-    header.nversion = 20141
-    header.nlabl = 1
-    header.label[0] = b"mrczbench raw MRC payload"
+    header = mrc_header.new_header()
+    header["nx"], header["ny"], header["nz"] = nx, ny, nz
+    header["mode"] = MODES[dtype.name]
+    if header["mode"] == 0:
+        mrc_header.set_imod_bytes(header, signed=dtype.name == "int8")
+    header["mx"], header["my"], header["mz"] = nx, ny, 1  # image stack: ispg 0, mz 1 (MRC2014)
+    header["cella"] = (nx, ny, 1)
+    header["cellb"] = (90.0, 90.0, 90.0)
+    header["mapc"], header["mapr"], header["maps"] = 1, 2, 3
+    # "not computed" statistics, as MRC2014 allows: writing pays for no extra pass
+    (header["dmin"], header["dmax"], header["dmean"],
+     header["rms"]) = mrc_header.UNDETERMINED_STATS
+    header["map"] = mrc_header.MAP_STAMP
+    header["machst"] = mrc_header.MACHST_LITTLE_ALT  # little-endian, as mrcfile writes it
+    header["nversion"] = mrc_header.MRC_VERSION
+    mrc_header.set_label(header, b"mrczbench raw MRC payload")
     return header.tobytes()
 
 
@@ -67,19 +61,18 @@ def to_bytes(stack: np.ndarray) -> bytes:
 
 
 def parse_header(head: bytes) -> tuple[tuple[int, int, int], np.dtype, int]:
-    """(shape, dtype, data offset) from the first 1024 bytes of a plain MRC file."""
+    """(shape, dtype, data offset) from the first 1024 bytes of a plain MRC file (as written
+    by header_bytes: little-endian)."""
     if len(head) < HEADER_BYTES:
         raise FormatError(f"not an MRC file: {len(head)} bytes, the header needs {HEADER_BYTES}")
-    header = np.frombuffer(head[:HEADER_BYTES], dtype=HEADER_DTYPE.newbyteorder("<"))[0]
+    header = np.frombuffer(head[:HEADER_BYTES], dtype=mrc_header.HEADER_DTYPE)[0]
     mode = int(header["mode"])
     if mode not in DTYPES:
         raise FormatError(f"unsupported MRC mode {mode}; supported: {sorted(DTYPES)}")
     shape = (int(header["nz"]), int(header["ny"]), int(header["nx"]))
     dtype = DTYPES[mode]
-    if mode == 0:
-        stamp, flags = np.frombuffer(head[152:160], dtype="<i4")
-        if stamp == IMOD_STAMP and not flags & IMOD_SIGNED_BYTES:
-            dtype = np.dtype(np.uint8)
+    if mode == 0 and mrc_header.imod_unsigned(header):
+        dtype = np.dtype(np.uint8)
     return shape, dtype, HEADER_BYTES + int(header["nsymbt"])
 
 
