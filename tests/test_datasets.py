@@ -173,16 +173,17 @@ def test_plain_mrc_from_mrcfile(tmp_path, stack):
     assert all(np.array_equal(a, b) for a, b in zip(movie.iter_frames(), stack))
 
 
-def test_mrc_that_only_mrcfile_accepts(tmp_path, stack):
+def test_mrc_with_trailing_bytes_is_read_with_a_warning(tmp_path, stack):
     import mrcfile
     path = tmp_path / "odd.mrcs"
     with mrcfile.new(path) as mrc:
         mrc.set_data(stack.astype(np.int16))
     with open(path, "ab") as f:
-        f.write(b"\0" * 7)  # trailing bytes: our strict reader says no, mrcfile reads it
+        f.write(b"\0" * 7)  # trailing bytes: mrcfile reads such files, and so do we
     (movie,) = readers.open_movies(path)
-    assert type(movie).__name__ == "PermissiveMrcMovie"
-    assert np.array_equal(movie.read(), stack)
+    assert movie.kind == "mrc"
+    with pytest.warns(UserWarning, match="trailing"):
+        assert np.array_equal(movie.read(), stack)
 
 
 def test_mrcz_from_our_codec_and_python_mrcz(tmp_path, stack):
