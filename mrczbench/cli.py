@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "mrczbench.bench.runner",     # run
     "mrczbench.analysis.report",     # report
     "mrczbench.analysis.compare",    # compare
+    "mrczbench.movies.gain",         # estimate-gain
 )
 
 
