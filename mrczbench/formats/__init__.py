@@ -39,6 +39,7 @@ BUILTIN: dict[str, str] = {
     "jpegxl": "mrczbench.formats.tiff:JpegXLFormat",
     "hdf5": "mrczbench.formats.hdf5:Hdf5Format",
     "blosc2": "mrczbench.formats.blosc2frames:Blosc2Format",
+    "gain-counts": "mrczbench.formats.counts:CountsFormat",
 }
 
 ENTRY_POINT_GROUP = "mrczbench.formats"
