@@ -86,7 +86,8 @@ class CountsFormat(Format):
     suffix = ".gcounts"
     Config = CountsConfig
     has_memory_codec = True
-    lossless_dtypes = ("float32",)
+    # integer movies go through float32 exactly (their gain comes out 1.0) and come back as is
+    lossless_dtypes = ("int8", "uint8", "int16", "uint16", "float32")
     threads_note = "passed to the inner format; gain estimation is single-threaded numpy"
 
     @property
@@ -102,6 +103,8 @@ class CountsFormat(Format):
         from mrczbench.movies import gain as gainmod
 
         self.require_data(stack)
+        original = stack.dtype
+        stack = stack.astype(np.float32, copy=False)
         shape = stack.shape[1:]
         estimate = gainmod.estimate_stack(stack, shape, self.config.thresh, self.config.tolerance)
         gain, reliable = estimate.gain, estimate.reliable
@@ -118,7 +121,7 @@ class CountsFormat(Format):
         inner_blob = self.inner.encode(counts.astype(dtype))
         blobs = [gainmod.pack_array(gain), gainmod.pack_array(np.packbits(reliable.reshape(-1)))]
         blobs += side + [inner_blob]
-        header = {"shape": list(stack.shape), "counts_dtype": dtype.name,
+        header = {"shape": list(stack.shape), "dtype": original.name, "counts_dtype": dtype.name,
                   "unreliable": int(reliable.size - np.count_nonzero(reliable)),
                   "sizes": [len(b) for b in blobs], "inner": self.inner.to_dict()}
         text = json.dumps(header).encode()
@@ -148,14 +151,15 @@ class CountsFormat(Format):
         view = memoryview(blob)
         if bytes(view[:len(MAGIC)]) != MAGIC:
             raise FormatError("gain-counts: not a gain-counts blob (bad magic)")
-        (length,) = struct.unpack_from("<I", view, len(MAGIC))
-        start = len(MAGIC) + 4
         try:
+            (length,) = struct.unpack_from("<I", view, len(MAGIC))
+            start = len(MAGIC) + 4
             header = json.loads(bytes(view[start:start + length]))
-        except ValueError as exc:
+            sizes = [int(size) for size in header["sizes"]]
+        except (struct.error, ValueError, KeyError, TypeError) as exc:
             raise FormatError(f"gain-counts: corrupt header ({exc})") from None
         offset, parts = start + length, []
-        for size in header["sizes"]:
+        for size in sizes:
             parts.append(view[offset:offset + size])
             offset += size
         if offset != len(blob):
@@ -171,4 +175,4 @@ class CountsFormat(Format):
     def read(self, path: Path) -> np.ndarray:
         blob = Path(path).read_bytes()
         header, _ = self._split(blob)
-        return self.decode(blob, tuple(header["shape"]), np.float32)
+        return self.decode(blob, tuple(header["shape"]), np.dtype(header["dtype"]))
