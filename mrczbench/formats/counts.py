@@ -107,10 +107,7 @@ class CountsFormat(Format):
         stack = stack.astype(np.float32, copy=False)
         shape = stack.shape[1:]
         estimate = gainmod.estimate_stack(stack, shape, self.config.thresh, self.config.tolerance)
-        gain, reliable = estimate.gain, estimate.reliable
-        for frame in stack:  # demote pixels with any value that is not bit-exact: lossless always
-            reliable.reshape(-1)[gainmod.to_counts(frame, gain, reliable).mismatches] = False
-        gain = np.where(reliable, gain, np.float32(1.0)).astype(np.float32)
+        gain, reliable = gainmod.demote_mismatches(stack, estimate.gain, estimate.reliable)
         counts = np.empty(stack.shape, np.int32)
         side = []
         for index, frame in enumerate(stack):

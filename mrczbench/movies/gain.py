@@ -85,7 +85,8 @@ class GainEstimate:
     # --- results ---------------------------------------------------------------------
     @property
     def reliable(self) -> np.ndarray:
-        return (self.consistent >= self.thresh) & np.isfinite(self.minimum)
+        # a pixel never seen positive has consistent == -1, so its infinite minimum is excluded
+        return self.consistent >= self.thresh
 
     @property
     def gain(self) -> np.ndarray:
@@ -94,7 +95,7 @@ class GainEstimate:
 
     @property
     def unreliable(self) -> int:
-        return int(self.minimum.size - np.count_nonzero(self.reliable))
+        return int(self.minimum.size - np.count_nonzero(self.consistent >= self.thresh))
 
     # --- one frame -------------------------------------------------------------------
     def update(self, frame: np.ndarray, movie: str = "<array>", index: int = 0,
@@ -105,18 +106,24 @@ class GainEstimate:
                             f"gain is {self.shape[1]}x{self.shape[0]}: movies must share one size")
         v = v.astype(np.float32, copy=False)
         g, c = self.minimum, self.consistent
+        # whole-frame operations with where= masks: boolean fancy indexing is several times slower
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             positive = v > 0
             negative = v < 0
             lower = positive & (v < g)
-            expected = np.rint(v / g) * g            # float32, as RELION's gain * ival
-            off = np.abs(expected - v) > np.float32(self.tolerance)
-        mismatch = positive & ~lower & off
-        good = positive & ~lower & ~off & (c >= 0)
-        g[lower] = v[lower]
-        c[good] += 1
-        c[lower] = 0
-        c[negative | mismatch] = -1
+            expected = np.divide(v, g)
+            np.rint(expected, out=expected)
+            np.multiply(expected, g, out=expected)    # float32, as RELION's gain * ival
+            np.subtract(expected, v, out=expected)
+            np.abs(expected, out=expected)
+            off = expected > np.float32(self.tolerance)
+        settled = positive & ~lower
+        mismatch = settled & off
+        good = settled & ~off & (c >= 0)
+        np.copyto(g, v, where=lower)
+        np.add(c, good, out=c, casting="unsafe")
+        np.copyto(c, 0, where=lower)
+        np.copyto(c, -1, where=negative | mismatch)
         stats = FrameStats(movie, index + 1, frames, int(np.count_nonzero(lower)),
                            int(np.count_nonzero(mismatch)), int(np.count_nonzero(negative)),
                            self.unreliable, int(v.size))
@@ -284,6 +291,18 @@ def unpack_array(blob: bytes, dtype, count: int) -> np.ndarray:
     if array.size != count:
         raise GainError(f"corrupt gain data: expected {count} values, found {array.size}")
     return array
+
+
+def demote_mismatches(frames: Iterable[np.ndarray], gain: np.ndarray,
+                      reliable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gain, reliable) with every pixel that has a value not bit-exact as gain x count made
+    unreliable (gain 1.0): for a gain estimated from the same frames, the conversion is then
+    lossless whatever the threshold (a gain that was first a 3-electron value and later a
+    2-electron one leaves the earlier 3-electron value off the grid)."""
+    reliable = reliable.copy()
+    for frame in frames:
+        reliable.reshape(-1)[to_counts(frame, gain, reliable).mismatches] = False
+    return np.where(reliable, gain, np.float32(1.0)).astype(np.float32), reliable
 
 
 def estimate_stack(stack: Iterable[np.ndarray], shape, thresh: int,
