@@ -238,3 +238,13 @@ def test_contender_demotes_pixels_whose_values_are_not_exact_multiples():
     header = json.loads(blob[10:10 + int.from_bytes(blob[6:10], "little")])
     assert header["unreliable"] == 5                  # all but pixel (1, 1)
     assert same_bits(fmt.decode(blob, stack.shape, stack.dtype), stack)
+
+
+def test_blockwise_update_equals_one_block(frames, monkeypatch):
+    whole = gain.estimate_stack(frames[:30], SHAPE, thresh=3)
+    monkeypatch.setattr(gain, "BLOCK_PIXELS", 97)     # blocks that split rows unevenly
+    blocks = gain.estimate_stack(frames[:30], SHAPE, thresh=3)
+    assert np.array_equal(whole.minimum, blocks.minimum)
+    assert np.array_equal(whole.consistent, blocks.consistent)
+    assert [(s.changed, s.mismatch, s.negative, s.unreliable) for s in whole.per_frame] == \
+        [(s.changed, s.mismatch, s.negative, s.unreliable) for s in blocks.per_frame]

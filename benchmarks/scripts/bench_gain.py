@@ -2,7 +2,7 @@
 counts MRCZ, and gain-estimation speed against a numpy copy of the same frames.
 
 The movie is the gain-normalised detector model (K2-like by default: counts x gain 1.0-1.3,
-~2100 defect pixels). The gain is estimated over the movie itself (--thresh, default 1
+~2100 defect pixels). The gain is estimated over the movie itself (--thresh, default 0
 as in the gain-counts contender: a 10-frame movie cannot reach RELION's 50); speed does not depend on the threshold. Sizes are
 of real files written by mrczbench.mrcz; the counts file is what `mrczbench compress --gain`
 writes (counts + gain + reliability + float32 values of the unreliable pixels).
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=2, default=[3838, 3710], metavar=("NY", "NX"))
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--dose", type=float, default=1.45, help="e/px/frame")
-    parser.add_argument("--thresh", type=int, default=1)
+    parser.add_argument("--thresh", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--codec", default="zstd")
     parser.add_argument("--level", type=int, default=1)

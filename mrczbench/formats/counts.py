@@ -13,8 +13,8 @@ ratio includes it (RELION keeps one gain-reference.mrc per data set instead).
 
 The contender is always lossless: a pixel whose values are not all bit-exact multiples of its
 gain estimate (float32(gain x count) == value) is demoted to unreliable before conversion, so
-`thresh` only trades ratio (more pixels as counts) against nothing; the default 1 counts every
-pixel that saw one positive value and no mismatch. decode() returns the exact float32 stack.
+`thresh` only decides how many pixels are stored as counts; the default 0 counts every pixel
+that saw a positive value and no mismatch. decode() returns the exact float32 stack.
 """
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ class CountsConfig(FormatConfig):
                                     _optional_type(str, "null or a compression name"))
     filter: str | None = param(None, "null or the inner format's filter (mrcz, blosc2)",
                                _optional_type(str, "null or a filter name"))
-    thresh: int = param(1, "integer >= 1: consistent observations before a pixel is reliable",
-                        integer(1))
+    thresh: int = param(0, "integer >= 0: consistent observations before a pixel is reliable "
+                        "(0: from its first positive value)", integer(0))
     tolerance: float = param(1e-4, "number >= 0: RELION's mismatch tolerance during estimation",
                              _tolerance)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -38,6 +39,7 @@ from mrczbench.errors import MrczbenchError
 STATE_VERSION = 1
 META_KEY = "gain_counts"      # section of the MRCZ metadata of a counts file
 COUNT_DTYPES = ("int8", "uint8", "int16")
+BLOCK_PIXELS = 1 << 17    # 512 KiB of float32 per block: the temporaries stay in cache
 
 
 class GainError(MrczbenchError):
@@ -68,8 +70,10 @@ class GainEstimate:
     `consistent` (RELION's reliability counter: -1 blocked, else consistent observations)."""
 
     def __init__(self, shape, thresh: int = 50, tolerance: float = 1e-4):
-        if not isinstance(thresh, int) or thresh < 1:
-            raise GainError(f"thresh: expected an integer >= 1, got {thresh!r}")
+        # 0 (not RELION's): reliable from the first positive value, for a gain estimated from
+        # the very frames it converts (the gain-counts contender demotes what misfits)
+        if not isinstance(thresh, int) or isinstance(thresh, bool) or thresh < 0:
+            raise GainError(f"thresh: expected an integer >= 0, got {thresh!r}")
         if not tolerance >= 0:
             raise GainError(f"tolerance: expected a number >= 0, got {tolerance!r}")
         self.shape = tuple(int(v) for v in shape)
@@ -104,28 +108,16 @@ class GainEstimate:
         if v.shape != self.shape:
             raise GainError(f"{movie}: frame {index + 1} is {v.shape[1]}x{v.shape[0]}, the "
                             f"gain is {self.shape[1]}x{self.shape[0]}: movies must share one size")
-        v = v.astype(np.float32, copy=False)
-        g, c = self.minimum, self.consistent
-        # whole-frame operations with where= masks: boolean fancy indexing is several times slower
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            positive = v > 0
-            negative = v < 0
-            lower = positive & (v < g)
-            expected = np.divide(v, g)
-            np.rint(expected, out=expected)
-            np.multiply(expected, g, out=expected)    # float32, as RELION's gain * ival
-            np.subtract(expected, v, out=expected)
-            np.abs(expected, out=expected)
-            off = expected > np.float32(self.tolerance)
-        settled = positive & ~lower
-        mismatch = settled & off
-        good = settled & ~off & (c >= 0)
-        np.copyto(g, v, where=lower)
-        np.add(c, good, out=c, casting="unsafe")
-        np.copyto(c, 0, where=lower)
-        np.copyto(c, -1, where=negative | mismatch)
-        stats = FrameStats(movie, index + 1, frames, int(np.count_nonzero(lower)),
-                           int(np.count_nonzero(mismatch)), int(np.count_nonzero(negative)),
+        v = np.ascontiguousarray(v, dtype=np.float32).reshape(-1)
+        g, c = self.minimum.reshape(-1), self.consistent.reshape(-1)
+        changed = mismatch = negative = 0
+        # cache-sized blocks: a dozen whole-frame passes would each go through main memory
+        for start in range(0, v.size, BLOCK_PIXELS):
+            part = slice(start, start + BLOCK_PIXELS)
+            counts = _update_block(v[part], g[part], c[part], np.float32(self.tolerance))
+            changed, mismatch, negative = (changed + counts[0], mismatch + counts[1],
+                                           negative + counts[2])
+        stats = FrameStats(movie, index + 1, frames, changed, mismatch, negative,
                            self.unreliable, int(v.size))
         self.frames += 1
         for key in self.totals:
@@ -171,6 +163,30 @@ class GainEstimate:
         return state
 
 
+def _update_block(v, g, c, tolerance) -> tuple[int, int, int]:
+    """RELION's per-pixel rule on one block, in place on g (gain) and c (consistency);
+    returns (changed, mismatch, negative). where= masks: boolean fancy indexing is slower."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        positive = v > 0
+        negative = v < 0
+        lower = positive & (v < g)
+        off = np.divide(v, g)
+        np.rint(off, out=off)
+        np.multiply(off, g, out=off)              # float32, as RELION's gain * ival
+        np.subtract(off, v, out=off)
+        np.abs(off, out=off)
+        off = off > tolerance
+    settled = positive & ~lower
+    mismatch = settled & off
+    good = settled & ~off & (c >= 0)
+    np.copyto(g, v, where=lower)
+    np.add(c, good, out=c, casting="unsafe")
+    np.copyto(c, 0, where=lower)
+    np.copyto(c, -1, where=negative | mismatch)
+    return (int(np.count_nonzero(lower)), int(np.count_nonzero(mismatch)),
+            int(np.count_nonzero(negative)))
+
+
 def _movie_key(movie) -> str:
     return str(Path(movie.path).resolve())
 
@@ -198,7 +214,7 @@ def estimate(movies, thresh: int = 50, tolerance: float = 1e-4,
             continue
         if movie.dtype.kind != "f":
             print(f"mrczbench: warning: {movie.path} holds {movie.dtype} (not float): its "
-                  "values are counts already", flush=True)
+                  "values are counts already", file=sys.stderr, flush=True)
         for index, frame in enumerate(movie.iter_frames()):
             stats = result.update(frame, movie.name, index, movie.shape[0])
             if progress is not None:
