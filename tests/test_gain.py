@@ -248,3 +248,18 @@ def test_blockwise_update_equals_one_block(frames, monkeypatch):
     assert np.array_equal(whole.consistent, blocks.consistent)
     assert [(s.changed, s.mismatch, s.negative, s.unreliable) for s in whole.per_frame] == \
         [(s.changed, s.mismatch, s.negative, s.unreliable) for s in blocks.per_frame]
+
+
+def test_cli_resumes_on_a_longer_list(tmp_path, frames, capsys):
+    paths = write_movies(tmp_path, frames)
+    out = tmp_path / "gain.mrc"
+    assert main(["estimate-gain", *paths[:2], "--out", str(out), "--thresh", "10"]) == 0
+    capsys.readouterr()
+    assert main(["estimate-gain", *paths, "--out", str(out), "--thresh", "10"]) == 0
+    text = capsys.readouterr().out
+    assert "2 movie(s) done" in text and "[20/20 frames]" in text and "movie0.mrc Frame" not in text
+    fresh = gain.estimate(paths, thresh=10)
+    assert same_bits(mrcz.read(out)[0], fresh.gain)
+    assert np.array_equal(mrcz.read(tmp_path / "gain_reliability.mrc")[0] == 1, fresh.reliable)
+    assert main(["estimate-gain", *paths, "--out", str(out), "--thresh", "20"]) == 2
+    assert "--thresh 10" in capsys.readouterr().err

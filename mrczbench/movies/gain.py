@@ -277,12 +277,15 @@ def counts_dtype(low: int, high: int) -> np.dtype:
 
 def mismatch_error(movie: str, frame: int, frames: int, flat: int, shape, value, gain) -> GainError:
     y, x = divmod(int(flat), shape[1])
-    k = np.rint(np.float32(value) / np.float32(gain))
+    with np.errstate(invalid="ignore", over="ignore"):
+        k = np.rint(np.float32(value) / np.float32(gain))
+    nearest = (f" (nearest {int(k)} x gain = {float(np.float32(k) * np.float32(gain)):.7g})"
+               if np.isfinite(k) else "")
     return GainError(
         f"{movie} frame {frame}/{frames} pixel (x={x}, y={y}): value {float(value):.7g} is not an "
-        f"exact multiple of the reliable gain {float(gain):.7g} (nearest {int(k)} x gain = "
-        f"{float(np.float32(k) * np.float32(gain)):.7g}); estimate the gain over more frames, or "
-        "pass --ignore-error to round such values (the output is then not lossless)")
+        f"exact multiple of the reliable gain {float(gain):.7g}{nearest}; estimate the gain over "
+        "more frames, or pass --ignore-error to round such values (the output is then not "
+        "lossless)")
 
 
 # --- blobs for the gain, reliability map and side channel ---------------------------------
@@ -494,16 +497,26 @@ def cmd_estimate_gain(args) -> int:
     if args.restart and state.exists():
         state.unlink()
     movies = open_movies(args.movies)
-    total = sum(m.shape[0] for m in movies)
+    done = set()
+    if state.exists():
+        done = set(GainEstimate.load(state, args.thresh, args.tolerance).movies_done)
+        print(f"resuming from {state}: {len(done)} movie(s) done", flush=True)
+    total = sum(m.shape[0] for m in movies if _movie_key(m) not in done)
     seen = [0]
 
     def progress(stats: FrameStats) -> None:
         seen[0] += 1
         print(f"{stats.line()}  [{seen[0]}/{total} frames]", flush=True)
 
-    if state.exists():
-        print(f"resuming from {state}", flush=True)
-    result = estimate(movies, args.thresh, args.tolerance, state=state, progress=progress)
+    try:
+        result = estimate(movies, args.thresh, args.tolerance, state=state, progress=progress)
+    except KeyboardInterrupt:  # as RELION: stop any time, the finished movies count
+        if state.exists():
+            saved = GainEstimate.load(state, args.thresh, args.tolerance)
+            write_reference(out, saved)
+            print(f"interrupted: wrote {out} from the {len(saved.movies_done)} finished movie(s);"
+                  " run the same command again to continue", file=sys.stderr, flush=True)
+        raise
     gain_file, reliability = write_reference(out, result)
     print(f"{gain_file}: gain reference ({result.frames} frames, {len(result.movies_done)} movies,"
           f" {result.unreliable} of {result.minimum.size} pixels unreliable); {reliability}: "
