@@ -534,6 +534,11 @@ def cmd_compress_counts(args, open_input) -> int:
         str(args.input), lambda: open_input(args.input).frames, source.count, gain, reliable,
         ignore_error=args.ignore_error)
     section["gain_file"] = Path(args.gain).name
+    if dtype == np.uint8:
+        from mrczbench.files import UINT8_WARNING
+
+        print(f"mrczbench compress: warning: counts up to 255 are stored as uint8: {UINT8_WARNING}",
+              file=sys.stderr, flush=True)
     meta = dict(source.meta or {})
     meta[META_KEY] = section
     written = mrcz.write(args.output, frames, codec=args.codec, level=args.level,
