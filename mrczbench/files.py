@@ -77,6 +77,14 @@ def add_commands(subparsers) -> None:
     compress.add_argument("--meta-format", default="json", choices=tuple(mrcz.META_FORMATS),
                           help="encoding of the metadata in the extended header (default: json; "
                           "only json is read by python-mrcz)")
+    compress.add_argument("--gain", metavar="GAIN.mrc", default=None,
+                          help="store a gain-normalised float32 movie as integer counts with this "
+                          "gain reference (from `mrczbench estimate-gain`; its _reliability.mrc "
+                          "beside it); unreliable pixels keep their float32 values, and "
+                          "`decompress --normalise` gives the movie back bit-exactly")
+    compress.add_argument("--ignore-error", action="store_true",
+                          help="with --gain: round values that are not exact multiples of their "
+                          "reliable gain instead of stopping (the output is then NOT lossless)")
     compress.set_defaults(func=cmd_compress)
 
     decompress = subparsers.add_parser(
@@ -90,6 +98,11 @@ def add_commands(subparsers) -> None:
                             help="drop the JSON metadata (strict MRC2014 validators such as "
                             "mrcfile.validate do not know the 'json' extended header type); "
                             "uint8 data then read back as int8")
+    decompress.add_argument("--normalise", action="store_true",
+                            help="for a file written by `compress --gain`: multiply the counts "
+                            "by the stored gain (float32, bit-exact to the original movie); "
+                            "without it a counts file decompresses to its integer counts and "
+                            "keeps the gain in its metadata")
     decompress.set_defaults(func=cmd_decompress)
 
     info = subparsers.add_parser(
@@ -106,12 +119,20 @@ def add_commands(subparsers) -> None:
 
 def cmd_compress(args) -> int:
     _check_output(args.input, args.output, compressed=True)
+    if args.gain:
+        from mrczbench.movies import gain  # counts + gain + unreliable pixels (issue 11)
+
+        return gain.cmd_compress_counts(args, open_input)
+    if args.ignore_error:
+        raise MrczbenchError("--ignore-error only applies with --gain")
     source = open_input(args.input)
     frames = _warn_uint8(source.frames, "compress")
+    # a counts file's gain section is binary: it travels only as msgpack
+    meta_format = "msgpack" if "gain_counts" in (source.meta or {}) else args.meta_format
     written = mrcz.write(args.output, _progress(frames, source.count, "compress"),
                          codec=args.codec, level=args.level, threads=args.threads,
                          blocksize=args.blocksize, filter=args.filter, meta=source.meta,
-                         meta_format=args.meta_format, **source.microscope)
+                         meta_format=meta_format, **source.microscope)
     _report(args.output, source, written)
     return 0
 
@@ -121,9 +142,22 @@ def cmd_decompress(args) -> int:
     source = open_input(args.input)
     meta = None if args.no_meta else source.meta
     frames = _warn_uint8(source.frames, "decompress")
+    meta_format = "json"
+    section = (source.meta or {}).get("gain_counts")
+    if args.normalise:
+        from mrczbench.movies import gain
+
+        if section is None:
+            raise MrczbenchError(f"{args.input}: --normalise needs a file written by "
+                                 "`mrczbench compress --gain` (this one holds no gain)")
+        frames = gain.normalised_frames(args.input, source.frames, section)
+        if meta:  # the output holds the float32 movie: the gain section no longer applies
+            meta = {k: v for k, v in meta.items() if k != "gain_counts"} or None
+    elif meta and section is not None:
+        meta_format = "msgpack"  # the counts keep their gain, in binary metadata
     written = mrcz.write(args.output, _progress(frames, source.count, "decompress"),
-                         codec=None, meta=meta, record_dtype=not args.no_meta,
-                         **source.microscope)
+                         codec=None, meta=meta, meta_format=meta_format,
+                         record_dtype=not args.no_meta, **source.microscope)
     _report(args.output, source, written)
     return 0
 
@@ -177,8 +211,26 @@ def describe(header: mrcz.Header) -> dict:
         "gain": header.gain,
         "label": header.label,
         "checksum": CHECKSUM_NOTE,
-        "metadata": header.meta,
+        "content": _content(header.meta),
+        "metadata": _summarised_meta(header.meta),
     }
+
+
+def _content(meta) -> str:
+    section = (meta or {}).get("gain_counts")
+    if not isinstance(section, dict):
+        return "pixel values"
+    lossless = "lossless" if section.get("lossless") else "NOT lossless (--ignore-error rounded values)"
+    return (f"integer counts with a gain reference ({section.get('unreliable_pixels')} unreliable "
+            f"pixels kept as float32; {lossless}); decompress --normalise gives the float32 movie")
+
+
+def _summarised_meta(meta):
+    if meta and "gain_counts" in meta:
+        from mrczbench.movies import gain
+
+        return gain.describe_section(meta)
+    return meta
 
 
 # ---------------------------------------------------------------- inputs

@@ -43,6 +43,8 @@ SETTINGS = [
     ("hdf5", {"compression": "bitshuffle-zstd", "level": 5}),
     ("blosc2", {}),
     ("blosc2", {"codec": "lz4", "filter": "bytedelta", "threads": 2, "blocksize": 8192}),
+    ("gain-counts", {}),
+    ("gain-counts", {"inner": "tiff", "compression": "deflate", "threads": 2, "thresh": 2}),
 ]
 
 # the dtypes a contender cannot store, and a word the reason must contain

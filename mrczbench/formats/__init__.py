@@ -46,6 +46,7 @@ BUILTIN: dict[str, str] = {
     "jpegls": "mrczbench.formats.imagecoders:JpeglsFormat",
     "lerc": "mrczbench.formats.imagecoders:LercFormat",
     "metadata": "mrczbench.formats.metadata:MetadataFormat",
+    "gain-counts": "mrczbench.formats.counts:CountsFormat",
 }
 
 ENTRY_POINT_GROUP = "mrczbench.formats"

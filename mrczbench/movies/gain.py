@@ -1,0 +1,560 @@
+"""Gain recovery: integer electron counts from gain-normalised float32 movies.
+
+Gatan K2/K3 movies saved "gain normalised" hold float32 values count x gain (per pixel).
+RELION's `relion_convert_to_tiff --estimate_gain` (src/tiff_converter.cpp) recovers the gain
+and this module follows it, pixel for pixel, vectorised over a frame:
+
+- the gain estimate of a pixel is the smallest positive value seen (a one-electron event is
+  frequent at counting-mode doses); a smaller value replaces it (#Changed) and restarts the
+  pixel's consistency count at 0;
+- a positive value v with |g * round(v / g) - v| > tolerance is a mismatch (#Mismatch): the
+  pixel is blocked (count -1) until its gain changes again, as in RELION (defect pixels that
+  the camera software interpolated stay unreliable);
+- a negative value is counted (#Negative) and blocks the pixel the same way; zeros say nothing;
+- a pixel is reliable after `thresh` consistent positive values; unreliable pixels get gain
+  1.0 in the gain reference (RELION's gain-reference.mrc) and keep their raw float values.
+
+Conversion is stricter than RELION's tolerance: a value at a reliable pixel becomes the
+integer count k only if float32(gain * k) is bit-identical to it (the camera's own float32
+multiplication), so `normalise` gives the movie back bit-exactly. Anything else is a mismatch:
+an error naming movie, frame and pixel, or (ignore_error) rounded and counted.
+
+The estimation state (running minimum, consistency counts, movies done) is saved atomically
+after each movie, so an interrupted estimation resumes where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from mrczbench.atomic import atomic_output
+from mrczbench.errors import MrczbenchError
+
+STATE_VERSION = 1
+META_KEY = "gain_counts"      # section of the MRCZ metadata of a counts file
+COUNT_DTYPES = ("int8", "uint8", "int16")
+BLOCK_PIXELS = 1 << 17    # 512 KiB of float32 per block: the temporaries stay in cache
+
+
+class GainError(MrczbenchError):
+    """Gain estimation or conversion cannot go on (mismatch, wrong size, bad state file)."""
+
+
+@dataclasses.dataclass
+class FrameStats:
+    """RELION's per-frame line: pixels whose gain changed, mismatching and negative values,
+    and pixels still unreliable after this frame (of `pixels`)."""
+    movie: str
+    frame: int            # 1-based, as RELION prints it
+    frames: int
+    changed: int
+    mismatch: int
+    negative: int
+    unreliable: int
+    pixels: int
+
+    def line(self) -> str:
+        return (f"{self.movie} Frame {self.frame:03d}/{self.frames:03d} #Changed {self.changed:10d}"
+                f" #Mismatch {self.mismatch:10d} #Negative {self.negative:10d}"
+                f" #Unreliable {self.unreliable:10d} / {self.pixels}")
+
+
+class GainEstimate:
+    """Running estimate: `minimum` (smallest positive value, inf before one is seen) and
+    `consistent` (RELION's reliability counter: -1 blocked, else consistent observations)."""
+
+    def __init__(self, shape, thresh: int = 50, tolerance: float = 1e-4):
+        # 0 (not RELION's): reliable from the first positive value, for a gain estimated from
+        # the very frames it converts (the gain-counts contender demotes what misfits)
+        if not isinstance(thresh, int) or isinstance(thresh, bool) or thresh < 0:
+            raise GainError(f"thresh: expected an integer >= 0, got {thresh!r}")
+        if not tolerance >= 0:
+            raise GainError(f"tolerance: expected a number >= 0, got {tolerance!r}")
+        self.shape = tuple(int(v) for v in shape)
+        self.thresh = thresh
+        self.tolerance = float(tolerance)
+        self.minimum = np.full(self.shape, np.inf, np.float32)
+        self.consistent = np.full(self.shape, -1, np.int32)
+        self.movies_done: list[str] = []
+        self.frames = 0
+        self.per_frame: list[FrameStats] = []
+        self.totals = {"changed": 0, "mismatch": 0, "negative": 0}
+
+    # --- results ---------------------------------------------------------------------
+    @property
+    def reliable(self) -> np.ndarray:
+        # a pixel never seen positive has consistent == -1, so its infinite minimum is excluded
+        return self.consistent >= self.thresh
+
+    @property
+    def gain(self) -> np.ndarray:
+        """The gain reference: the estimate at reliable pixels, 1.0 elsewhere (RELION's)."""
+        return np.where(self.reliable, self.minimum, np.float32(1.0)).astype(np.float32)
+
+    @property
+    def unreliable(self) -> int:
+        return int(self.minimum.size - np.count_nonzero(self.consistent >= self.thresh))
+
+    # --- one frame -------------------------------------------------------------------
+    def update(self, frame: np.ndarray, movie: str = "<array>", index: int = 0,
+               frames: int = 0) -> FrameStats:
+        v = np.asarray(frame)
+        if v.shape != self.shape:
+            raise GainError(f"{movie}: frame {index + 1} is {v.shape[1]}x{v.shape[0]}, the "
+                            f"gain is {self.shape[1]}x{self.shape[0]}: movies must share one size")
+        v = np.ascontiguousarray(v, dtype=np.float32).reshape(-1)
+        g, c = self.minimum.reshape(-1), self.consistent.reshape(-1)
+        changed = mismatch = negative = 0
+        # cache-sized blocks: a dozen whole-frame passes would each go through main memory
+        for start in range(0, v.size, BLOCK_PIXELS):
+            part = slice(start, start + BLOCK_PIXELS)
+            counts = _update_block(v[part], g[part], c[part], np.float32(self.tolerance))
+            changed, mismatch, negative = (changed + counts[0], mismatch + counts[1],
+                                           negative + counts[2])
+        stats = FrameStats(movie, index + 1, frames, changed, mismatch, negative,
+                           self.unreliable, int(v.size))
+        self.frames += 1
+        for key in self.totals:
+            self.totals[key] += getattr(stats, key)
+        self.per_frame.append(stats)
+        return stats
+
+    # --- state file (resume) ---------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, version=STATE_VERSION, minimum=self.minimum,
+                            consistent=self.consistent, thresh=self.thresh,
+                            tolerance=self.tolerance, frames=self.frames,
+                            movies_done=np.array(self.movies_done, dtype=str),
+                            totals=np.array([self.totals[k] for k in ("changed", "mismatch", "negative")]))
+        with atomic_output(path) as out:
+            out.write(buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, thresh: int, tolerance: float) -> "GainEstimate":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if int(data["version"]) != STATE_VERSION:
+                    raise GainError(f"{path}: state version {int(data['version'])}, "
+                                    f"this mrczbench writes {STATE_VERSION}")
+                saved = (int(data["thresh"]), float(data["tolerance"]))
+                if saved != (thresh, float(tolerance)):
+                    raise GainError(f"{path}: saved with --thresh {saved[0]} --tolerance "
+                                    f"{saved[1]:g}; resume with the same values or delete it "
+                                    "to start again")
+                state = cls(data["minimum"].shape, thresh, tolerance)
+                state.minimum[...] = data["minimum"]
+                state.consistent[...] = data["consistent"]
+                state.frames = int(data["frames"])
+                state.movies_done = [str(name) for name in data["movies_done"]]
+                state.totals = dict(zip(("changed", "mismatch", "negative"),
+                                        (int(v) for v in data["totals"])))
+        except GainError:
+            raise
+        except (OSError, ValueError, KeyError) as exc:
+            raise GainError(f"{path}: not a gain-estimation state file ({exc}); delete it to "
+                            "start again") from None
+        return state
+
+
+def _update_block(v, g, c, tolerance) -> tuple[int, int, int]:
+    """RELION's per-pixel rule on one block, in place on g (gain) and c (consistency);
+    returns (changed, mismatch, negative). where= masks: boolean fancy indexing is slower."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        positive = v > 0
+        negative = v < 0
+        lower = positive & (v < g)
+        off = np.divide(v, g)
+        np.rint(off, out=off)
+        np.multiply(off, g, out=off)              # float32, as RELION's gain * ival
+        np.subtract(off, v, out=off)
+        np.abs(off, out=off)
+        off = off > tolerance
+    settled = positive & ~lower
+    mismatch = settled & off
+    good = settled & ~off & (c >= 0)
+    np.copyto(g, v, where=lower)
+    np.add(c, good, out=c, casting="unsafe")
+    np.copyto(c, 0, where=lower)
+    np.copyto(c, -1, where=negative | mismatch)
+    return (int(np.count_nonzero(lower)), int(np.count_nonzero(mismatch)),
+            int(np.count_nonzero(negative)))
+
+
+def _movie_key(movie) -> str:
+    return str(Path(movie.path).resolve())
+
+
+def estimate(movies, thresh: int = 50, tolerance: float = 1e-4,
+             state: str | os.PathLike | None = None,
+             progress: Callable[[FrameStats], None] | None = None) -> GainEstimate:
+    """Estimate the gain over `movies` (paths, .lst/.star lists, or Movie objects from
+    readers.open_movies), one frame at a time. With `state` (a .npz path), resume from it
+    when it exists (skipping movies already done) and save it after every movie."""
+    from mrczbench.movies.readers import Movie, open_movies
+
+    if isinstance(movies, (str, os.PathLike)):
+        movies = [movies]
+    movies = list(movies)
+    if not all(isinstance(m, Movie) for m in movies):
+        movies = open_movies(movies)
+    result = None
+    if state is not None and Path(state).exists():
+        result = GainEstimate.load(state, thresh, tolerance)
+    for movie in movies:
+        if result is None:
+            result = GainEstimate(movie.shape[1:], thresh, tolerance)
+        if _movie_key(movie) in result.movies_done:
+            continue
+        if movie.dtype.kind != "f":
+            print(f"mrczbench: warning: {movie.path} holds {movie.dtype} (not float): its "
+                  "values are counts already", file=sys.stderr, flush=True)
+        for index, frame in enumerate(movie.iter_frames()):
+            stats = result.update(frame, movie.name, index, movie.shape[0])
+            if progress is not None:
+                progress(stats)
+        result.movies_done.append(_movie_key(movie))
+        if state is not None:
+            result.save(state)
+    return result
+
+
+# --- conversion ---------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Converted:
+    """One frame as counts (int32; 0 at unreliable pixels), the raw values of the unreliable
+    pixels, and where reliable pixels were not exact multiples (flat indices)."""
+    counts: np.ndarray
+    unreliable_values: np.ndarray
+    mismatches: np.ndarray
+
+
+def to_counts(frame: np.ndarray, gain: np.ndarray, reliable: np.ndarray) -> Converted:
+    """Counts k = round(v / gain) at reliable pixels, kept only where float32(gain * k) is
+    bit-identical to v; every other reliable pixel is listed in `mismatches` (its count is
+    the rounded one)."""
+    v = np.asarray(frame, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        k = np.rint(v / gain)
+        back = (k * gain).astype(np.float32)
+    exact = back.view(np.uint32) == v.view(np.uint32)
+    bad = np.flatnonzero(reliable & ~exact)
+    k[~reliable] = 0
+    k[~np.isfinite(k)] = 0
+    counts = np.clip(k, np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int32)
+    return Converted(counts, v[~reliable], bad)
+
+
+def normalise(counts: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """counts x gain in float32: the same IEEE product the camera software computed."""
+    return np.multiply(counts.astype(np.float32), gain, dtype=np.float32)
+
+
+def apply(counts: np.ndarray, gain: np.ndarray, reliable: np.ndarray,
+          unreliable_values: np.ndarray) -> np.ndarray:
+    """The float32 frame back: counts x gain, with the raw values at unreliable pixels."""
+    out = normalise(counts, gain)
+    out[~reliable] = unreliable_values
+    return out
+
+
+def counts_dtype(low: int, high: int) -> np.dtype:
+    """The smallest of int8, uint8, int16 that holds [low, high]."""
+    for name in COUNT_DTYPES:
+        info = np.iinfo(name)
+        if info.min <= low and high <= info.max:
+            return np.dtype(name)
+    raise GainError(f"counts {low}..{high} do not fit in int16; the gain is wrong for this movie "
+                    "(values far above the smallest one seen)")
+
+
+def mismatch_error(movie: str, frame: int, frames: int, flat: int, shape, value, gain) -> GainError:
+    y, x = divmod(int(flat), shape[1])
+    with np.errstate(invalid="ignore", over="ignore"):
+        k = np.rint(np.float32(value) / np.float32(gain))
+    nearest = (f" (nearest {int(k)} x gain = {float(np.float32(k) * np.float32(gain)):.7g})"
+               if np.isfinite(k) else "")
+    return GainError(
+        f"{movie} frame {frame}/{frames} pixel (x={x}, y={y}): value {float(value):.7g} is not an "
+        f"exact multiple of the reliable gain {float(gain):.7g}{nearest}; estimate the gain over "
+        "more frames, or pass --ignore-error to round such values (the output is then not "
+        "lossless)")
+
+
+# --- blobs for the gain, reliability map and side channel ---------------------------------
+
+def pack_array(array: np.ndarray) -> bytes:
+    """Bitshuffle + zstd-1 (blosc2) bytes of a numeric array; chunks stay under 2 GB."""
+    import blosc2
+
+    data = np.ascontiguousarray(array)
+    if data.nbytes == 0:
+        return b""
+    return blosc2.compress2(data, typesize=data.dtype.itemsize, codec=blosc2.Codec.ZSTD,
+                            clevel=1, filters=[blosc2.Filter.BITSHUFFLE])
+
+
+def unpack_array(blob: bytes, dtype, count: int) -> np.ndarray:
+    import blosc2
+
+    if count == 0:
+        return np.zeros(0, dtype)
+    array = np.frombuffer(blosc2.decompress2(blob), dtype=dtype)
+    if array.size != count:
+        raise GainError(f"corrupt gain data: expected {count} values, found {array.size}")
+    return array
+
+
+def demote_mismatches(frames: Iterable[np.ndarray], gain: np.ndarray,
+                      reliable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gain, reliable) with every pixel that has a value not bit-exact as gain x count made
+    unreliable (gain 1.0): for a gain estimated from the same frames, the conversion is then
+    lossless whatever the threshold (a gain that was first a 3-electron value and later a
+    2-electron one leaves the earlier 3-electron value off the grid)."""
+    reliable = reliable.copy()
+    for frame in frames:
+        reliable.reshape(-1)[to_counts(frame, gain, reliable).mismatches] = False
+    return np.where(reliable, gain, np.float32(1.0)).astype(np.float32), reliable
+
+
+def estimate_stack(stack: Iterable[np.ndarray], shape, thresh: int,
+                   tolerance: float = 1e-4) -> GainEstimate:
+    """Estimate over in-memory frames (the gain-counts contender)."""
+    result = GainEstimate(shape, thresh, tolerance)
+    for index, frame in enumerate(stack):
+        result.update(frame, "<stack>", index)
+    return result
+
+
+# --- files: gain reference, counts MRCZ files ----------------------------------------------
+
+def reliability_path(gain_path: str | os.PathLike) -> Path:
+    """The reliability map beside a gain reference: gain.mrc -> gain_reliability.mrc."""
+    path = Path(gain_path)
+    return path.with_name(f"{path.stem}_reliability{path.suffix or '.mrc'}")
+
+
+def state_path(gain_path: str | os.PathLike) -> Path:
+    """The resumable estimation state beside a gain reference: gain.mrc -> gain_state.npz."""
+    path = Path(gain_path)
+    return path.with_name(f"{path.stem}_state.npz")
+
+
+def write_reference(path: str | os.PathLike, result: GainEstimate) -> tuple[Path, Path]:
+    """Write the gain reference (float32 MRC, 1.0 at unreliable pixels, RELION's convention)
+    and the reliability map (uint8 MRC, 1 = reliable); each appears atomically."""
+    from mrczbench import mrcz
+
+    meta = {"gain_estimate": {"thresh": result.thresh, "tolerance": result.tolerance,
+                              "frames": result.frames, "movies": len(result.movies_done),
+                              "unreliable_pixels": result.unreliable}}
+    mrcz.write(path, result.gain[None], codec=None, meta=meta)
+    reliability = reliability_path(path)
+    mrcz.write(reliability, result.reliable.astype(np.uint8)[None], codec=None, meta=meta)
+    return Path(path), reliability
+
+
+def read_reference(path: str | os.PathLike, shape=None) -> tuple[np.ndarray, np.ndarray]:
+    """(gain float32, reliable bool) from a gain reference and its reliability map."""
+    from mrczbench import mrcz
+
+    reliability = reliability_path(path)
+    if not Path(path).is_file():
+        raise GainError(f"{path}: no such gain reference (write one with mrczbench estimate-gain)")
+    if not reliability.is_file():
+        raise GainError(f"{path}: its reliability map {reliability} is missing (estimate-gain "
+                        "writes both; without it unreliable pixels cannot be told apart)")
+    gain = mrcz.read(path)
+    reliable = mrcz.read(reliability)
+    if gain.shape[0] != 1 or gain.dtype != np.float32 or reliable.shape != gain.shape:
+        raise GainError(f"{path}: expected one float32 frame with a matching reliability map, "
+                        f"got {gain.dtype} {gain.shape} and {reliable.dtype} {reliable.shape}")
+    gain, reliable = gain[0], reliable[0] != 0
+    if shape is not None and tuple(shape) != gain.shape:
+        raise GainError(f"{path}: gain is {gain.shape[1]}x{gain.shape[0]}, the movie "
+                        f"{shape[1]}x{shape[0]}")
+    if not np.all(np.isfinite(gain[reliable])) or np.any(gain[reliable] <= 0):
+        raise GainError(f"{path}: reliable pixels need a finite positive gain")
+    return gain, reliable
+
+
+def convert_source(name: str, open_frames: Callable[[], Iterator[np.ndarray]], count: int,
+                   gain: np.ndarray, reliable: np.ndarray, ignore_error: bool = False):
+    """Check a movie against the gain (first pass, nothing written) and return
+    (counts dtype, metadata section, counts frames iterator for the second pass)."""
+    low, high, changed, side = 0, 0, 0, []
+    for index, frame in enumerate(open_frames()):
+        converted = to_counts(frame, gain, reliable)
+        if converted.mismatches.size:
+            if not ignore_error:
+                flat = converted.mismatches[0]
+                raise mismatch_error(name, index + 1, count, flat, gain.shape,
+                                     np.asarray(frame).reshape(-1)[flat], gain.reshape(-1)[flat])
+            changed += int(converted.mismatches.size)
+        values = converted.counts[reliable]
+        if values.size:
+            low, high = min(low, int(values.min())), max(high, int(values.max()))
+        side.append(pack_array(converted.unreliable_values))
+    dtype = counts_dtype(low, high)
+    section = {
+        "version": 1,
+        "content": "integer counts; x gain (mrczbench decompress --normalise) gives the movie",
+        "lossless": changed == 0,
+        "changed_values": changed,
+        "counts_dtype": dtype.name,
+        "shape": list(gain.shape),
+        "unreliable_pixels": int(gain.size - np.count_nonzero(reliable)),
+        "gain": pack_array(gain),
+        "reliable": pack_array(np.packbits(reliable.reshape(-1))),
+        "unreliable_values": side,
+    }
+
+    def counts_frames():
+        for frame in open_frames():
+            yield to_counts(frame, gain, reliable).counts.astype(dtype)
+
+    return dtype, section, counts_frames()
+
+
+def unpack_section(section: dict, path="<file>") -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    """(gain, reliable, per-frame side-channel blobs) of a counts file's metadata section."""
+    try:
+        shape = tuple(section["shape"])
+        pixels = int(np.prod(shape))
+        gain = unpack_array(section["gain"], np.float32, pixels).reshape(shape)
+        bits = unpack_array(section["reliable"], np.uint8, (pixels + 7) // 8)
+        reliable = np.unpackbits(bits)[:pixels].astype(bool).reshape(shape)
+        return gain, reliable, list(section["unreliable_values"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GainError(f"{path}: corrupt gain section in the metadata ({exc})") from None
+
+
+def normalised_frames(path, frames: Iterator[np.ndarray], section: dict) -> Iterator[np.ndarray]:
+    """The float32 movie back from a counts file's frames and its gain section."""
+    gain, reliable, side = unpack_section(section, path)
+    unreliable = int(gain.size - np.count_nonzero(reliable))
+    for index, counts in enumerate(frames):
+        if index >= len(side):
+            raise GainError(f"{path}: frame {index + 1} has no unreliable-pixel values")
+        yield apply(counts, gain, reliable, unpack_array(side[index], np.float32, unreliable))
+
+
+def describe_section(meta: dict | None) -> dict | None:
+    """Metadata for `info`: the gain section summarised (no binary blobs)."""
+    if not meta or META_KEY not in meta:
+        return meta
+    section = meta[META_KEY]
+    summary = {key: value for key, value in section.items()
+               if key not in ("gain", "reliable", "unreliable_values")}
+    summary["gain_bytes"] = len(section.get("gain", b""))
+    summary["unreliable_values_bytes"] = sum(len(b) for b in section.get("unreliable_values", []))
+    return {**meta, META_KEY: summary}
+
+
+# --- command line ----------------------------------------------------------------------------
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "estimate-gain", help="estimate the gain of gain-normalised float32 movies",
+        description="Estimate the per-pixel gain of gain-normalised float32 movies (K2/K3 saved "
+        "by EPU/DigitalMicrograph) as relion_convert_to_tiff --estimate_gain does: the smallest "
+        "positive value per pixel, reliable after --thresh consistent observations. Prints one "
+        "line per frame (#Changed #Mismatch #Negative #Unreliable). Writes OUT (float32 MRC, 1.0 "
+        "at unreliable pixels), OUT_reliability.mrc (uint8, 1 = reliable), and OUT_state.npz "
+        "after every movie: run the same command again to resume; use the gain with "
+        "`mrczbench compress IN OUT.mrcz --gain OUT`.")
+    parser.add_argument("movies", metavar="MOVIES", nargs="+",
+                        help="movie files (.mrc/.mrcs/.mrcz/.tif/.npy), folders, .lst lists or "
+                        "RELION .star files (rlnMicrographMovieName)")
+    parser.add_argument("--out", required=True, metavar="GAIN.mrc", help="gain reference to write")
+    parser.add_argument("--thresh", type=int, default=50, metavar="N",
+                        help="consistent observations before a pixel is reliable (default: 50)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, metavar="T",
+                        help="|gain x round(v/gain) - v| above this is a mismatch (default: 1e-4)")
+    parser.add_argument("--restart", action="store_true",
+                        help="ignore a saved state and start again")
+    parser.set_defaults(func=cmd_estimate_gain)
+
+
+def cmd_estimate_gain(args) -> int:
+    from mrczbench.movies.readers import open_movies
+
+    if args.thresh < 1:
+        raise GainError(f"--thresh: expected an integer >= 1, got {args.thresh}")
+    if not args.tolerance >= 0:
+        raise GainError(f"--tolerance: expected a number >= 0, got {args.tolerance}")
+    out = Path(args.out)
+    if not out.resolve().parent.is_dir():
+        raise GainError(f"{out}: folder {out.resolve().parent} does not exist")
+    state = state_path(out)
+    if args.restart and state.exists():
+        state.unlink()
+    movies = open_movies(args.movies)
+    done = set()
+    if state.exists():
+        done = set(GainEstimate.load(state, args.thresh, args.tolerance).movies_done)
+        print(f"resuming from {state}: {len(done)} movie(s) done", flush=True)
+    total = sum(m.shape[0] for m in movies if _movie_key(m) not in done)
+    seen = [0]
+
+    def progress(stats: FrameStats) -> None:
+        seen[0] += 1
+        print(f"{stats.line()}  [{seen[0]}/{total} frames]", flush=True)
+
+    try:
+        result = estimate(movies, args.thresh, args.tolerance, state=state, progress=progress)
+    except KeyboardInterrupt:  # as RELION: stop any time, the finished movies count
+        if state.exists():
+            saved = GainEstimate.load(state, args.thresh, args.tolerance)
+            write_reference(out, saved)
+            print(f"interrupted: wrote {out} from the {len(saved.movies_done)} finished movie(s);"
+                  " run the same command again to continue", file=sys.stderr, flush=True)
+        raise
+    gain_file, reliability = write_reference(out, result)
+    print(f"{gain_file}: gain reference ({result.frames} frames, {len(result.movies_done)} movies,"
+          f" {result.unreliable} of {result.minimum.size} pixels unreliable); {reliability}: "
+          f"reliability map; state {state}")
+    return 0
+
+
+def cmd_compress_counts(args, open_input) -> int:
+    """`mrczbench compress IN OUT.mrcz --gain GAIN.mrc [--ignore-error]` (called by files.py)."""
+    from mrczbench import mrcz
+
+    source = open_input(args.input)
+    gain, reliable = read_reference(args.gain, _source_shape(args.input))
+    dtype, section, frames = convert_source(
+        str(args.input), lambda: open_input(args.input).frames, source.count, gain, reliable,
+        ignore_error=args.ignore_error)
+    section["gain_file"] = Path(args.gain).name
+    if dtype == np.uint8:
+        from mrczbench.files import UINT8_WARNING
+
+        print(f"mrczbench compress: warning: counts up to 255 are stored as uint8: {UINT8_WARNING}",
+              file=sys.stderr, flush=True)
+    meta = dict(source.meta or {})
+    meta[META_KEY] = section
+    written = mrcz.write(args.output, frames, codec=args.codec, level=args.level,
+                         threads=args.threads, blocksize=args.blocksize, filter=args.filter,
+                         meta=meta, meta_format="msgpack", **source.microscope)
+    ratio = f", ratio {written / source.raw_bytes:.3f}" if source.raw_bytes else ""
+    print(f"{args.output}: {source.count} frames of {dtype.name} counts with the gain of "
+          f"{args.gain} ({section['unreliable_pixels']} unreliable pixels kept as float32), "
+          f"{written} bytes{ratio}")
+    if section["changed_values"]:
+        print(f"{args.output}: NOT LOSSLESS: --ignore-error rounded {section['changed_values']} "
+              "value(s) that were not exact multiples of their reliable gain")
+    return 0
+
+
+def _source_shape(path) -> tuple[int, int]:
+    from mrczbench.movies.readers import open_movies
+
+    return tuple(open_movies([path])[0].shape[1:])

@@ -1,0 +1,265 @@
+"""Gain recovery (issue 11): estimation, resume, counts files and the gain-counts contender,
+on real MRC files of the gain-normalised detector model (planted defect pixels)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mrczbench import mrcz
+from mrczbench.cli import main
+from mrczbench.formats import get_format
+from mrczbench.movies import gain, synthetic
+
+SHAPE = (48, 40)
+DEFECTS = 12
+
+
+@pytest.fixture(scope="module")
+def model():
+    return synthetic.make_model("gain-normalised", SHAPE, 1.45, seed=5, defects=DEFECTS).prepare()
+
+
+@pytest.fixture(scope="module")
+def frames(model):
+    return synthetic.render_movie(model, 60)
+
+
+def defect_mask(model) -> np.ndarray:
+    mask = np.zeros(SHAPE, bool)
+    mask.flat[model.defects] = True
+    return mask
+
+
+def write_movies(folder, frames, per_movie=20) -> list[str]:
+    paths = []
+    for index in range(0, len(frames), per_movie):
+        path = folder / f"movie{index // per_movie}.mrc"
+        mrcz.write(path, frames[index:index + per_movie], codec=None)
+        paths.append(str(path))
+    return paths
+
+
+def same_bits(a, b) -> bool:
+    return a.shape == b.shape and np.array_equal(np.asarray(a).view(np.uint32),
+                                                 np.asarray(b).view(np.uint32))
+
+
+# --- estimation ------------------------------------------------------------------------------
+
+def test_estimate_recovers_the_gain_and_leaves_defects_unreliable(tmp_path, model, frames):
+    result = gain.estimate(write_movies(tmp_path, frames), thresh=10)
+    defects = defect_mask(model)
+    reliable = result.reliable
+    assert not reliable[defects].any()                  # planted defects: never reliable
+    assert reliable[~defects].mean() > 0.95
+    # reliable pixels carry the camera's gain exactly; the reference has 1.0 elsewhere
+    assert np.array_equal(result.gain[reliable], model.gain[reliable])
+    assert np.all(result.gain[~reliable] == 1.0)
+    assert result.frames == 60 and len(result.movies_done) == 3
+    stats = result.per_frame
+    assert stats[0].changed == np.count_nonzero(frames[0] > 0)  # every first positive value
+    assert stats[-1].unreliable == result.unreliable
+    assert sum(s.mismatch for s in stats) == result.totals["mismatch"] > 0  # defect values
+    assert result.totals["negative"] == 0
+
+
+def test_frame_update_follows_relion(tmp_path):
+    g = np.float32(1.1)
+    est = gain.GainEstimate((1, 4), thresh=2)
+    est.update(np.array([[2 * g, 0, -1, g]], np.float32))        # changed 2, negative 1
+    s = est.update(np.array([[g, 0, g, np.float32(1.5)]], np.float32))
+    assert (s.changed, s.mismatch, s.negative) == (2, 1, 0)       # 1.5 vs gain 1.1: mismatch
+    assert est.consistent.tolist() == [[0, -1, 0, -1]]
+    est.update(np.array([[3 * g, 0, 2 * g, g]], np.float32))
+    est.update(np.array([[g, 0, g, g]], np.float32))
+    assert est.consistent.tolist() == [[2, -1, 2, -1]]            # a mismatch blocks the pixel
+    assert est.reliable.tolist() == [[True, False, True, False]]  # never positive: unreliable
+    assert est.gain.tolist() == [[g, 1.0, g, 1.0]]
+
+
+def test_interrupted_estimation_resumes_where_it_stopped(tmp_path, frames):
+    paths = write_movies(tmp_path, frames)
+    state = tmp_path / "gain_state.npz"
+    seen = []
+
+    def stop_in_second_movie(stats):
+        seen.append(stats.movie)
+        if stats.movie == "movie1.mrc" and stats.frame == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gain.estimate(paths, thresh=10, state=state, progress=stop_in_second_movie)
+    saved = gain.GainEstimate.load(state, 10, 1e-4)
+    assert len(saved.movies_done) == 1 and saved.frames == 20   # only the finished movie
+
+    resumed_frames = []
+    resumed = gain.estimate(paths, thresh=10, state=state,
+                            progress=lambda s: resumed_frames.append(s.movie))
+    assert "movie0.mrc" not in resumed_frames and len(resumed_frames) == 40
+    fresh = gain.estimate(paths, thresh=10)
+    assert np.array_equal(resumed.minimum, fresh.minimum)
+    assert np.array_equal(resumed.consistent, fresh.consistent)
+    assert resumed.frames == 60 and resumed.totals == fresh.totals
+    with pytest.raises(gain.GainError, match="--thresh 10"):
+        gain.estimate(paths, thresh=20, state=state)
+
+
+# --- conversion through the command line -----------------------------------------------------
+
+def estimate_cli(tmp_path, frames, capsys, thresh="10"):
+    paths = write_movies(tmp_path, frames)
+    listing = tmp_path / "movies.lst"
+    listing.write_text("\n".join(p.rsplit("/", 1)[1] for p in paths) + "\n")
+    out = tmp_path / "gain.mrc"
+    assert main(["estimate-gain", str(listing), "--out", str(out), "--thresh", thresh]) == 0
+    text = capsys.readouterr().out
+    return paths, out, text
+
+
+def test_file_round_trip_is_bit_exact_with_defects(tmp_path, model, frames, capsys):
+    paths, gain_file, text = estimate_cli(tmp_path, frames, capsys)
+    assert "movie2.mrc Frame 020/020 #Changed" in text and "[60/60 frames]" in text
+    assert (tmp_path / "gain_reliability.mrc").is_file() and (tmp_path / "gain_state.npz").is_file()
+    reliable = mrcz.read(tmp_path / "gain_reliability.mrc")[0] == 1
+    assert not reliable[defect_mask(model)].any()
+
+    packed = tmp_path / "movie1.mrcz"
+    assert main(["compress", paths[1], str(packed), "--gain", str(gain_file)]) == 0
+    assert "int8 counts" in capsys.readouterr().out
+    back = tmp_path / "back.mrc"
+    assert main(["decompress", str(packed), str(back), "--normalise"]) == 0
+    restored = mrcz.read(back)
+    assert restored.dtype == np.float32 and same_bits(restored, frames[20:40])
+    assert "gain_counts" not in (mrcz.read_header(back).meta or {})
+
+    counts_file = tmp_path / "counts.mrc"  # plain decompress: the integer counts
+    assert main(["decompress", str(packed), str(counts_file)]) == 0
+    counts = mrcz.read(counts_file)
+    assert counts.dtype == np.int8
+    expected = np.rint(frames[20:40] / model.gain)
+    assert np.array_equal(counts[:, reliable], expected[:, reliable])
+    assert not counts[:, ~reliable].any()
+
+    capsys.readouterr()
+    assert main(["info", str(packed), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["content"].startswith("integer counts with a gain reference")
+    section = info["metadata"]["gain_counts"]
+    assert section["lossless"] is True and section["unreliable_pixels"] == int((~reliable).sum())
+    assert "gain" not in section and section["gain_bytes"] > 0
+    stored = mrcz.read_header(packed).file_bytes
+    assert stored < 0.5 * frames[20:40].nbytes
+
+
+def test_a_value_off_the_gain_stops_with_movie_frame_and_pixel(tmp_path, model, frames, capsys):
+    paths, gain_file, _ = estimate_cli(tmp_path, frames, capsys)
+    reliable = mrcz.read(tmp_path / "gain_reliability.mrc")[0] == 1
+    y, x = map(int, np.argwhere(reliable)[7])
+    movie = frames[:20].copy()
+    movie[2, y, x] = np.float32(model.gain[y, x] * 1.5)   # not a multiple of its gain
+    bad = tmp_path / "bad.mrc"
+    mrcz.write(bad, movie, codec=None)
+    out = tmp_path / "bad.mrcz"
+    assert main(["compress", str(bad), str(out), "--gain", str(gain_file)]) == 2
+    err = capsys.readouterr().err
+    assert f"bad.mrc frame 3/20 pixel (x={x}, y={y})" in err and "--ignore-error" in err
+    assert not out.exists()
+
+    assert main(["compress", str(bad), str(out), "--gain", str(gain_file), "--ignore-error"]) == 0
+    assert "NOT LOSSLESS" in capsys.readouterr().out and out.exists()
+    section = mrcz.read_header(out).meta["gain_counts"]
+    assert section["lossless"] is False and section["changed_values"] == 1
+    back = tmp_path / "back.mrc"
+    assert main(["decompress", str(out), str(back), "--normalise"]) == 0
+    restored = mrcz.read(back)
+    differs = restored.view(np.uint32) != movie.view(np.uint32)
+    assert np.argwhere(differs).tolist() == [[2, y, x]]
+    assert restored[2, y, x] == np.float32(model.gain[y, x] * 2)  # rounded 1.5 -> 2 electrons
+
+
+def test_integer_valued_movie_has_gain_one(tmp_path, capsys):
+    values = np.random.default_rng(2).poisson(2.0, (60, 16, 16)).astype(np.float32)
+    values[:, 0, 0] = np.where(np.arange(60) % 2, 0.5, 0.7)  # one defect-like pixel
+    path = tmp_path / "ints.mrc"
+    mrcz.write(path, values, codec=None)
+    result = gain.estimate([path], thresh=5)
+    assert np.all(result.gain == 1.0)
+    assert result.reliable.sum() == 16 * 16 - 1 and not result.reliable[0, 0]
+    gain.write_reference(tmp_path / "g.mrc", result)
+    out = tmp_path / "ints.mrcz"
+    assert main(["compress", str(path), str(out), "--gain", str(tmp_path / "g.mrc")]) == 0
+    counts = mrcz.read(out)
+    assert counts.dtype == np.int8
+    assert np.array_equal(counts[:, 1:, :], values[:, 1:, :])
+    assert main(["decompress", str(out), str(tmp_path / "b.mrc"), "--normalise"]) == 0
+    assert same_bits(mrcz.read(tmp_path / "b.mrc"), values)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, frames, capsys):
+    paths = write_movies(tmp_path, frames[:20])
+    assert main(["compress", paths[0], str(tmp_path / "x.mrcz"), "--gain",
+                 str(tmp_path / "none.mrc")]) == 2
+    assert "no such gain reference" in capsys.readouterr().err
+    result = gain.estimate(paths, thresh=5)
+    gain.write_reference(tmp_path / "g.mrc", result)
+    (tmp_path / "g_reliability.mrc").unlink()
+    assert main(["compress", paths[0], str(tmp_path / "x.mrcz"), "--gain",
+                 str(tmp_path / "g.mrc")]) == 2
+    assert "reliability map" in capsys.readouterr().err
+    assert main(["decompress", paths[0], str(tmp_path / "y.mrc"), "--normalise"]) == 2
+    assert "holds no gain" in capsys.readouterr().err
+    other = tmp_path / "small.mrc"
+    mrcz.write(other, frames[:2, :10, :10], codec=None)
+    with pytest.raises(gain.GainError, match="share one size"):
+        gain.estimate([paths[0], other], thresh=5)
+
+
+# --- the gain-counts contender ---------------------------------------------------------------
+
+def test_contender_is_bit_exact_and_much_smaller(frames, model):
+    stack = frames[:20]
+    fmt = get_format("gain-counts", inner="mrcz", codec="zstd", level=1)
+    blob = fmt.encode(stack)
+    assert same_bits(fmt.decode(blob, stack.shape, stack.dtype), stack)
+    direct = get_format("mrcz", codec="zstd", level=1).encode(stack)
+    assert len(blob) < 0.6 * len(direct)
+    assert fmt.label() == "counts mrcz zstd-1"
+
+
+def test_contender_demotes_pixels_whose_values_are_not_exact_multiples():
+    g = np.float32(1.1)
+    stack = np.zeros((6, 2, 3), np.float32)
+    stack[:, 0, 0] = [3 * g, 2 * g, 4 * g, 2 * g, 4 * g, 2 * g]  # gain estimate 2g, then 3g misfits
+    stack[:, 1, 1] = [g, 2 * g, 0, g, 3 * g, g]
+    fmt = get_format("gain-counts")
+    blob = fmt.encode(stack)
+    header = json.loads(blob[10:10 + int.from_bytes(blob[6:10], "little")])
+    assert header["unreliable"] == 5                  # all but pixel (1, 1)
+    assert same_bits(fmt.decode(blob, stack.shape, stack.dtype), stack)
+
+
+def test_blockwise_update_equals_one_block(frames, monkeypatch):
+    whole = gain.estimate_stack(frames[:30], SHAPE, thresh=3)
+    monkeypatch.setattr(gain, "BLOCK_PIXELS", 97)     # blocks that split rows unevenly
+    blocks = gain.estimate_stack(frames[:30], SHAPE, thresh=3)
+    assert np.array_equal(whole.minimum, blocks.minimum)
+    assert np.array_equal(whole.consistent, blocks.consistent)
+    assert [(s.changed, s.mismatch, s.negative, s.unreliable) for s in whole.per_frame] == \
+        [(s.changed, s.mismatch, s.negative, s.unreliable) for s in blocks.per_frame]
+
+
+def test_cli_resumes_on_a_longer_list(tmp_path, frames, capsys):
+    paths = write_movies(tmp_path, frames)
+    out = tmp_path / "gain.mrc"
+    assert main(["estimate-gain", *paths[:2], "--out", str(out), "--thresh", "10"]) == 0
+    capsys.readouterr()
+    assert main(["estimate-gain", *paths, "--out", str(out), "--thresh", "10"]) == 0
+    text = capsys.readouterr().out
+    assert "2 movie(s) done" in text and "[20/20 frames]" in text and "movie0.mrc Frame" not in text
+    fresh = gain.estimate(paths, thresh=10)
+    assert same_bits(mrcz.read(out)[0], fresh.gain)
+    assert np.array_equal(mrcz.read(tmp_path / "gain_reliability.mrc")[0] == 1, fresh.reliable)
+    assert main(["estimate-gain", *paths, "--out", str(out), "--thresh", "20"]) == 2
+    assert "--thresh 10" in capsys.readouterr().err
