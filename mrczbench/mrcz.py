@@ -102,7 +102,7 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
           meta_format: str = "json", voltage: float = 0.0, C3: float = 0.0, gain: float = 1.0,
           pixelsize=(1.0, 1.0, 1.0), mode101: bool = False, clip: bool = False,
           filter: str = "bitshuffle", record_level: bool = True, record_dtype: bool = True,
-          fsync: bool = False) -> int:
+          fsync: bool = False, checksum: bool = False) -> int:
     """Write `data` as plain MRC (codec=None) or MRCZ; return the bytes written.
 
     data: a 2-D (y, x) or 3-D (z, y, x) array, or an iterable of 2-D frames, consumed one
@@ -125,6 +125,9 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
       152-159), so the file still reads back as uint8 and differs from python-mrcz's in those
       8 bytes only. For python-mrcz's exact bytes, write `data.view(np.int8)` (which also
       reads back as int8).
+    checksum: store a SHA-256 of each frame's pixels in the metadata (CHECKSUM_KEY, which
+      python-mrcz ignores) so that `read(..., verify=True)` detects a corrupted chunk, which
+      MRCZ alone cannot. Needs the frame count up front: an array or a sequence (len()).
     The file appears atomically: on any error there is no file (and no temp file) at `path`.
     """
     path = Path(path)
@@ -153,10 +156,19 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
     else:
         mode = DTYPE_MODES[first.dtype]
         meta = _with_dtype(path, meta, first.dtype, record_dtype)
+    digests: list[str] = []
+    if meta and CHECKSUM_KEY in meta:  # checksums describe one file's frames: never copied
+        meta = {k: v for k, v in meta.items() if k != CHECKSUM_KEY} or None
+    if checksum:
+        # placeholders of the final length: the extended header precedes the pixels, so the
+        # digests are written over them once the frames have been compressed
+        meta = {**(meta or {}), CHECKSUM_KEY: ["0" * 64] * _frame_count(path, data)}
     extended = encode_meta(path, meta, meta_format)
     if codec is not None and ny * nx * first.dtype.itemsize > MAX_CHUNK_NBYTES:
         raise MRCZError(f"{path}: a {ny}x{nx} {first.dtype} frame is too big for one blosc chunk")
     all_frames = _checked(path, itertools.chain([first], frames), first)
+    if checksum:
+        all_frames = _hashed(all_frames, digests)
 
     with atomic_output(path, fsync=fsync) as f:
         f.write(bytes(HEADER_BYTES))
@@ -176,7 +188,66 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
             packed=packed, unsigned_bytes=mode == 0 and first.dtype == np.uint8)
         f.seek(0)
         f.write(header)
+        if checksum:
+            if len(digests) != len(meta[CHECKSUM_KEY]):
+                raise MRCZError(f"{path}: checksum=True: {len(meta[CHECKSUM_KEY])} frames announced, "
+                                f"{len(digests)} written")
+            f.write(encode_meta(path, {**meta, CHECKSUM_KEY: digests}, meta_format))
         return f.seek(0, os.SEEK_END)
+
+
+CHECKSUM_KEY = "frame_sha256"  # metadata key of the per-frame checksums (write(checksum=True))
+
+
+class CountedFrames:
+    """A stream of frames that says how many it holds, so write(checksum=True) can stream."""
+
+    def __init__(self, frames, count: int):
+        self.frames, self.count = frames, int(count)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return iter(self.frames)
+
+
+def _frame_count(path, data) -> int:
+    shape = getattr(data, "shape", None)
+    if shape is not None and len(shape) in (2, 3):
+        return 1 if len(shape) == 2 else int(shape[0])
+    try:
+        return len(data)
+    except TypeError:
+        raise MRCZError(f"{path}: checksum=True needs the number of frames up front: pass an "
+                        f"array or a sequence of frames") from None
+
+
+def _hashed(frames: Iterator[np.ndarray], digests: list[str]) -> Iterator[np.ndarray]:
+    for frame in frames:
+        digests.append(frame_digest(frame))
+        yield frame
+
+
+def frame_digest(frame: np.ndarray) -> str:
+    """SHA-256 (hex) of a frame's pixels as stored and as read back (little-endian, C order)."""
+    import hashlib
+    frame = np.ascontiguousarray(frame)
+    if frame.dtype.byteorder == ">":
+        frame = frame.astype(frame.dtype.newbyteorder("<"))
+    return hashlib.sha256(memoryview(frame.reshape(-1).view(np.uint8))).hexdigest()
+
+
+def _verified(path: Path, header: Header, indices: list[int], frames) -> Iterator[np.ndarray]:
+    """Frames checked against the stored per-frame checksums (MRCZError on a mismatch)."""
+    stored = (header.meta or {}).get(CHECKSUM_KEY)
+    if not isinstance(stored, list) or len(stored) != header.shape[0]:
+        raise MRCZError(f"{path}: no per-frame checksums to verify (written without checksum=True)")
+    for index, frame in zip(indices, frames):
+        if frame_digest(frame) != stored[index]:
+            raise MRCZError(f"{path}: frame {index} does not match its stored SHA-256: the file "
+                            f"is corrupt")
+        yield frame
 
 
 def async_write(*args, **kwargs) -> Future:
@@ -332,7 +403,7 @@ def read_header(path: str | os.PathLike) -> Header:
 
 
 def read(path: str | os.PathLike, frames=None, threads: int | None = None,
-         max_bytes: int | None = None) -> np.ndarray:
+         max_bytes: int | None = None, verify: bool = False) -> np.ndarray:
     """Read the stack as a (z, y, x) array (always 3-D, native byte order).
 
     frames: None (all), an int, a slice or a list of ints (negative counts from the end);
@@ -344,6 +415,7 @@ def read(path: str | os.PathLike, frames=None, threads: int | None = None,
     Mode 0 comes back as int8, or as uint8 when the metadata says "dtype": "uint8" (what
     `write` records for uint8 data) or IMOD's unsigned stamp is set; mode 101 as uint8;
     mode 12 as float16.
+    verify: check every frame read against the SHA-256 stored by write(checksum=True).
     """
     path = Path(path)
     if threads is None:
@@ -359,13 +431,21 @@ def read(path: str | os.PathLike, frames=None, threads: int | None = None,
             chunks = _chunk_table(f, header, max(indices, default=-1) + 1)
             out = _allocate(header, len(indices), max_bytes)
             _decompress_into(f, header, chunks, indices, out, threads)
+    if verify:
+        for _ in _verified(path, header, indices, out):
+            pass
     return _native(out)
 
 
-def iter_frames(path: str | os.PathLike, frames=None) -> Iterator[np.ndarray]:
+def iter_frames(path: str | os.PathLike, frames=None, verify: bool = False) -> Iterator[np.ndarray]:
     """Yield frames one at a time as 2-D arrays (same `frames` choices as `read`; no
-    memory limit: one frame at a time)."""
+    memory limit: one frame at a time). verify: as for `read`."""
     path = Path(path)
+    if verify:
+        header = read_header(path)
+        indices = _frame_indices(path, frames, header.shape[0])
+        yield from _verified(path, header, indices, iter_frames(path, frames))
+        return
     with open(path, "rb") as f:
         header = _read_header(f, path)
         indices = _frame_indices(path, frames, header.shape[0])

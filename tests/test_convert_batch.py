@@ -190,3 +190,23 @@ def test_two_inputs_with_one_output_exit_2(project, capsys):
     tifffile.imwrite(root / "Movies/a/m0.tif", movie(5), photometric="minisblack")
     assert main(["convert", "Movies", "--out", "X"]) == 2
     assert "would both become Movies/a/m0.mrcz" in capsys.readouterr().err
+
+
+def test_gain_normalised_movies_convert_to_counts_and_verify(tmp_path, monkeypatch):
+    from mrczbench.movies import gain
+    monkeypatch.chdir(tmp_path)
+    model = synthetic.make_model("gain-normalised", (40, 32), 1.45, seed=5, defects=6).prepare()
+    frames = synthetic.render_movie(model, 40)
+    (tmp_path / "float").mkdir()
+    for i in range(2):
+        mrcz.write(tmp_path / f"float/m{i}.mrc", frames[20 * i:20 * (i + 1)])
+    gain.write_reference(tmp_path / "gain.mrc", gain.estimate(sorted((tmp_path / "float").glob("*.mrc")), thresh=10))
+    assert main(["convert", "float", "--out", "G", "--gain", "gain.mrc", "--checksum"]) == 0
+    for i in range(2):
+        out = tmp_path / f"G/float/m{i}.mrcz"
+        header = mrcz.read_header(out)
+        assert header.dtype.kind == "i" and "gain_counts" in header.meta  # counts, not float32
+        assert header.file_bytes < frames[20 * i:20 * (i + 1)].nbytes / 2
+        assert len(mrcz.read(out, verify=True)) == 20  # the per-frame checksums hold
+    assert main(["verify", "G"]) == 0  # decoded x gain == the float32 input, bit for bit
+    assert exit_code(["convert", "float", "--out", "T", "--format", "tiff", "--gain", "gain.mrc"]) == 2

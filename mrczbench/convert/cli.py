@@ -37,6 +37,9 @@ def add_commands(sub) -> None:
     p.add_argument("--checksum", action="store_true", help="store a SHA-256 per frame in each MRCZ "
                    "file's metadata (python-mrcz ignores it) so `info --verify` and "
                    "mrcz.read(verify=True) detect corrupted chunks")
+    p.add_argument("--gain", metavar="GAIN.mrc", help="store gain-normalised float32 movies as "
+                   "integer counts with this gain reference (from `mrczbench estimate-gain`), "
+                   "losslessly; MRCZ only (a value off its gain fails that movie)")
     p.add_argument("--jobs", type=positive_int, help="movies converted at once (default: usable "
                    "cores, at most the number of movies)")
     p.add_argument("--threads", type=positive_int, help="codec threads per movie (default: cores // jobs)")
@@ -66,6 +69,12 @@ def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
     level = args.level if args.level is not None else (1 if args.format == "mrcz" else 6)
     if not 1 <= level <= 9:
         raise MrczbenchError(f"--level {level}: expected 1-9")
+    if args.gain:
+        if args.format != "mrcz":
+            raise MrczbenchError("--gain: counts with a gain are stored as MRCZ only; use --format "
+                                 "mrcz (or relion_convert_to_tiff --gain for TIFF)")
+        from mrczbench.movies import gain
+        gain.read_reference(args.gain)  # a missing or bad gain file stops here, not per movie
     jobs = args.jobs or max(1, min(cores, count))
     threads = args.threads or max(1, cores // jobs)
     config = ({"format": "mrcz", "codec": args.codec, "level": level, "blocksize": args.blocksize,
@@ -74,7 +83,8 @@ def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
     return Settings(out=str(Path(args.out).resolve()), format=args.format, codec=args.codec,
                     level=level, blocksize=args.blocksize, filter=args.filter,
                     compression=args.compression, tiff_level=level, threads=threads,
-                    checksum=args.checksum, shard=inputs.parse_shard(args.shard), config=config), jobs
+                    checksum=args.checksum, gain=str(Path(args.gain).resolve()) if args.gain else None,
+                    shard=inputs.parse_shard(args.shard), config={**config, "gain": args.gain}), jobs
 
 
 def _todo(tasks, out: Path, only_unfinished: bool) -> tuple[list, list[dict]]:
