@@ -70,7 +70,9 @@ import numpy as np
 
 from mrczbench.atomic import atomic_output
 from mrczbench.errors import MRCZError
+from mrczbench.mrc import checksums as _sums
 from mrczbench.mrc import chunks as _chunks
+from mrczbench.mrc.checksums import CHECKSUM_KEY, CountedFrames, frame_digest  # noqa: F401
 from mrczbench.mrc import header as _hdr
 # The format's constants and header live in mrczbench.mrc (one copy); the names imported
 # here stay mrcz's API (mrcz.CODECS, mrcz.MIN_BLOCKSIZE, mrcz.Header, ...).
@@ -156,19 +158,14 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
     else:
         mode = DTYPE_MODES[first.dtype]
         meta = _with_dtype(path, meta, first.dtype, record_dtype)
-    digests: list[str] = []
-    if meta and CHECKSUM_KEY in meta:  # checksums describe one file's frames: never copied
-        meta = {k: v for k, v in meta.items() if k != CHECKSUM_KEY} or None
-    if checksum:
-        # placeholders of the final length: the extended header precedes the pixels, so the
-        # digests are written over them once the frames have been compressed
-        meta = {**(meta or {}), CHECKSUM_KEY: ["0" * 64] * _frame_count(path, data)}
+    checksums = _sums.Checksums(path, meta, data) if checksum else None
+    meta = checksums.placeholder_meta if checksums else _sums.without_checksums(meta)
     extended = encode_meta(path, meta, meta_format)
     if codec is not None and ny * nx * first.dtype.itemsize > MAX_CHUNK_NBYTES:
         raise MRCZError(f"{path}: a {ny}x{nx} {first.dtype} frame is too big for one blosc chunk")
     all_frames = _checked(path, itertools.chain([first], frames), first)
-    if checksum:
-        all_frames = _hashed(all_frames, digests)
+    if checksums:
+        all_frames = checksums.hashed(all_frames)
 
     with atomic_output(path, fsync=fsync) as f:
         f.write(bytes(HEADER_BYTES))
@@ -188,66 +185,9 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
             packed=packed, unsigned_bytes=mode == 0 and first.dtype == np.uint8)
         f.seek(0)
         f.write(header)
-        if checksum:
-            if len(digests) != len(meta[CHECKSUM_KEY]):
-                raise MRCZError(f"{path}: checksum=True: {len(meta[CHECKSUM_KEY])} frames announced, "
-                                f"{len(digests)} written")
-            f.write(encode_meta(path, {**meta, CHECKSUM_KEY: digests}, meta_format))
+        if checksums:
+            f.write(checksums.final_extended(meta_format))  # over the placeholders
         return f.seek(0, os.SEEK_END)
-
-
-CHECKSUM_KEY = "frame_sha256"  # metadata key of the per-frame checksums (write(checksum=True))
-
-
-class CountedFrames:
-    """A stream of frames that says how many it holds, so write(checksum=True) can stream."""
-
-    def __init__(self, frames, count: int):
-        self.frames, self.count = frames, int(count)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self):
-        return iter(self.frames)
-
-
-def _frame_count(path, data) -> int:
-    shape = getattr(data, "shape", None)
-    if shape is not None and len(shape) in (2, 3):
-        return 1 if len(shape) == 2 else int(shape[0])
-    try:
-        return len(data)
-    except TypeError:
-        raise MRCZError(f"{path}: checksum=True needs the number of frames up front: pass an "
-                        f"array or a sequence of frames") from None
-
-
-def _hashed(frames: Iterator[np.ndarray], digests: list[str]) -> Iterator[np.ndarray]:
-    for frame in frames:
-        digests.append(frame_digest(frame))
-        yield frame
-
-
-def frame_digest(frame: np.ndarray) -> str:
-    """SHA-256 (hex) of a frame's pixels as stored and as read back (little-endian, C order)."""
-    import hashlib
-    frame = np.ascontiguousarray(frame)
-    if frame.dtype.byteorder == ">":
-        frame = frame.astype(frame.dtype.newbyteorder("<"))
-    return hashlib.sha256(memoryview(frame.reshape(-1).view(np.uint8))).hexdigest()
-
-
-def _verified(path: Path, header: Header, indices: list[int], frames) -> Iterator[np.ndarray]:
-    """Frames checked against the stored per-frame checksums (MRCZError on a mismatch)."""
-    stored = (header.meta or {}).get(CHECKSUM_KEY)
-    if not isinstance(stored, list) or len(stored) != header.shape[0]:
-        raise MRCZError(f"{path}: no per-frame checksums to verify (written without checksum=True)")
-    for index, frame in zip(indices, frames):
-        if frame_digest(frame) != stored[index]:
-            raise MRCZError(f"{path}: frame {index} does not match its stored SHA-256: the file "
-                            f"is corrupt")
-        yield frame
 
 
 def async_write(*args, **kwargs) -> Future:
@@ -432,7 +372,7 @@ def read(path: str | os.PathLike, frames=None, threads: int | None = None,
             out = _allocate(header, len(indices), max_bytes)
             _decompress_into(f, header, chunks, indices, out, threads)
     if verify:
-        for _ in _verified(path, header, indices, out):
+        for _ in _sums.verified(path, header, indices, out):
             pass
     return _native(out)
 
@@ -444,7 +384,7 @@ def iter_frames(path: str | os.PathLike, frames=None, verify: bool = False) -> I
     if verify:
         header = read_header(path)
         indices = _frame_indices(path, frames, header.shape[0])
-        yield from _verified(path, header, indices, iter_frames(path, frames))
+        yield from _sums.verified(path, header, indices, iter_frames(path, frames))
         return
     with open(path, "rb") as f:
         header = _read_header(f, path)
