@@ -444,6 +444,7 @@ def add_commands(subparsers) -> None:
     show = sub.add_parser("show", help="show a suite's settings and cases")
     show.add_argument("name", help="suite name or path to a .toml file")
     show.add_argument("--quick", action="store_true", help="show the --quick profile")
+    show.add_argument("--profile", choices=PROFILES, help="show this profile (full, quick, reference)")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=_cmd_show)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
@@ -470,7 +471,7 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    suite = load_suite(args.name, quick=args.quick)
+    suite = load_suite(args.name, quick=args.quick, profile=args.profile)
     cases = suite.cases()
     if args.json:
         print(json.dumps({"suite": suite.to_dict(), "cases": [c.to_dict() for c in cases]}, indent=2))
