@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "mrczbench.analysis.compare",    # compare
     "mrczbench.analysis.recommend_cli",  # recommend
     "mrczbench.convert.cli",  # convert, verify
+    "mrczbench.fuzz.cli",  # fuzz
 )
 
 

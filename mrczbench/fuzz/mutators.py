@@ -86,7 +86,7 @@ def _absurd(seed: Seed, rng: random.Random):
     value = rng.choice(values)
     data = bytearray(seed.data)
     struct.pack_into(field.fmt, data, field.offset, value)
-    return f"absurd-{field.name}={value}", bytes(data), False
+    return f"absurd-{field.name}={value}", bytes(data), field.pointer
 
 
 def _compress(seed: Seed, rng: random.Random):

@@ -80,6 +80,7 @@ class FuzzReport:
     seconds: float
     counts: dict[str, Counter]
     findings: list[Finding]
+    inputs: list[tuple[str, int, str, str, str]]  # (reader, number, seed file, mutation, outcome)
 
     @property
     def total(self) -> int:
@@ -233,6 +234,7 @@ def run_fuzz(seconds: float | None = 60.0, seed: int = 0, readers=None, max_inpu
     chosen = [READERS[r] if isinstance(r, str) else r for r in (readers or list(READERS))]
     counts = {reader.name: Counter() for reader in chosen}
     findings: list[Finding] = []
+    inputs: list[tuple[str, int, str, str, str]] = []
     saved_to = Path(save_failures) if save_failures else None
     start = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="mrczbench-fuzz-"))
@@ -246,8 +248,9 @@ def run_fuzz(seconds: float | None = 60.0, seed: int = 0, readers=None, max_inpu
             for plan in plans:
                 if (max_inputs is not None and sum(sum(c.values()) for c in counts.values()) >= max_inputs) \
                         or (seconds is not None and time.monotonic() - start >= seconds):
-                    return FuzzReport(seed, time.monotonic() - start, counts, findings)
-                _one(plan, pending[id(plan)], worker, counts, findings, saved_to, time_limit)
+                    return FuzzReport(seed, time.monotonic() - start, counts, findings, inputs)
+                outcome = _one(plan, pending[id(plan)], worker, counts, findings, saved_to, time_limit)
+                inputs.append(outcome)
             if progress and time.monotonic() >= next_report:
                 next_report += 10
                 progress(f"fuzz: {sum(sum(c.values()) for c in counts.values())} inputs, "
@@ -288,3 +291,4 @@ def _one(plan: _Plan, pending: list[int], worker: Worker, counts, findings, save
         if saved_to is not None:
             finding.saved = _save(saved_to, plan, finding, seed_obj, data)
         findings.append(finding)
+    return plan.reader.name, number, seed_obj.name, mutation, outcome

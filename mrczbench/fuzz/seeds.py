@@ -29,11 +29,13 @@ class Region:
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-    """A size field: `size` bytes at `offset`, struct format `fmt` (e.g. '<i', '<Q')."""
+    """A size field at `offset`, struct format `fmt` (e.g. '<i', '<Q'). `pointer`: an offset
+    to pixel data that no checksum covers (moving it reads other bytes, undetectably)."""
 
     name: str
     offset: int
     fmt: str
+    pointer: bool = False
 
 
 @dataclasses.dataclass
@@ -136,7 +138,8 @@ def _tiff_regions(path: Path, unchecked: bool) -> tuple[list[Region], list[Field
                                 "RowsPerStrip", "BitsPerSample") and tag.count == 1:
                     fmt = {3: "H", 4: "I", 16: "Q"}.get(tag.dtype)
                     if fmt:
-                        fields.append(Field(f"page{number}.{tag.name}", tag.valueoffset, order + fmt))
+                        fields.append(Field(f"page{number}.{tag.name}", tag.valueoffset, order + fmt,
+                                            pointer=tag.name == "StripOffsets" and unchecked))
                 regions.append(Region("tag", tag.offset, tag.offset + 12))
             for offset, count in zip(page.dataoffsets, page.databytecounts):
                 regions.append(Region("payload", offset, offset + count, unchecked=unchecked))
