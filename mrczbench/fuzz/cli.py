@@ -81,6 +81,6 @@ def _cmd_fuzz(args) -> int:
     print(f"total: {report.total} inputs in {report.seconds:.0f} s, {report.unexpected} unexpected")
     for finding in report.findings:
         print(f"UNEXPECTED {finding.reader} #{finding.number} {finding.seed_file} "
-              f"{finding.mutation}: {finding.outcome}: {finding.detail}"
+              f"{finding.mutation}: {finding.outcome}: {finding.detail[:300]}"
               + (f" (saved: {finding.saved})" if finding.saved else ""))
     return 1 if report.findings else 0
