@@ -188,7 +188,7 @@ def _wait_for(condition, proc, seconds=120.0, what="") -> None:
 
 def test_kill_during_compress_leaves_no_half_file(tmp_path):
     rng = np.random.default_rng(9)
-    big = rng.poisson(3.0, (48, 1024, 1024)).astype(np.int16)  # 96 MiB: seconds to compress
+    big = rng.poisson(3.0, (16, 1024, 1024)).astype(np.int16)  # 32 MiB: seconds at level 9
     source = tmp_path / "big.mrc"
     mrcz.write(source, big)
     out_dir = tmp_path / "out"
@@ -210,7 +210,7 @@ def test_kill_during_compress_leaves_no_half_file(tmp_path):
 def test_kill_during_compress_then_rerun_leaves_no_temporary(tmp_path):
     rng = np.random.default_rng(10)
     source = tmp_path / "big.mrc"
-    mrcz.write(source, rng.poisson(3.0, (32, 1024, 1024)).astype(np.int16))
+    mrcz.write(source, rng.poisson(3.0, (16, 1024, 1024)).astype(np.int16))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     proc = start("compress", source, out_dir / "big.mrcz", "--level", "9", "--threads", "1")
@@ -247,30 +247,40 @@ def test_kill_during_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert max(keys.values()) == 1, [k for k, n in keys.items() if n > 1][:5]
     from mrczbench.bench.suites import load_suite
     suite = load_suite("level-sweep", quick=True)
-    assert {json.loads(r)["case_id"] for r in after} == {case.case_id for case in suite.cases}
+    assert {json.loads(r)["case_id"] for r in after} == {case.case_id for case in suite.cases()}
 
 
-def test_kill_during_convert_then_resume(tmp_path):
+def _killed_convert(tmp_path):
+    """A batch of 8 movies killed -9 while a third movie is being written."""
     rng = np.random.default_rng(11)
     src = tmp_path / "src"
     src.mkdir()
     stacks = {}
     for number in range(8):
-        stacks[f"m{number}"] = rng.poisson(2.0, (16, 512, 512)).astype(np.int16)
+        stacks[f"m{number}"] = rng.poisson(2.0, (8, 512, 512)).astype(np.int16)
         mrcz.write(src / f"m{number}.mrc", stacks[f"m{number}"])
     out = tmp_path / "out"
     args = ("convert", src, "--out", out, "--jobs", "1", "--threads", "1", "--level", "9")
     proc = start(*args)
     manifest = out / "manifest.jsonl"
-    _wait_for(lambda: len(_rows(manifest)) >= 2, proc, 300, "2 converted movies")
+
+    def writing_third():
+        return len(_rows(manifest)) >= 2 and any(p.name.startswith(".") for p in (out / "src").iterdir())
+
+    _wait_for(writing_third, proc, 300, "2 converted movies and a third in progress")
     kill_group(proc)
+    return out, stacks, args, manifest
+
+
+def test_kill_during_convert_then_resume(tmp_path):
+    out, stacks, args, manifest = _killed_convert(tmp_path)
     before = _rows(manifest)
     for path in out.rglob("*.mrcz"):  # whatever has a final name is complete and right
         assert np.array_equal(mrcz.read(path), stacks[path.stem]), path
     resumed = cli(*args, "--only-unfinished", timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     after = _rows(manifest)
-    assert after[:len(before)] == before
+    assert after[:len(before)] == before  # nothing recorded before the kill is lost
     done = [json.loads(r) for r in after if json.loads(r)["status"] == "done"]
     outputs = Counter(Path(r["output"]).name for r in done)
     assert sorted(outputs) == [f"m{n}.mrcz" for n in range(8)] and max(outputs.values()) == 1
@@ -278,3 +288,11 @@ def test_kill_during_convert_then_resume(tmp_path):
     assert verified.returncode == 0, verified.stdout + verified.stderr
     for name, stack in stacks.items():  # outputs mirror the inputs' folder under --out
         assert np.array_equal(mrcz.read(out / "src" / f"{name}.mrcz"), stack)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 (wrong messages): the hidden temporary files of "
+                   "a movie killed mid-write stay in --out after `convert --only-unfinished`")
+def test_kill_during_convert_then_resume_leaves_no_temporary(tmp_path):
+    out, _, args, _ = _killed_convert(tmp_path)
+    assert cli(*args, "--only-unfinished", timeout=600).returncode == 0
+    assert [p.name for p in (out / "src").iterdir() if p.name.startswith(".")] == []
