@@ -320,3 +320,35 @@ def test_kill_during_convert_then_resume_leaves_no_temporary(tmp_path):
     out, _, args, _ = _killed_convert(tmp_path)
     assert cli(*args, "--only-unfinished", timeout=600).returncode == 0
     assert [p.name for p in (out / "src").iterdir() if p.name.startswith(".")] == []
+
+
+# ----------------------------------------------------------------- non-regular files
+
+def _no_hang(*args, seconds=8.0) -> subprocess.CompletedProcess:
+    try:
+        return cli(*args, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"mrczbench {' '.join(map(str, args))} still running after {seconds:g} s")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 #10: `info` and `datasets inspect` on a FIFO "
+                   "block forever instead of refusing a non-regular input")
+@pytest.mark.parametrize("command", [("info",), ("datasets", "inspect")])
+def test_fifo_input_is_refused_not_read(tmp_path, command):
+    fifo = tmp_path / "movie.mrc"
+    os.mkfifo(fifo)
+    line = one_line_error(_no_hang(*command, fifo))
+    assert "not a regular file" in line.lower() or "fifo" in line.lower()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 #2: decompress renames its output over a FIFO "
+                   "(any non-regular OUT) and exits 0")
+def test_fifo_output_is_refused_and_kept(tmp_path, movie):
+    path, _ = movie
+    packed = tmp_path / "movie.mrcz"
+    assert cli("compress", path, packed).returncode == 0
+    fifo = tmp_path / "out.mrc"
+    os.mkfifo(fifo)
+    proc = _no_hang("decompress", packed, fifo)
+    assert fifo.is_fifo()  # never replaced by a regular file
+    one_line_error(proc)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -89,6 +90,15 @@ def test_same_seed_same_inputs():
     other = run_fuzz(seconds=None, max_inputs=60, seed=8, readers=["mrcz", "star"])
     assert first.inputs == second.inputs
     assert [i[3] for i in first.inputs] != [i[3] for i in other.inputs]
+
+
+def test_every_seed_reads_back_exactly():
+    # the first inputs of each reader are its unmutated seeds: all must come back exactly
+    report = run_fuzz(seconds=None, max_inputs=16 * len(READERS), seed=0)
+    assert [f for f in report.findings if f.mutation == "none"] == []
+    seeds = Counter((i[0], i[2]) for i in report.inputs if i[3] == "none" and i[4] == "ok")
+    assert {reader for reader, _ in seeds} == set(READERS)
+    assert len(seeds) == len({(i[0], i[2]) for i in report.inputs})  # every seed file
 
 
 def test_every_reader_fuzzed_without_unexpected_outcomes():
