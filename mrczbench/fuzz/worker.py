@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)  # readers that print must not corrupt the answers
+    if hasattr(os, "sched_setaffinity"):
+        # two CPUs at most: readers still run their threaded paths, but the thread count (and
+        # with it the address space of thread stacks) does not grow with the machine
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
     from mrczbench.fuzz.targets import preload
     preload()
     limit = limit_memory(int(argv[0]) if argv else 512)
