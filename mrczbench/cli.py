@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "mrczbench.analysis.recommend_cli",  # recommend
     "mrczbench.convert.cli",  # convert, verify
     "mrczbench.movies.gain",         # estimate-gain
+    "mrczbench.fuzz.cli",  # fuzz
 )
 
 

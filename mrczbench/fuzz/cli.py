@@ -1,0 +1,86 @@
+"""`mrczbench fuzz`: mutated inputs through every reader, outcome counts per reader."""
+from __future__ import annotations
+
+import sys
+
+from mrczbench.errors import MrczbenchError
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "fuzz", help="fuzz every reader with mutated files (crash, hang, memory, wrong data)",
+        description="Mutate valid seed files of every reader (MRC, MRCZ, TIFF, EER, .npy, "
+        ".lst/.star, framed containers, suite and dataset TOML, result JSONL) and read each "
+        "in a child process with a time and memory limit. Expected outcomes: ok, "
+        "documented-error, payload-changed (pixel bytes no checksum covers), reinterpreted "
+        "(header says other dtype/shape for the same bytes), accepted (edited text that "
+        "still parses). Anything else is unexpected: exit status 1.",
+        epilog="Example: mrczbench fuzz --seconds 60 --seed 1 --save-failures fuzz-failures")
+    parser.add_argument("--seconds", type=_positive_float, default=60.0,
+                        help="how long to fuzz, in seconds (default 60)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed: the same seed gives the same inputs (default 0)")
+    parser.add_argument("--readers", default=None,
+                        help="comma-separated readers to fuzz (default: all): mrc, mrcz, mrcz-frames, "
+                        "movies-mrc, tiff, eer, npy, lst, star, framed, suite, dataset, results")
+    parser.add_argument("--max-inputs", type=_positive_int, default=None,
+                        help="stop after this many inputs (default: no limit)")
+    parser.add_argument("--time-limit", type=_positive_float, default=10.0,
+                        help="seconds one read may take before it counts as a hang (default 10)")
+    parser.add_argument("--memory-mib", type=_positive_int, default=512,
+                        help="MiB the reader may allocate beyond the worker's start (default 512)")
+    parser.add_argument("--save-failures", metavar="DIR", default=None,
+                        help="save each unexpected input (with finding.json) under DIR")
+    parser.set_defaults(func=_cmd_fuzz)
+
+
+def _positive_float(text: str) -> float:
+    import argparse
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _cmd_fuzz(args) -> int:
+    from mrczbench.fuzz.runner import EXPECTED, READERS, UNEXPECTED, run_fuzz
+    readers = list(READERS)
+    if args.readers is not None:
+        readers = [r.strip() for r in args.readers.split(",") if r.strip()]
+        unknown = [r for r in readers if r not in READERS]
+        if unknown or not readers:
+            raise MrczbenchError(f"unknown reader(s) {', '.join(unknown) or '(none given)'}; "
+                                 f"choose from {', '.join(READERS)}")
+    print(f"fuzz: seed {args.seed}, {args.seconds:g} s, readers {', '.join(readers)}", file=sys.stderr)
+    report = run_fuzz(seconds=args.seconds, seed=args.seed, readers=readers,
+                      max_inputs=args.max_inputs, save_failures=args.save_failures,
+                      time_limit=args.time_limit, memory_mib=args.memory_mib,
+                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+    outcomes = EXPECTED + UNEXPECTED
+    width = max(len(r) for r in readers)
+    print(f"{'reader':<{width}}  {'inputs':>6}  " + "  ".join(outcomes))
+    for reader in readers:
+        counts = report.counts[reader]
+        print(f"{reader:<{width}}  {sum(counts.values()):>6}  "
+              + "  ".join(f"{counts.get(o, 0):>{len(o)}}" for o in outcomes))
+    print(f"total: {report.total} inputs in {report.seconds:.0f} s, {report.unexpected} unexpected")
+    for finding in report.findings:
+        print(f"UNEXPECTED {finding.reader} #{finding.number} {finding.seed_file} "
+              f"{finding.mutation}: {finding.outcome}: {finding.detail[:300]}"
+              + (f" (saved: {finding.saved})" if finding.saved else ""))
+    return 1 if report.findings else 0
