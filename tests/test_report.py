@@ -568,7 +568,7 @@ def test_out_naming_a_file_is_a_one_line_error(result_dirs, tmp_path, capsys):
     target.write_text("mine\n")
     assert main(["report", str(result_dirs["metadata"]), "--out", str(target)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot write the report into" in err[0] and "notes.txt" in err[0]
+    assert len(err) == 1 and "not a folder" in err[0] and "notes.txt" in err[0]
     assert target.read_text() == "mine\n"
 
 

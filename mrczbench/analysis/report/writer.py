@@ -224,19 +224,15 @@ def write_report(results: LoadedResults, out: Path, figures: dict | None = None)
     names = ([f"{name}{suffix}" for name in figures for suffix in (".png", ".svg")]
              + [f"{name}{suffix}" for name in tables for suffix in (".csv", ".md")]
              + ["index.html", "report.md"])
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        manifest = read_manifest(out)
-        check_overwrites(out, names, manifest)
-        # listed before they are written, so an interrupted report still owns its files
-        _write_manifest(out, {**manifest, **{name: None for name in names}})
-        remove_stale_outputs(out, names, manifest)
-        digests = _write_files(results, out, figures, tables, stats)
-        _write_manifest(out, digests)
-    except OSError as exc:
-        where = exc.filename or out
-        raise ResultsError(f"cannot write the report into {out}: {where}: "
-                           f"{exc.strerror or exc}") from None
+    # OS errors (read-only, full disk, --out naming a file) become one line in cli.main
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(out)
+    check_overwrites(out, names, manifest)
+    # listed before they are written, so an interrupted report still owns its files
+    _write_manifest(out, {**manifest, **{name: None for name in names}})
+    remove_stale_outputs(out, names, manifest)
+    digests = _write_files(results, out, figures, tables, stats)
+    _write_manifest(out, digests)
     return [out / name for name in digests]
 
 
