@@ -93,6 +93,10 @@ class DatasetSpec:
 
     def model(self) -> synthetic.DetectorModel:
         """The detector model that generates this dataset (checked, not yet prepared)."""
+        misplaced = sorted(set(self.options) & {"kind", "frames", "shape", "dose", "seed", "dtype"})
+        if misplaced:
+            raise DatasetError(f"{self.name}: options: {', '.join(misplaced)} must be at the top level "
+                               f"of the spec, not under [options]")
         return synthetic.make_model(self.kind, self.shape, self.dose, self.seed, self.dtype, **self.options)
 
     @property

@@ -406,9 +406,16 @@ class NpyMovie(Movie):
             if handle.read(6) != b"\x93NUMPY":
                 raise DatasetError(f"{path}: not a .npy file (no numpy magic bytes)")
         try:
-            return np.load(path, mmap_mode="r", allow_pickle=False)
+            data = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:  # object arrays, bad header, truncated
             raise DatasetError(f"{path}: cannot read as .npy: {exc}") from None
+        # numpy maps the data from the header's end: a damaged header length would shift
+        # every pixel silently, and the data then no longer ends where the file does
+        if data.offset + data.nbytes != path.stat().st_size:
+            size = path.stat().st_size
+            raise DatasetError(f"{path}: the .npy header says {data.nbytes} data bytes from byte "
+                               f"{data.offset}, but the file has {size} bytes: a damaged header")
+        return data
 
     def _frames(self):
         data = self._map(self.path)  # the file may have changed since it was opened
