@@ -145,20 +145,26 @@ def write_suite(folder: Path, suite: str) -> Path:
                          speeds={"encode": CODECS[codec][0] / speed_penalty,
                                  "decode": CODECS[codec][1] / speed_penalty})
     elif suite == "table1":
-        run.case(format="mrc", codec=None, ratio=1.0, ops=FILE_OPS[2:],
+        paper = dict(frames=60, ny=3838, nx=3710)  # the paper's stack: beside its numbers
+        run.case(format="mrc", codec=None, ratio=1.0, ops=FILE_OPS[2:], **paper,
                  speeds={"write": 800.0, "write_fsync": 300.0, "read_cold": 250.0,
                          "read_warm": 3000.0})
-        run.case(format="mrc4bit", codec=None, ratio=0.5, ops=FILE_OPS[2:],
+        run.case(format="mrc-uint4", codec=None, ratio=0.5, ops=FILE_OPS[2:], **paper,
                  speeds={"write": 400.0, "write_fsync": 200.0, "read_cold": 150.0,
                          "read_warm": 500.0})
-        run.case(codec="lz4", level=9, threads=2, ops=FILE_OPS)
-        run.case(codec="zstd", level=1, threads=2, ops=FILE_OPS, invalid_cold=1)  # planted
-        run.case(codec="zstd", level=5, threads=2, ops=FILE_OPS)
-        run.case(format="bzip2", codec=None, level=9, ratio=0.33, ops=FILE_OPS,
+        run.case(codec="lz4", level=9, threads=2, ops=FILE_OPS, **paper)
+        run.case(codec="zstd", level=1, threads=2, ops=FILE_OPS, invalid_cold=1, **paper)  # planted
+        run.case(codec="zstd", level=5, threads=2, ops=FILE_OPS, **paper)
+        # bzip2 is not the paper's lbzip2; single-threaded xz is not its pxz
+        run.case(format="bzip2", codec=None, level=9, ratio=0.33, ops=FILE_OPS, **paper,
                  speeds={op: 15.0 for op in FILE_OPS})
-        run.case(format="tiff-lzw", codec=None, ratio=0.45, ops=FILE_OPS,
+        run.case(format="lbzip2", codec=None, level=9, threads=2, ratio=0.33, ops=FILE_OPS,
+                 **paper, speeds={op: 28.0 for op in FILE_OPS})
+        run.case(format="xz", codec=None, level=6, threads=1, ratio=0.32, ops=FILE_OPS,
+                 **paper, speeds={op: 2.0 for op in FILE_OPS})
+        run.case(format="tiff-lzw", codec=None, ratio=0.45, ops=FILE_OPS, **paper,
                  speeds={op: 60.0 for op in FILE_OPS})
-        run.case(format="jpeg2000", codec=None, ops=("write",),
+        run.case(format="jpeg2000", codec=None, ops=("write",), **paper,
                  error="imagecodecs has no JPEG 2000 encoder")  # planted error row
     elif suite == "metadata":
         for method, speed, size in (("json", 100.0, 1.0), ("orjson", 400.0, 1.0),
@@ -351,8 +357,15 @@ def test_blocksize_figure_marks_l2_l3_and_skips_automatic(figures):
         assert len(series(ax)) == 2
         assert all(len(line.get_xdata()) == 5 for line in series(ax))  # blocksize 0 left out
         marks = sorted(line.get_xdata()[0] for line in series(ax, "reference"))
-        assert marks == [L2 / 1024, L3 / 1024]
+        # L2 (256 KiB) sits inside the swept 16 KiB - 4 MiB; L3 (30 MiB) is far off the data:
+        # named in the legend, not drawn, so the axis still ends near the data
+        assert marks == [L2 / 1024]
         assert ax.get_xscale() == "log"
+        low, high = ax.get_xlim()
+        assert 16 / 2 < low < 16 and 4096 < high < 4096 * 2
+    labels = [t.get_text() for t in figure.legends[0].get_texts()] if figure.legends else \
+        [t.get_text() for t in figure.axes[-1].get_legend().get_texts()]
+    assert f"L3 cache {L3 // 1024} KiB (off the axis)" in labels
 
 
 def test_metadata_figure_has_time_per_op_and_size_per_method(figures):
@@ -416,12 +429,39 @@ def test_table1_sits_next_to_the_paper(loaded):
     assert table.loc["mrcz zstd-1", "paper ratio"] == 0.37
     assert table.loc["mrcz lz4-9", "paper contender"] == "blosc-lz4/int8/9"
     assert table.loc["mrc", "paper contender"] == "None/int8"
-    assert table.loc["mrc4bit", "paper contender"] == "uint4"
-    assert table.loc["bzip2", "paper contender"] == "lbzip2/int8/9"
+    assert table.loc["mrc-uint4", "paper contender"] == "uint4"
+    assert table.loc["lbzip2", "paper contender"] == "lbzip2/int8/9"
+    assert table.loc["bzip2", "paper contender"] == ""   # bzip2 is not lbzip2
+    assert table.loc["xz", "paper contender"] == ""      # one-thread xz is not pxz
     assert table.loc["tiff-lzw", "paper contender"] == ""
-    assert table.loc["mrc", "size (MB)"] == pytest.approx(2.0)  # 8 x 512 x 512 int8 = 2 MiB
+    # the paper's MB are 10^6 bytes: 60 x 3838 x 3710 int8 = 854.3 MB, its 854
+    assert table.loc["mrc", "size (MB = 10^6 B)"] == pytest.approx(854.3388)
+    assert table.loc["mrc", "paper size (MB = 10^6 B)"] == 854
+    assert table.loc["mrc", "paper write (s)"] == 3.40
     not_run = set(table.loc["(not run)", "paper contender"])
     assert not_run == {"JPEG2000/uint8", "pigz/int8/1", "pxz/int8/6"}
+
+
+def test_table1_of_another_shape_is_per_frame_and_per_gib_without_paper_sizes(tmp_path):
+    run = RunWriter(tmp_path, "table1", samples=3)
+    run.case(format="mrc", codec=None, ratio=1.0, ops=FILE_OPS[2:], frames=4, ny=384, nx=371,
+             speeds={op: 512.0 for op in FILE_OPS})
+    run.case(codec="zstd", level=1, ratio=0.3, ops=FILE_OPS, frames=4, ny=384, nx=371)
+    run.case(format="xz", codec=None, level=6, threads=2, ratio=0.28, ops=FILE_OPS, frames=4,
+             ny=384, nx=371, speeds={op: 3.0 for op in FILE_OPS})
+    results = load_result_files([run.save()])
+    cases = stats.case_table(stats.case_stats(results.rows))
+    table = tables.table1(cases).set_index("contender")
+    assert not {"paper size (MB = 10^6 B)", "paper write (s)", "size (MB = 10^6 B)"} & set(table.columns)
+    assert table.loc["mrc", "size (MiB/frame)"] == pytest.approx(384 * 371 / MIB)
+    assert table.loc["mrc", "stack"] == "4 x 384 x 371"
+    # 512 MiB/s -> 2 s per GiB of raw data, whatever the stack's size
+    assert table.loc["mrc", "compress-write (s/GiB raw)"] == pytest.approx(2.0, rel=0.05)
+    assert table.loc["mrcz zstd-1", "paper ratio"] == 0.37
+    assert table.loc["xz", "paper contender"] == "pxz/int8/6"  # xz with threads is pxz
+    assert "not the paper's 60 x 3838 x 3710" in tables.table1_note(cases)
+    writer.write_report(results, tmp_path / "out", figures={})
+    assert "MiB per frame" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_table1_uses_only_table1_rows_in_a_mixed_report(result_dirs, tmp_path):
@@ -488,7 +528,7 @@ def test_table1_has_one_block_per_dataset_of_the_table1_run(tmp_path):
     for movie in ("movie-a", "movie-b", "movie-c"):
         block = table[table["dataset"] == movie].set_index("contender")
         assert block.loc["mrcz zstd-1", "paper contender"] == "blosc-zstd/int8/1"
-        assert block.loc["mrc", "paper size (MB)"] == 854
+        assert block.loc["mrc", "paper ratio"] == 1.0
         assert len(block.loc["(not run)"]) == len(paper.PAPER_TABLE1) - 2
     writer.write_report(results, tmp_path / "out", figures={})
     page = (tmp_path / "out" / "table1.md").read_text()
