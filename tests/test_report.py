@@ -46,8 +46,10 @@ class RunWriter:
     """Writes `<run-id>.jsonl` + `<run-id>.run.json` the way the runner does (schema v1)."""
 
     def __init__(self, folder: Path, suite: str, run_id: str = "20240501T100000-abc123",
-                 samples: int = 5, seed: int = 1, speed_scale: float = 1.0, figure=None):
+                 samples: int = 5, seed: int = 1, speed_scale: float = 1.0, figure=None,
+                 profile=None, load=None):
         self.folder, self.suite, self.run_id, self.samples = folder / suite, suite, run_id, samples
+        self.profile, self.load = profile, load  # run.json's profile and load_at_start
         # the suite's declared figure, as the runner copies it into run.json
         self.figure = SUITE_FIGURES.get(suite, "") if figure is None else figure
         self.random = random.Random(seed)
@@ -110,6 +112,12 @@ class RunWriter:
                 "machine": {"cpu_model": CPU, "physical_cores": CORES, "logical_cpus": 4,
                             "cache_sizes": {"L1d": "32K", "L1i": "32K", "L2": f"{L2 // 1024}K",
                                             "L3": f"{L3 // 1024}K"}}}  # as machine.capture()
+        if self.profile:
+            meta["profile"] = self.profile
+        if self.load is not None:  # as bench.plan.load_at_start() records it
+            meta["load_at_start"] = {"load_average": self.load, "usable_cores": CORES,
+                                     "busy_threshold": 0.75 * CORES,
+                                     "busy": self.load > 0.75 * CORES}
         meta_path_for(path).write_text(json.dumps(meta))
         return self.folder
 
@@ -791,3 +799,157 @@ def test_metadata_report_from_real_runner_rows(runner_results):
     assert len(time_ax.containers) == 4  # encode, decode, write, read_cold
     assert [t.get_text() for t in time_ax.get_xticklabels()] == [
         "json", "json+zstd", "msgpack", "msgpack+zstd"]
+
+
+# --- what a report is: profile, load, cores (issue 15) ----------------------------------------------
+def small_dose_run(folder: Path, profile=None, load=None, with_plain=False, error=False):
+    run = RunWriter(folder, "dose-sweep", samples=3, profile=profile, load=load,
+                    run_id="20240501T100000Z-dddddd")
+    for dose in (0.1, 0.5, 1.0, 4.0):
+        for codec in CODECS:
+            run.case(dataset=f"poisson-d{dose:g}", dose=dose, codec=codec, threads=2,
+                     ops=FILE_OPS)
+        if with_plain:
+            run.case(dataset=f"poisson-d{dose:g}", dose=dose, format="mrc", codec=None,
+                     ratio=1.0, ops=FILE_OPS[2:])
+            run.case(dataset=f"poisson-d{dose:g}", dose=dose, format="mrc-uint4", codec=None,
+                     ratio=0.5, ops=FILE_OPS[2:])
+    if error:
+        run.case(format="jpeg2000", codec=None, ops=("write",), error="no encoder")
+    return run.save()
+
+
+def test_a_quick_report_says_so_on_its_first_screen_and_in_its_figures(tmp_path):
+    results = load_result_files([small_dose_run(tmp_path / "in", profile="quick", load=1.9)])
+    figures = report_figures.make_figures(results)
+    for name, figure in figures.items():
+        assert report.about.QUICK_MARK in figure._suptitle.get_text(), name
+        stamps = [t for ax in figure.axes for t in ax.texts if t.get_gid() == "watermark"]
+        # the ratio-only Fig. 2a is marked in its title; speed figures also carry the watermark
+        assert bool(stamps) == (name != "fig2a_ratio_vs_dose"), name
+    writer.write_report(results, tmp_path / "out", figures)
+    page = (tmp_path / "out" / "index.html").read_text()
+    first_screen = page[:page.index("<h2")]
+    assert "QUICK PROFILE" in first_screen and "do not quote these speeds" in first_screen
+    assert "BUSY machine at the start of 1 of 1 runs" in first_screen
+    runs = page[page.index("id='runs'"):]
+    assert "quick (smoke test)" in runs and "1.9 on 2 usable cores" in runs and ">BUSY<" in runs
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert markdown.splitlines()[0].endswith("(QUICK PROFILE)")
+    assert "do not quote these speeds" in markdown[:600]
+
+
+def test_a_full_quiet_report_has_no_quick_marks_and_no_red_banner(tmp_path):
+    results = load_result_files([small_dose_run(tmp_path / "in", profile="full", load=0.2)])
+    figures = report_figures.make_figures(results)
+    assert all(report.about.QUICK_MARK not in f._suptitle.get_text() for f in figures.values())
+    writer.write_report(results, tmp_path / "out", figures)
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "QUICK" not in page and "class=warn" not in page
+    assert "quiet at the start of every run" in page and "2 physical cores" in page
+    # something failed: the banner appears
+    results = load_result_files([small_dose_run(tmp_path / "in2", profile="full", error=True)])
+    writer.write_report(results, tmp_path / "out2", figures={})
+    assert "class=warn" in (tmp_path / "out2" / "index.html").read_text()
+
+
+def test_tables_scroll_inside_their_own_box(reports):
+    page = (reports["table1"][0] / "index.html").read_text()
+    assert "overflow-x:auto" in page
+    assert page.count("<table>") == page.count("<div class=scroll><table>") > 3
+
+
+def test_no_two_series_share_colour_and_marker(figures):
+    ax = figures["level-sweep"]["ratio_vs_speed"].axes[0]
+    points = series(ax)
+    assert len(points) == 27  # bzip2 none here: 3 codecs x 9 levels
+    looks = {(tuple(p.get_facecolor()[0]), p.get_paths()[0].vertices.tobytes()) for p in points}
+    assert len(looks) == len(points)
+    for i in range(60):
+        for j in range(i):
+            a, b = report_figures.series_style(i), report_figures.series_style(j)
+            assert (a["color"], a["marker"]) != (b["color"], b["marker"])
+
+
+def test_dose_axis_is_labelled_at_the_swept_doses_with_a_zoomed_panel(tmp_path):
+    results = load_result_files([small_dose_run(tmp_path, with_plain=True)])
+    figure = report_figures.figure_dose(results, stats.case_table(stats.case_stats(results.rows)))
+    full, zoom = figure.axes[:2]
+    assert [t.get_text() for t in full.get_xticklabels()] == ["0.1", "0.5", "1", "4"]
+    assert {l.get_label() for l in series(full)} >= {"mrc", "mrc-uint4"}
+    assert not {"mrc", "mrc-uint4"} & {l.get_label() for l in series(zoom)}
+    top = max(max(l.get_ydata()) for l in series(zoom))
+    assert full.get_ylim()[1] > 1.0 and top < zoom.get_ylim()[1] < top * 1.1  # ends near the data
+
+
+def test_threads_figure_says_points_past_the_cores_are_oversubscription(figures):
+    figure = figures["thread-sweep"]["fig2c_speed_vs_threads"]
+    for ax in figure.axes[:2]:
+        notes = [t.get_text() for t in ax.texts if t.get_gid() == "oversubscription"]
+        assert notes and "oversubscription" in notes[0]
+        assert ax.get_xlim()[1] < 3.5  # ends near the last measured thread count (3)
+
+
+# --- gain recovery beside RELION (issue 11) ---------------------------------------------------------
+def gain_run(folder: Path) -> Path:
+    """A gain-recovery run as the issue-11 suite writes it: float32 stored directly and as
+    gain-counts wrapping the same inner format (params carry `inner`)."""
+    run = RunWriter(folder, "gain-recovery", samples=3, figure="RELION movie compression",
+                    run_id="20240501T100000Z-gggggg")
+    movie = dict(dataset="k2-gain-normalised", kind="k2-gain-normalised", dose=1.45,
+                 dtype="float32", frames=10, ny=384, nx=371, codec=None, threads=2)
+    for name, params, ratio in (
+            ("tiff deflate", {"format": "tiff", "compression": "deflate"}, 0.62),
+            ("counts tiff deflate", {"format": "gain-counts", "inner": "tiff",
+                                     "compression": "deflate"}, 0.071),
+            ("mrcz zstd-1", {"format": "mrcz", "codec": "zstd", "level": 1}, 0.77),
+            ("counts mrcz zstd-1", {"format": "gain-counts", "inner": "mrcz", "codec": "zstd",
+                                    "level": 1}, 0.066),
+            ("counts mrc", {"format": "gain-counts", "inner": "mrc"}, 0.255)):
+        run.case(format=params["format"], label=name, ratio=ratio, ops=FILE_OPS, **movie)
+        for row in run.rows:
+            if row["label"] == name:
+                row["params"] = json.dumps({**params, "threads": 2})
+                row["codec"] = params.get("codec")
+    return run.save()
+
+
+def test_gain_recovery_sits_beside_relions_percentages(tmp_path):
+    results = load_result_files([gain_run(tmp_path / "in")])
+    cases = stats.case_table(stats.case_stats(results.rows))
+    table = report.sections.gain_table(cases).set_index("contender")
+    assert table.loc["tiff deflate", "RELION stored (% of float32)"] == 55.9
+    assert table.loc["counts tiff deflate", "RELION stored (% of float32)"] == 11.9
+    assert table.loc["counts mrc", "RELION stored (% of float32)"] == 25.0
+    assert table.loc["counts tiff deflate", "stored (% of float32)"] == pytest.approx(7.1, rel=0.01)
+    assert table.loc["counts tiff deflate", "same format on float32 (%)"] == pytest.approx(62, rel=0.01)
+    assert table.loc["counts mrcz zstd-1", "same format on float32 (%)"] == pytest.approx(77, rel=0.01)
+    assert table.loc["counts mrcz zstd-1", "stored as"] == "integer counts + gain"
+    writer.write_report(results, tmp_path / "out", figures={})
+    for name in ("index.html", "report.md"):
+        text = (tmp_path / "out" / name).read_text()
+        assert "Gain recovery" in text and "EMPIAR-10317" in text and "55.9" in text
+        assert "tiff deflate: 62.0 % -&gt; 7.1 %" in text or "tiff deflate: 62.0 % -> 7.1 %" in text
+    findings = (tmp_path / "out" / "report.md").read_text()
+    assert "storage cut 15.2x" in findings  # 1 / 0.066: the decimation claim from these rows
+
+
+def test_no_gain_section_without_gain_counts_rows(loaded):
+    cases = stats.case_table(stats.case_stats(loaded["detectors"].rows))
+    assert report.sections.gain_table(cases) is None
+
+
+# --- recommended defaults (issue 12) ------------------------------------------------------------------
+def test_recommended_defaults_for_the_stated_scenario(reports, result_dirs):
+    page = (reports["table1"][0] / "report.md").read_text()
+    section = page[page.index("## Recommended defaults"):]
+    assert "60 movies/hour, 1 Gbit/s at 0.63 usable, goal transfer, any reader" in section
+    assert "ratios at dose 1 e/px/frame" in section and "| recommended |" in section
+    rec = report.sections.recommended_defaults(load_result_files([result_dirs["table1"]]))
+    assert rec.document["recommended"]["label"] in {"mrc", "mrc-uint4", "mrcz lz4-9", "mrcz zstd-1",
+                                                     "mrcz zstd-5", "bzip2", "lbzip2", "xz", "tiff-lzw"}
+
+
+def test_no_recommendation_without_movie_rows_says_why(reports):
+    page = (reports["metadata"][0] / "index.html").read_text()
+    assert "No recommendation: no 8-bit movie rows with a dose in these results." in page
