@@ -52,7 +52,7 @@ def _figure(results: LoadedResults, title: str, cases, ncols: int = 1, width: fl
     figure = Figure(figsize=(width * ncols + 3.0, 4.8), layout="constrained", dpi=100)
     axes = figure.subplots(1, ncols, squeeze=False)[0]
     mark = figure_mark(results, cases)
-    figure.suptitle(f"{title}{' ' + mark if mark else ''}\n"
+    figure.suptitle(f"{title}{chr(10) + mark if mark else ''}\n"
                     f"{footer(results, cases['suite'].unique())}", fontsize=10,
                     color="#b00" if mark else "black")
     for ax in axes if mark and speed else ():
@@ -188,7 +188,11 @@ def figure_level(results: LoadedResults, cases):
     figure, axes, op = _ratio_and_speed_figure(
         results, "Fig. 2b — compression ratio and speed vs level", cases, "level")
     if op:
+        from matplotlib.ticker import FuncFormatter
         axes[1].set_yscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")  # 400, not 4 x 10^2
+        axes[1].yaxis.set_major_formatter(plain)
+        axes[1].yaxis.set_minor_formatter(plain)
     for ax in axes:
         ax.set_xlabel("compression level (codec effort, 1 = fastest)")
         ax.grid(True, which="both", alpha=0.3)
@@ -310,20 +314,10 @@ def figure_metadata(results: LoadedResults, cases):
     return figure
 
 
-def figure_scatter(results: LoadedResults, cases):
-    """Ratio vs compression speed per case, with the Pareto front."""
-    cases, op, dataset = speed_cases(cases)
-    if len(cases) < 2:
-        return None
-    several_threads = cases["threads"].nunique() > 1
-    cases = cases.assign(name=cases["label"] + cases["threads"].map(
-        lambda t: f" ({int(t)} thread{'s' if t > 1 else ''})" if several_threads and t == t else ""))
-    figure, (ax,) = _figure(results, f"Ratio vs {'compression' if op == 'encode' else 'write'} "
-                                     f"speed — dataset {dataset}", cases)
-    for i, (name, part) in enumerate(cases.groupby("name", sort=True)):
-        style = series_style(i, line=False)
-        points = ax.scatter(part[f"{op}_mibs"], part["ratio"], s=36, label=name,
-                            marker=style["marker"], color=style["color"])
+def _scatter_panel(ax, cases, op: str, styles: dict) -> None:
+    """Ratio vs speed points per name, unstable ones ringed, and the Pareto front."""
+    for name, part in cases.groupby("name", sort=True):
+        points = ax.scatter(part[f"{op}_mibs"], part["ratio"], s=36, label=name, **styles[name])
         points.set_gid("series")
         bad = part[part[f"{op}_unstable"].fillna(False).astype(bool)]
         if len(bad):
@@ -335,11 +329,39 @@ def figure_scatter(results: LoadedResults, cases):
     line, = ax.plot([speed[i] for i in front], [ratio[i] for i in front], color="black",
                     linewidth=1, linestyle="-", label="Pareto front (nothing both faster and smaller)")
     line.set_gid("front")
+    from matplotlib.ticker import NullFormatter
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # a narrow log axis would label every minor tick
     ax.set_xlabel(f"{'compression' if op == 'encode' else 'write'} speed (MiB/s raw, log)")
-    ax.set_ylabel("compression ratio (stored/raw, lower is better)")
     ax.grid(True, which="both", alpha=0.3)
-    _legend(ax)
+
+
+def figure_scatter(results: LoadedResults, cases):
+    """Ratio vs compression speed per case, with the Pareto front; when some contenders stay
+    above FLAT_RATIO (plain MRC, 4-bit), a second panel shows the others' band alone."""
+    cases, op, dataset = speed_cases(cases)
+    if len(cases) < 2:
+        return None
+    several_threads = cases["threads"].nunique() > 1
+    cases = cases.assign(name=cases["label"] + cases["threads"].map(
+        lambda t: f" ({int(t)} thread{'s' if t > 1 else ''})" if several_threads and t == t else ""))
+    names = sorted(cases["name"].unique())
+    styles = {}
+    for i, name in enumerate(names):
+        style = series_style(i, line=False)
+        styles[name] = {"marker": style["marker"], "color": style["color"]}
+    close = cases[cases["ratio"] < FLAT_RATIO]
+    zoom = 2 <= len(close) < len(cases)
+    figure, axes = _figure(results, f"Ratio vs {'compression' if op == 'encode' else 'write'} "
+                                    f"speed — dataset {dataset}", cases,
+                           ncols=2 if zoom else 1, width=4.8 if zoom else 6.0)
+    _scatter_panel(axes[0], cases, op, styles)
+    axes[0].set_ylabel("compression ratio (stored/raw, lower is better)")
+    if zoom:
+        _scatter_panel(axes[1], close, op, styles)
+        axes[1].set_title(f"contenders below ratio {FLAT_RATIO:g} only", fontsize=8)
+        axes[1].set_ylabel("compression ratio (stored/raw), zoomed")
+    _legend(axes[-1])
     return figure
 
 
