@@ -40,7 +40,7 @@ def quick_runs(results: LoadedResults, run_ids=None) -> list[str]:
 
 def load_text(load: Any) -> tuple[str, bool | None]:
     """('0.42 on 2 usable cores', busy) from run.json's load_at_start; ('not recorded', None)."""
-    if not isinstance(load, dict) or load.get("load_average") is None:
+    if not isinstance(load, dict) or not isinstance(load.get("load_average"), (int, float)):
         return "not recorded", None
     cores = load.get("usable_cores")
     busy = load.get("busy")

@@ -82,7 +82,8 @@ class Recommendation:
 def _movie_rows(rows):
     """8-bit movie rows (the K2 counting scenario's pixel type), metadata suites left out."""
     rows = rows[rows["figure"].map(figure_key) != figure_key(FIG3)]
-    return rows[rows["dtype"].isin(["int8", "uint8"])]
+    # recommend reads each contender's config from its params (a JSON object)
+    return rows[rows["dtype"].isin(["int8", "uint8"]) & rows["params"].str.startswith("{")]
 
 
 def recommended_defaults(results: LoadedResults) -> Recommendation:
@@ -116,17 +117,22 @@ def recommended_defaults(results: LoadedResults) -> Recommendation:
 
 
 # --- gain recovery beside RELION ---------------------------------------------------------------
-def _family(case) -> tuple[str, str, str | None, str]:
-    """('counts' or 'direct', format, compression, config key) of a gain-recovery case; the
-    key of counts stored with an inner format equals the key of that format used directly."""
+def _family(case) -> tuple[str, str, str | None, dict]:
+    """('counts' or 'direct', format, compression, settings) of a gain-recovery case. The
+    settings of counts are what it passes to its inner format (the non-null ones); a direct
+    case of that format with those settings is its twin."""
     params = params_of(case["params"])
     params.pop("threads", None)
     if case["format"] == GAIN_FORMAT:
         inner = str(params.pop("inner", ""))
-        params = {**params, "format": inner}
-        return "counts", inner, params.get("compression"), json.dumps(params, sort_keys=True)
-    return ("direct", str(case["format"]), params.get("compression"),
-            json.dumps(params, sort_keys=True))
+        params.pop("format", None)
+        settings = {k: v for k, v in params.items() if v is not None}
+        return "counts", inner, params.get("compression"), {**settings, "format": inner}
+    return "direct", str(case["format"]), params.get("compression"), params
+
+
+def _is_twin(direct: dict, counts: dict) -> bool:
+    return all(direct.get(key) == value for key, value in counts.items())
 
 
 def _relion_for(kind: str, fmt: str, compression) -> tuple[str, float] | None:
@@ -152,13 +158,16 @@ def gain_table(cases):
                  & cases["run_id"].isin(counts["run_id"].unique())]
     keep = keep[(keep["format"] == GAIN_FORMAT) | (keep["dtype"] == "float32")]
     families = {index: _family(case) for index, case in keep.iterrows()}
-    direct = {(keep.loc[i, "run_id"], keep.loc[i, "dataset"], f[3]): keep.loc[i, "ratio"]
-              for i, f in families.items() if f[0] == "direct"}
     table = []
     for index, case in keep.sort_values(["dataset", "format", "ratio"]).iterrows():
-        kind, fmt, compression, key = families[index]
+        kind, fmt, compression, settings = families[index]
         relion = _relion_for(kind, fmt, compression)
-        twin = direct.get((case["run_id"], case["dataset"], key)) if kind == "counts" else None
+        twin = None
+        if kind == "counts":
+            twin = next((keep.loc[i, "ratio"] for i, f in families.items() if f[0] == "direct"
+                         and keep.loc[i, "run_id"] == case["run_id"]
+                         and keep.loc[i, "dataset"] == case["dataset"] and _is_twin(f[3], settings)),
+                        None)
         encode = case.get("encode_mibs")
         table.append({
             "dataset": case["dataset"], "contender": case["label"],
