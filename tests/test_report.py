@@ -902,14 +902,19 @@ def gain_run(folder: Path) -> Path:
                     run_id="20240501T100000Z-gggggg")
     movie = dict(dataset="k2-gain-normalised", kind="k2-gain-normalised", dose=1.45,
                  dtype="float32", frames=10, ny=384, nx=371, codec=None, threads=2)
+    # params as the runner records them: every field of the format's config, defaults included
+    counts = {"codec": None, "compression": None, "filter": None, "format": "gain-counts",
+              "level": None, "thresh": 0, "tolerance": 0.0001}
     for name, params, ratio in (
-            ("tiff deflate", {"format": "tiff", "compression": "deflate"}, 0.62),
-            ("counts tiff deflate", {"format": "gain-counts", "inner": "tiff",
-                                     "compression": "deflate"}, 0.071),
-            ("mrcz zstd-1", {"format": "mrcz", "codec": "zstd", "level": 1}, 0.77),
-            ("counts mrcz zstd-1", {"format": "gain-counts", "inner": "mrcz", "codec": "zstd",
-                                    "level": 1}, 0.066),
-            ("counts mrc", {"format": "gain-counts", "inner": "mrc"}, 0.255)):
+            ("tiff deflate", {"format": "tiff", "compression": "deflate", "level": None,
+                              "line_by_line": False}, 0.62),
+            ("counts tiff deflate", {**counts, "inner": "tiff", "compression": "deflate"}, 0.071),
+            ("mrcz zstd-1", {"format": "mrcz", "codec": "zstd", "level": 1, "blocksize": 0,
+                             "filter": "bitshuffle"}, 0.77),
+            ("mrcz lz4-1", {"format": "mrcz", "codec": "lz4", "level": 1, "blocksize": 0,
+                            "filter": "bitshuffle"}, 0.79),
+            ("counts mrcz zstd-1", {**counts, "inner": "mrcz", "codec": "zstd", "level": 1}, 0.066),
+            ("counts mrc", {**counts, "inner": "mrc"}, 0.255)):
         run.case(format=params["format"], label=name, ratio=ratio, ops=FILE_OPS, **movie)
         for row in run.rows:
             if row["label"] == name:

@@ -15,6 +15,7 @@ from mrczbench.analysis.results import LoadedResults
 from mrczbench.errors import MrczbenchError
 
 GAIN_FORMAT = "gain-counts"  # a gain-normalised movie stored as integer counts + gain
+INNER_KEYS = ("codec", "level", "compression", "filter", "blocksize")  # passed to the inner format
 RELION_SOURCE = ("RELION movie-compression page, \"K2 counting, gain normalised from EPU\": "
                  "EMPIAR-10317, 40 x 3838 x 3710 float32 from EPU, mean 1.45; 32-bit float MRC "
                  "2,278,237,824 bytes; 1502 pixels unreliable")
@@ -125,8 +126,7 @@ def _family(case) -> tuple[str, str, str | None, dict]:
     params.pop("threads", None)
     if case["format"] == GAIN_FORMAT:
         inner = str(params.pop("inner", ""))
-        params.pop("format", None)
-        settings = {k: v for k, v in params.items() if v is not None}
+        settings = {k: v for k, v in params.items() if k in INNER_KEYS and v is not None}
         return "counts", inner, params.get("compression"), {**settings, "format": inner}
     return "direct", str(case["format"]), params.get("compression"), params
 
