@@ -46,8 +46,10 @@ class RunWriter:
     """Writes `<run-id>.jsonl` + `<run-id>.run.json` the way the runner does (schema v1)."""
 
     def __init__(self, folder: Path, suite: str, run_id: str = "20240501T100000-abc123",
-                 samples: int = 5, seed: int = 1, speed_scale: float = 1.0, figure=None):
+                 samples: int = 5, seed: int = 1, speed_scale: float = 1.0, figure=None,
+                 profile=None, load=None):
         self.folder, self.suite, self.run_id, self.samples = folder / suite, suite, run_id, samples
+        self.profile, self.load = profile, load  # run.json's profile and load_at_start
         # the suite's declared figure, as the runner copies it into run.json
         self.figure = SUITE_FIGURES.get(suite, "") if figure is None else figure
         self.random = random.Random(seed)
@@ -110,6 +112,12 @@ class RunWriter:
                 "machine": {"cpu_model": CPU, "physical_cores": CORES, "logical_cpus": 4,
                             "cache_sizes": {"L1d": "32K", "L1i": "32K", "L2": f"{L2 // 1024}K",
                                             "L3": f"{L3 // 1024}K"}}}  # as machine.capture()
+        if self.profile:
+            meta["profile"] = self.profile
+        if self.load is not None:  # as bench.plan.load_at_start() records it
+            meta["load_at_start"] = {"load_average": self.load, "usable_cores": CORES,
+                                     "busy_threshold": 0.75 * CORES,
+                                     "busy": self.load > 0.75 * CORES}
         meta_path_for(path).write_text(json.dumps(meta))
         return self.folder
 
@@ -145,20 +153,26 @@ def write_suite(folder: Path, suite: str) -> Path:
                          speeds={"encode": CODECS[codec][0] / speed_penalty,
                                  "decode": CODECS[codec][1] / speed_penalty})
     elif suite == "table1":
-        run.case(format="mrc", codec=None, ratio=1.0, ops=FILE_OPS[2:],
+        paper = dict(frames=60, ny=3838, nx=3710)  # the paper's stack: beside its numbers
+        run.case(format="mrc", codec=None, ratio=1.0, ops=FILE_OPS[2:], **paper,
                  speeds={"write": 800.0, "write_fsync": 300.0, "read_cold": 250.0,
                          "read_warm": 3000.0})
-        run.case(format="mrc4bit", codec=None, ratio=0.5, ops=FILE_OPS[2:],
+        run.case(format="mrc-uint4", codec=None, ratio=0.5, ops=FILE_OPS[2:], **paper,
                  speeds={"write": 400.0, "write_fsync": 200.0, "read_cold": 150.0,
                          "read_warm": 500.0})
-        run.case(codec="lz4", level=9, threads=2, ops=FILE_OPS)
-        run.case(codec="zstd", level=1, threads=2, ops=FILE_OPS, invalid_cold=1)  # planted
-        run.case(codec="zstd", level=5, threads=2, ops=FILE_OPS)
-        run.case(format="bzip2", codec=None, level=9, ratio=0.33, ops=FILE_OPS,
+        run.case(codec="lz4", level=9, threads=2, ops=FILE_OPS, **paper)
+        run.case(codec="zstd", level=1, threads=2, ops=FILE_OPS, invalid_cold=1, **paper)  # planted
+        run.case(codec="zstd", level=5, threads=2, ops=FILE_OPS, **paper)
+        # bzip2 is not the paper's lbzip2; single-threaded xz is not its pxz
+        run.case(format="bzip2", codec=None, level=9, ratio=0.33, ops=FILE_OPS, **paper,
                  speeds={op: 15.0 for op in FILE_OPS})
-        run.case(format="tiff-lzw", codec=None, ratio=0.45, ops=FILE_OPS,
+        run.case(format="lbzip2", codec=None, level=9, threads=2, ratio=0.33, ops=FILE_OPS,
+                 **paper, speeds={op: 28.0 for op in FILE_OPS})
+        run.case(format="xz", codec=None, level=6, threads=1, ratio=0.32, ops=FILE_OPS,
+                 **paper, speeds={op: 2.0 for op in FILE_OPS})
+        run.case(format="tiff-lzw", codec=None, ratio=0.45, ops=FILE_OPS, **paper,
                  speeds={op: 60.0 for op in FILE_OPS})
-        run.case(format="jpeg2000", codec=None, ops=("write",),
+        run.case(format="jpeg2000", codec=None, ops=("write",), **paper,
                  error="imagecodecs has no JPEG 2000 encoder")  # planted error row
     elif suite == "metadata":
         for method, speed, size in (("json", 100.0, 1.0), ("orjson", 400.0, 1.0),
@@ -351,8 +365,15 @@ def test_blocksize_figure_marks_l2_l3_and_skips_automatic(figures):
         assert len(series(ax)) == 2
         assert all(len(line.get_xdata()) == 5 for line in series(ax))  # blocksize 0 left out
         marks = sorted(line.get_xdata()[0] for line in series(ax, "reference"))
-        assert marks == [L2 / 1024, L3 / 1024]
+        # L2 (256 KiB) sits inside the swept 16 KiB - 4 MiB; L3 (30 MiB) is far off the data:
+        # named in the legend, not drawn, so the axis still ends near the data
+        assert marks == [L2 / 1024]
         assert ax.get_xscale() == "log"
+        low, high = ax.get_xlim()
+        assert 16 / 2 < low < 16 and 4096 < high < 4096 * 2
+    labels = [t.get_text() for t in figure.legends[0].get_texts()] if figure.legends else \
+        [t.get_text() for t in figure.axes[-1].get_legend().get_texts()]
+    assert f"L3 cache {L3 // 1024} KiB (off the axis)" in labels
 
 
 def test_metadata_figure_has_time_per_op_and_size_per_method(figures):
@@ -364,10 +385,14 @@ def test_metadata_figure_has_time_per_op_and_size_per_method(figures):
 
 def test_scatter_has_pareto_front_and_link_figure_a_raw_reference(figures):
     scatter = figures["table1"]["ratio_vs_speed"].axes[0]
-    assert len(series(scatter)) == 7  # every table1 contender that ran
+    assert len(series(scatter)) == 9  # every table1 contender that ran
     assert len(series(scatter, "front")) == 1
+    zoomed = figures["table1"]["ratio_vs_speed"].axes[1]  # without mrc (1.0) and mrc-uint4 (0.5)
+    zoomed_names = {p.get_label().split(" (")[0] for p in series(zoomed)}
+    assert not {"mrc", "mrc-uint4", "tiff-lzw"} & zoomed_names  # 1.0, 0.5, 0.45: not below 0.45
+    assert {"mrcz zstd-1", "lbzip2", "bzip2"} <= zoomed_names
     links = figures["table1"]["link_throughput"].axes[0]
-    assert len(series(links)) == 7  # all 7 have write and read timings (≤ 8: no Pareto cut)
+    assert 2 <= len(series(links)) <= 8  # 9 contenders: the Pareto front's
     assert [line.get_label() for line in series(links, "reference")] == ["send raw (no compression)"]
     assert links.get_xscale() == links.get_yscale() == "log"
     low, high = links.get_xlim()
@@ -416,12 +441,39 @@ def test_table1_sits_next_to_the_paper(loaded):
     assert table.loc["mrcz zstd-1", "paper ratio"] == 0.37
     assert table.loc["mrcz lz4-9", "paper contender"] == "blosc-lz4/int8/9"
     assert table.loc["mrc", "paper contender"] == "None/int8"
-    assert table.loc["mrc4bit", "paper contender"] == "uint4"
-    assert table.loc["bzip2", "paper contender"] == "lbzip2/int8/9"
+    assert table.loc["mrc-uint4", "paper contender"] == "uint4"
+    assert table.loc["lbzip2", "paper contender"] == "lbzip2/int8/9"
+    assert table.loc["bzip2", "paper contender"] == ""   # bzip2 is not lbzip2
+    assert table.loc["xz", "paper contender"] == ""      # one-thread xz is not pxz
     assert table.loc["tiff-lzw", "paper contender"] == ""
-    assert table.loc["mrc", "size (MB)"] == pytest.approx(2.0)  # 8 x 512 x 512 int8 = 2 MiB
+    # the paper's MB are 10^6 bytes: 60 x 3838 x 3710 int8 = 854.3 MB, its 854
+    assert table.loc["mrc", "size (MB = 10^6 B)"] == pytest.approx(854.3388)
+    assert table.loc["mrc", "paper size (MB = 10^6 B)"] == 854
+    assert table.loc["mrc", "paper write (s)"] == 3.40
     not_run = set(table.loc["(not run)", "paper contender"])
     assert not_run == {"JPEG2000/uint8", "pigz/int8/1", "pxz/int8/6"}
+
+
+def test_table1_of_another_shape_is_per_frame_and_per_gib_without_paper_sizes(tmp_path):
+    run = RunWriter(tmp_path, "table1", samples=3)
+    run.case(format="mrc", codec=None, ratio=1.0, ops=FILE_OPS[2:], frames=4, ny=384, nx=371,
+             speeds={op: 512.0 for op in FILE_OPS})
+    run.case(codec="zstd", level=1, ratio=0.3, ops=FILE_OPS, frames=4, ny=384, nx=371)
+    run.case(format="xz", codec=None, level=6, threads=2, ratio=0.28, ops=FILE_OPS, frames=4,
+             ny=384, nx=371, speeds={op: 3.0 for op in FILE_OPS})
+    results = load_result_files([run.save()])
+    cases = stats.case_table(stats.case_stats(results.rows))
+    table = tables.table1(cases).set_index("contender")
+    assert not {"paper size (MB = 10^6 B)", "paper write (s)", "size (MB = 10^6 B)"} & set(table.columns)
+    assert table.loc["mrc", "size (MiB/frame)"] == pytest.approx(384 * 371 / MIB)
+    assert table.loc["mrc", "stack"] == "4 x 384 x 371"
+    # 512 MiB/s -> 2 s per GiB of raw data, whatever the stack's size
+    assert table.loc["mrc", "compress-write (s/GiB raw)"] == pytest.approx(2.0, rel=0.05)
+    assert table.loc["mrcz zstd-1", "paper ratio"] == 0.37
+    assert table.loc["xz", "paper contender"] == "pxz/int8/6"  # xz with threads is pxz
+    assert "not the paper's 60 x 3838 x 3710" in tables.table1_note(cases)
+    writer.write_report(results, tmp_path / "out", figures={})
+    assert "MiB per frame" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_table1_uses_only_table1_rows_in_a_mixed_report(result_dirs, tmp_path):
@@ -488,7 +540,7 @@ def test_table1_has_one_block_per_dataset_of_the_table1_run(tmp_path):
     for movie in ("movie-a", "movie-b", "movie-c"):
         block = table[table["dataset"] == movie].set_index("contender")
         assert block.loc["mrcz zstd-1", "paper contender"] == "blosc-zstd/int8/1"
-        assert block.loc["mrc", "paper size (MB)"] == 854
+        assert block.loc["mrc", "paper ratio"] == 1.0
         assert len(block.loc["(not run)"]) == len(paper.PAPER_TABLE1) - 2
     writer.write_report(results, tmp_path / "out", figures={})
     page = (tmp_path / "out" / "table1.md").read_text()
@@ -751,3 +803,162 @@ def test_metadata_report_from_real_runner_rows(runner_results):
     assert len(time_ax.containers) == 4  # encode, decode, write, read_cold
     assert [t.get_text() for t in time_ax.get_xticklabels()] == [
         "json", "json+zstd", "msgpack", "msgpack+zstd"]
+
+
+# --- what a report is: profile, load, cores (issue 15) ----------------------------------------------
+def small_dose_run(folder: Path, profile=None, load=None, with_plain=False, error=False):
+    run = RunWriter(folder, "dose-sweep", samples=3, profile=profile, load=load,
+                    run_id="20240501T100000Z-dddddd")
+    for dose in (0.1, 0.5, 1.0, 4.0):
+        for codec in CODECS:
+            run.case(dataset=f"poisson-d{dose:g}", dose=dose, codec=codec, threads=2,
+                     ops=FILE_OPS)
+        if with_plain:
+            run.case(dataset=f"poisson-d{dose:g}", dose=dose, format="mrc", codec=None,
+                     ratio=1.0, ops=FILE_OPS[2:])
+            run.case(dataset=f"poisson-d{dose:g}", dose=dose, format="mrc-uint4", codec=None,
+                     ratio=0.5, ops=FILE_OPS[2:])
+    if error:
+        run.case(format="jpeg2000", codec=None, ops=("write",), error="no encoder")
+    return run.save()
+
+
+def test_a_quick_report_says_so_on_its_first_screen_and_in_its_figures(tmp_path):
+    results = load_result_files([small_dose_run(tmp_path / "in", profile="quick", load=1.9)])
+    figures = report_figures.make_figures(results)
+    for name, figure in figures.items():
+        assert report.about.QUICK_MARK in figure._suptitle.get_text(), name
+        stamps = [t for ax in figure.axes for t in ax.texts if t.get_gid() == "watermark"]
+        # the ratio-only Fig. 2a is marked in its title; speed figures also carry the watermark
+        assert bool(stamps) == (name != "fig2a_ratio_vs_dose"), name
+    writer.write_report(results, tmp_path / "out", figures)
+    page = (tmp_path / "out" / "index.html").read_text()
+    first_screen = page[:page.index("<h2")]
+    assert "QUICK PROFILE" in first_screen and "do not quote these speeds" in first_screen
+    assert "BUSY machine at the start of 1 of 1 runs" in first_screen
+    runs = page[page.index("id='runs'"):]
+    assert "quick (smoke test)" in runs and "1.9 on 2 usable cores" in runs and ">BUSY<" in runs
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert markdown.splitlines()[0].endswith("(QUICK PROFILE)")
+    assert "do not quote these speeds" in markdown[:600]
+
+
+def test_a_full_quiet_report_has_no_quick_marks_and_no_red_banner(tmp_path):
+    results = load_result_files([small_dose_run(tmp_path / "in", profile="full", load=0.2)])
+    figures = report_figures.make_figures(results)
+    assert all(report.about.QUICK_MARK not in f._suptitle.get_text() for f in figures.values())
+    writer.write_report(results, tmp_path / "out", figures)
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "QUICK" not in page and "class=warn" not in page
+    assert "quiet at the start of every run" in page and "2 physical cores" in page
+    # something failed: the banner appears
+    results = load_result_files([small_dose_run(tmp_path / "in2", profile="full", error=True)])
+    writer.write_report(results, tmp_path / "out2", figures={})
+    assert "class=warn" in (tmp_path / "out2" / "index.html").read_text()
+
+
+def test_tables_scroll_inside_their_own_box(reports):
+    page = (reports["table1"][0] / "index.html").read_text()
+    assert "overflow-x:auto" in page
+    assert page.count("<table>") == page.count("<div class=scroll><table>") > 3
+
+
+def test_no_two_series_share_colour_and_marker(figures):
+    ax = figures["level-sweep"]["ratio_vs_speed"].axes[0]
+    points = series(ax)
+    assert len(points) == 27  # bzip2 none here: 3 codecs x 9 levels
+    looks = {(tuple(p.get_facecolor()[0]), p.get_paths()[0].vertices.tobytes()) for p in points}
+    assert len(looks) == len(points)
+    for i in range(60):
+        for j in range(i):
+            a, b = report_figures.series_style(i), report_figures.series_style(j)
+            assert (a["color"], a["marker"]) != (b["color"], b["marker"])
+
+
+def test_dose_axis_is_labelled_at_the_swept_doses_with_a_zoomed_panel(tmp_path):
+    results = load_result_files([small_dose_run(tmp_path, with_plain=True)])
+    figure = report_figures.figure_dose(results, stats.case_table(stats.case_stats(results.rows)))
+    full, zoom = figure.axes[:2]
+    assert [t.get_text() for t in full.get_xticklabels()] == ["0.1", "0.5", "1", "4"]
+    assert {l.get_label() for l in series(full)} >= {"mrc", "mrc-uint4"}
+    assert not {"mrc", "mrc-uint4"} & {l.get_label() for l in series(zoom)}
+    top = max(max(l.get_ydata()) for l in series(zoom))
+    assert full.get_ylim()[1] > 1.0 and top < zoom.get_ylim()[1] < top * 1.1  # ends near the data
+
+
+def test_threads_figure_says_points_past_the_cores_are_oversubscription(figures):
+    figure = figures["thread-sweep"]["fig2c_speed_vs_threads"]
+    for ax in figure.axes[:2]:
+        notes = [t.get_text() for t in ax.texts if t.get_gid() == "oversubscription"]
+        assert notes and "oversubscription" in notes[0]
+        assert ax.get_xlim()[1] < 3.5  # ends near the last measured thread count (3)
+
+
+# --- gain recovery beside RELION (issue 11) ---------------------------------------------------------
+def gain_run(folder: Path) -> Path:
+    """A gain-recovery run as the issue-11 suite writes it: float32 stored directly and as
+    gain-counts wrapping the same inner format (params carry `inner`)."""
+    run = RunWriter(folder, "gain-recovery", samples=3, figure="RELION movie compression",
+                    run_id="20240501T100000Z-gggggg")
+    movie = dict(dataset="k2-gain-normalised", kind="k2-gain-normalised", dose=1.45,
+                 dtype="float32", frames=10, ny=384, nx=371, codec=None, threads=2)
+    # params as the runner records them: every field of the format's config, defaults included
+    counts = {"codec": None, "compression": None, "filter": None, "format": "gain-counts",
+              "level": None, "thresh": 0, "tolerance": 0.0001}
+    for name, params, ratio in (
+            ("tiff deflate", {"format": "tiff", "compression": "deflate", "level": None,
+                              "line_by_line": False}, 0.62),
+            ("counts tiff deflate", {**counts, "inner": "tiff", "compression": "deflate"}, 0.071),
+            ("mrcz zstd-1", {"format": "mrcz", "codec": "zstd", "level": 1, "blocksize": 0,
+                             "filter": "bitshuffle"}, 0.77),
+            ("mrcz lz4-1", {"format": "mrcz", "codec": "lz4", "level": 1, "blocksize": 0,
+                            "filter": "bitshuffle"}, 0.79),
+            ("counts mrcz zstd-1", {**counts, "inner": "mrcz", "codec": "zstd", "level": 1}, 0.066),
+            ("counts mrc", {**counts, "inner": "mrc"}, 0.255)):
+        run.case(format=params["format"], label=name, ratio=ratio, ops=FILE_OPS, **movie)
+        for row in run.rows:
+            if row["label"] == name:
+                row["params"] = json.dumps({**params, "threads": 2})
+                row["codec"] = params.get("codec")
+    return run.save()
+
+
+def test_gain_recovery_sits_beside_relions_percentages(tmp_path):
+    results = load_result_files([gain_run(tmp_path / "in")])
+    cases = stats.case_table(stats.case_stats(results.rows))
+    table = report.sections.gain_table(cases).set_index("contender")
+    assert table.loc["tiff deflate", "RELION stored (% of float32)"] == 55.9
+    assert table.loc["counts tiff deflate", "RELION stored (% of float32)"] == 11.9
+    assert table.loc["counts mrc", "RELION stored (% of float32)"] == 25.0
+    assert table.loc["counts tiff deflate", "stored (% of float32)"] == pytest.approx(7.1, rel=0.01)
+    assert table.loc["counts tiff deflate", "same format on float32 (%)"] == pytest.approx(62, rel=0.01)
+    assert table.loc["counts mrcz zstd-1", "same format on float32 (%)"] == pytest.approx(77, rel=0.01)
+    assert table.loc["counts mrcz zstd-1", "stored as"] == "integer counts + gain"
+    writer.write_report(results, tmp_path / "out", figures={})
+    for name in ("index.html", "report.md"):
+        text = (tmp_path / "out" / name).read_text()
+        assert "Gain recovery" in text and "EMPIAR-10317" in text and "55.9" in text
+        assert "tiff deflate: 62.0 % -&gt; 7.1 %" in text or "tiff deflate: 62.0 % -> 7.1 %" in text
+    findings = (tmp_path / "out" / "report.md").read_text()
+    assert "storage cut 15.2x" in findings  # 1 / 0.066: the decimation claim from these rows
+
+
+def test_no_gain_section_without_gain_counts_rows(loaded):
+    cases = stats.case_table(stats.case_stats(loaded["detectors"].rows))
+    assert report.sections.gain_table(cases) is None
+
+
+# --- recommended defaults (issue 12) ------------------------------------------------------------------
+def test_recommended_defaults_for_the_stated_scenario(reports, result_dirs):
+    page = (reports["table1"][0] / "report.md").read_text()
+    section = page[page.index("## Recommended defaults"):]
+    assert "60 movies/hour, 1 Gbit/s at 0.63 usable, goal transfer, any reader" in section
+    assert "ratios at dose 1 e/px/frame" in section and "| recommended |" in section
+    rec = report.sections.recommended_defaults(load_result_files([result_dirs["table1"]]))
+    assert rec.document["recommended"]["label"] in {"mrc", "mrc-uint4", "mrcz lz4-9", "mrcz zstd-1",
+                                                     "mrcz zstd-5", "bzip2", "lbzip2", "xz", "tiff-lzw"}
+
+
+def test_no_recommendation_without_movie_rows_says_why(reports):
+    page = (reports["metadata"][0] / "index.html").read_text()
+    assert "No recommendation: no 8-bit movie rows with a dose in these results." in page

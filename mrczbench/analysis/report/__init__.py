@@ -7,7 +7,9 @@ writes PNG + SVG figures, Markdown + CSV tables and one self-contained `index.ht
 
 The parts: `select` (which cases each figure and table shows: Table 1 and Fig. 3 by the
 suite's declared `figure`), `links` (Pareto front, link model), `figures`, `paper` (the
-paper's published Table 1), `tables`, `writer` (files, manifest, HTML and Markdown).
+paper's published Table 1), `tables`, `about` (each run's profile and load: what the report
+is), `sections` (Findings, Recommended defaults, gain recovery beside RELION), `writer`
+(files, manifest, HTML and Markdown).
 
 Conventions (docs/DESIGN.md, the MRCZ paper): ratio = stored/raw (0.37 = 37 % of the original),
 MB = MiB = 2^20 bytes, speeds in MiB/s of raw data, link speeds in Gbit/s = 10^9 bit/s.
@@ -34,6 +36,9 @@ def run_report(args: argparse.Namespace) -> int:
     written = write_report(results, out)
     figures = sum(1 for path in written if path.suffix == ".png")
     print(f"wrote {figures} figures and {len(written)} files to {out}/ (open {out / 'index.html'})")
+    from mrczbench.analysis.report.about import QUICK_WARNING, quick_runs
+    if quick_runs(results):
+        print(f"note: {QUICK_WARNING}")
     return 0
 
 

@@ -5,25 +5,47 @@ does not support it."""
 from __future__ import annotations
 
 from mrczbench.analysis.report.links import break_even_gbit, link_throughput
-from mrczbench.analysis.report.paper import PAPER_TABLE1, paper_row_for
+from mrczbench.analysis.report.paper import PAPER_SHAPE, PAPER_TABLE1, is_paper_shape, paper_row_for
 from mrczbench.analysis.report.select import TABLE1, declared, first_op, movie_cases, truthy
 from mrczbench.units import GBIT_IN_MIB_PER_S, MiB
+
+GiB = 1024 * MiB
 
 FILE_OPS = ("write", "write_fsync", "read_cold", "read_warm")
 
 
-def _paper_columns(paper) -> dict:
-    return {"paper contender": paper[0] if paper else "",
-            "paper size (MB)": paper[4] if paper else None,
-            "paper ratio": paper[5] if paper else None,
-            "paper write (s)": paper[6] if paper else None,
-            "paper read (s)": paper[7] if paper else None}
+def _paper_columns(paper, full: bool) -> dict:
+    """The paper's numbers for a row: all of them beside a stack of the paper's size, only
+    the (size-free) ratio beside another stack."""
+    columns = {"paper contender": paper[0] if paper else "",
+               "paper ratio": paper[5] if paper else None}
+    if full:
+        columns.update({"paper size (MB = 10^6 B)": paper[4] if paper else None,
+                        "paper write (s)": paper[6] if paper else None,
+                        "paper read (s)": paper[7] if paper else None})
+    return columns
+
+
+def _timing_columns(case, full: bool, write_op, read_op) -> dict:
+    """Write and read times: seconds for the paper's stack, else seconds per GiB of raw data."""
+    per = 1.0 if full else GiB / case["raw_bytes"]
+    unit = "s" if full else "s/GiB raw"
+    read_name = f"decompress-read{' warm' if read_op == 'read_warm' else ' cold'} ({unit})"
+
+    def time(op):
+        value = case.get(f"{op}_s") if op else None
+        return value * per if value is not None and value == value else None
+
+    return {f"compress-write ({unit})": time(write_op), f"write+fsync ({unit})": time("write_fsync"),
+            read_name: time(read_op)}
 
 
 def table1(cases):
     """Table 1 reproduction from the cases of suites that declare Table 1 (other suites'
     datasets are not the paper's stack): one block per dataset and run, every contender with
-    its file timings next to the paper's published numbers, then the paper's rows not run.
+    its file timings, then the paper's rows not run. Beside a stack of the paper's size
+    (PAPER_SHAPE) the paper's sizes and times sit next to ours; for other shapes sizes are
+    per frame and times per GiB of raw data, with only the paper's ratio beside them.
     None without such cases."""
     import pandas as pd
     cases = declared(cases, TABLE1)
@@ -31,33 +53,47 @@ def table1(cases):
         return None
     write_op = first_op(cases, "write", "write_fsync")
     read_op = first_op(cases, "read_cold", "read_warm")
-    read_column = f"decompress-read{' warm' if read_op == 'read_warm' else ' cold'} (s)"
     several_runs = cases["run_id"].nunique() > 1
     table = []
     for (dataset, run_id), block in cases.groupby(["dataset", "run_id"], sort=True):
         run = {"run": run_id} if several_runs else {}
+        full = bool(block.apply(is_paper_shape, axis=1).all())
         matched = set()
         for _, case in block.sort_values("ratio").iterrows():
             paper = paper_row_for(case)
             if paper:
                 matched.add(paper[0])
+            frames = case["frames"] if case["frames"] == case["frames"] and case["frames"] else 1
+            # the paper's Table 1 MB are 10^6 bytes: its 854 MB stack is 60 x 3838 x 3710 bytes
+            size = ({"size (MB = 10^6 B)": case["stored_bytes"] / 1e6} if full else
+                    {"stack": f"{case['frames']:g} x {case['ny']:g} x {case['nx']:g}",
+                     "size (MiB/frame)": case["stored_bytes"] / MiB / frames})
             table.append({
-                "dataset": case["dataset"],
-                "contender": case["label"],
-                "threads": case["threads"],
-                "size (MB)": case["stored_bytes"] / MiB,
-                "ratio (stored/raw)": case["ratio"],
-                "bound ratio": case["bound_ratio"],
-                "compress-write (s)": case.get(f"{write_op}_s") if write_op else None,
-                "write+fsync (s)": case.get("write_fsync_s"),
-                read_column: case.get(f"{read_op}_s") if read_op else None,
+                "dataset": case["dataset"], "contender": case["label"], "threads": case["threads"],
+                **size, "ratio (stored/raw)": case["ratio"], "bound ratio": case["bound_ratio"],
+                **_timing_columns(case, full, write_op, read_op),
                 "unstable": ", ".join(op for op in FILE_OPS if truthy(case.get(f"{op}_unstable"))),
-                **_paper_columns(paper), **run})
+                **_paper_columns(paper, full), **run})
         for paper in PAPER_TABLE1:
             if paper[0] not in matched:
                 table.append({"dataset": dataset, "contender": "(not run)",
-                              **_paper_columns(paper), **run})
+                              **_paper_columns(paper, full), **run})
     return pd.DataFrame(table)
+
+
+def table1_note(cases) -> str:
+    """What Table 1 compares: the paper's stack, or another shape in per-frame/per-GiB units."""
+    cases = declared(cases, TABLE1)
+    shape = " x ".join(str(n) for n in PAPER_SHAPE)
+    if len(cases) and cases.apply(is_paper_shape, axis=1).all():
+        return (f"Table 1: the stack is the paper's size ({shape}), so sizes and times (s) sit "
+                f"beside the paper's; Table 1's MB are 10^6 bytes (its 854 MB stack is "
+                f"854,338,800 bytes), unlike the MiB used elsewhere.")
+    return (f"Table 1: the stack is not the paper's {shape}: sizes are MiB per frame and times "
+            f"seconds per GiB of raw data; beside them only the paper's ratio (the paper's sizes "
+            f"and times belong to its stack and machine). A paper row pairs only with the "
+            f"program it names (lbzip2 with lbzip2, pxz with pxz or multithreaded xz, pigz with "
+            f"pigz, blosc rows with MRCZ of that codec and level).")
 
 
 def link_table(cases):

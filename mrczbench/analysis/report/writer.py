@@ -21,9 +21,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mrczbench.analysis.report import about, sections
 from mrczbench.analysis.report.figures import CAPTIONS, make_figures
 from mrczbench.analysis.report.paper import PAPER_CITATION
-from mrczbench.analysis.report.tables import error_table, link_table, summary_table, table1
+from mrczbench.analysis.report.tables import (error_table, link_table, summary_table, table1,
+                                              table1_note)
 from mrczbench.analysis.results import LoadedResults
 from mrczbench.analysis.stats import UNSTABLE_RULE, case_stats, case_table
 from mrczbench.atomic import atomic_output
@@ -34,17 +36,27 @@ MANIFEST = ".mrczbench-report.json"
 MANIFEST_OWNER = "mrczbench report"
 
 TABLE_TITLES = {
+    "runs": "What these results are: runs, profiles and the machine's load",
+    "findings": "Findings — the paper's claims checked from these results",
     "table1": "Table 1 — reproduction next to the paper's published numbers",
+    "gain_recovery": "Gain recovery — float32 stored directly vs as integer counts, beside RELION",
     "link_break_even": "When does compression pay? (compress + transfer + decompress)",
     "summary": "All cases and operations (median, p10–p90, min of valid samples)",
     "errors": "Error rows (no timing)",
 }
 
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;
-padding:2px 6px;text-align:right}th{background:#eee}td.bad{color:#b00;font-weight:bold}
+.scroll{overflow-x:auto;max-width:100%;margin:1em 0}
+table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;
+padding:2px 6px;text-align:right;vertical-align:top}th{background:#eee}
+td.text{text-align:left;min-width:8em;max-width:60em}td.bad{color:#b00;font-weight:bold}
+td.reproduced{color:#070;font-weight:bold}td.refuted{color:#b00;font-weight:bold}
 img{max-width:100%;border:1px solid #ddd}figcaption{font-size:13px;color:#444}
-.warn{color:#b00}"""
+pre{overflow-x:auto;background:#f6f6f6;padding:0.6em;font-size:12px}
+.warn{color:#b00}.quick{background:#fee;border:2px solid #b00;padding:0.5em 1em;
+color:#b00;font-weight:bold}"""
+
+VERDICT_CLASSES = {"reproduced": "reproduced", "refuted": "refuted"}
 
 
 # --- text ------------------------------------------------------------------------------------
@@ -72,12 +84,22 @@ def markdown_table(table) -> str:
     return "\n".join([header, rule, *body])
 
 
+def _cell_class(value: Any, text: str) -> str:
+    if text == "UNSTABLE" or text == "BUSY":
+        return " class=bad"
+    if text in VERDICT_CLASSES:
+        return f" class={VERDICT_CLASSES[text]}"
+    return " class=text" if isinstance(value, str) and len(text) > 24 else ""
+
+
 def html_table(table) -> str:
+    """A table in its own horizontally scrolling box, so a wide one never widens the page."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
     body = "".join("<tr>" + "".join(
-        f"<td{' class=bad' if format_cell(v) == 'UNSTABLE' else ''}>{html.escape(format_cell(v))}</td>"
+        f"<td{_cell_class(v, format_cell(v))}>{html.escape(format_cell(v))}</td>"
         for v in row) + "</tr>" for row in table.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            f"</table></div>")
 
 
 # --- figures as bytes --------------------------------------------------------------------------
@@ -176,7 +198,9 @@ def remove_stale_outputs(out: Path, keep, manifest: dict[str, str | None]) -> li
 
 # --- the report ----------------------------------------------------------------------------------
 def _tables(results: LoadedResults, stats, cases) -> dict:
-    tables = {"table1": table1(cases), "link_break_even": link_table(cases),
+    tables = {"runs": about.runs_table(results), "findings": sections.findings_table(results),
+              "table1": table1(cases), "gain_recovery": sections.gain_table(cases),
+              "link_break_even": link_table(cases),
               "summary": summary_table(stats), "errors": error_table(results.rows)}
     return {name: table for name, table in tables.items() if table is not None and len(table)}
 
@@ -197,7 +221,7 @@ def _counts(results: LoadedResults, stats) -> dict[str, Any]:
     return counts
 
 
-def _notes(tables) -> list[str]:
+def _notes(results: LoadedResults, tables, cases) -> list[str]:
     notes = [
         "ratio = stored/raw (the paper's convention: 0.37 = 37 % of the original); "
         "MB = MiB = 2^20 bytes; speeds are MiB/s of raw data; link speeds Gbit/s = 10^9 bit/s.",
@@ -206,7 +230,10 @@ def _notes(tables) -> list[str]:
         "Cold-read samples whose file was still in the page cache (valid = false) are excluded.",
     ]
     if "table1" in tables:
+        notes.append(table1_note(cases))
         notes.append(f"Paper numbers: {PAPER_CITATION}")
+    if "gain_recovery" in tables:
+        notes.append(sections.gain_note(tables["gain_recovery"]))
     return notes
 
 
@@ -231,12 +258,12 @@ def write_report(results: LoadedResults, out: Path, figures: dict | None = None)
     # listed before they are written, so an interrupted report still owns its files
     _write_manifest(out, {**manifest, **{name: None for name in names}})
     remove_stale_outputs(out, names, manifest)
-    digests = _write_files(results, out, figures, tables, stats)
+    digests = _write_files(results, out, figures, tables, stats, cases)
     _write_manifest(out, digests)
     return [out / name for name in digests]
 
 
-def _write_files(results, out: Path, figures: dict, tables: dict, stats) -> dict[str, str]:
+def _write_files(results, out: Path, figures: dict, tables: dict, stats, cases) -> dict[str, str]:
     digests: dict[str, str] = {}
 
     def write(name: str, data: bytes | str) -> None:
@@ -258,45 +285,107 @@ def _write_files(results, out: Path, figures: dict, tables: dict, stats) -> dict
     for name, table in tables.items():
         write(f"{name}.csv", table.to_csv(index=False))
         write(f"{name}.md", f"## {markdown_text(titles[name])}\n\n{markdown_table(table)}\n")
-    page = {"title": f"mrczbench report — suite {', '.join(results.suites)}",
-            "counts": _counts(results, stats), "notes": _notes(tables), "titles": titles}
+    page = _page(results, stats, cases, tables, titles)
     write("index.html", _html(results, page, figures, pngs, tables))
     write("report.md", _markdown(results, page, figures, tables))
     return digests
 
 
+def _page(results, stats, cases, tables, titles) -> dict[str, Any]:
+    """What index.html and report.md both say, beside figures and tables."""
+    counts = _counts(results, stats)
+    quick = about.quick_runs(results)
+    return {"title": f"mrczbench report — suite {', '.join(results.suites)}"
+                     + (" (QUICK PROFILE)" if quick else ""),
+            "quick": (f"{about.QUICK_WARNING}. Quick runs: {', '.join(quick)}." if quick else ""),
+            "about": about.summary_lines(results),
+            "counts": counts, "notes": _notes(results, tables, cases), "titles": titles,
+            "trouble": bool(counts["invalid cold samples excluded"] or counts["error rows"]
+                            or results.skipped_lines),
+            "recommendation": sections.recommended_defaults(results)}
+
+
+TROUBLE = ("Some samples were excluded (cold reads from the page cache) or failed (error rows, "
+           "cut-off lines): see the counts above and the tables below.")
+UNSTABLE_NOTE = "Some series are unstable (noisy timings): marked in the figures and tables."
+RECOMMEND_TITLE = "Recommended defaults"
+SECTION_ORDER = ("findings",)  # tables shown before the figures; the rest follow them
+
+
+def _html_recommendation(page) -> str:
+    rec = page["recommendation"]
+    parts = [f"<h2 id='recommended'>{RECOMMEND_TITLE}</h2>",
+             f"<p>Scenario: {html.escape(rec.scenario)}.</p>"]
+    if rec.text is None:
+        parts.append(f"<p>No recommendation: {html.escape(rec.reason)}.</p>")
+    else:
+        parts.append(html_table(rec.table()))
+        parts.append("<ul>" + "".join(f"<li><code>{html.escape(line)}</code></li>"
+                                      for line in rec.lines()) + "</ul>")
+    return "".join(parts)
+
+
 def _html(results, page, figures, pngs, tables) -> str:
     title, counts, titles = page["title"], page["counts"], page["titles"]
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             f"<p><b>Machine:</b> {html.escape(results.machine.describe())} · "
-             f"<b>date:</b> {html.escape(results.machine.date)} · "
-             f"<b>runs:</b> {html.escape(', '.join(sorted(results.rows['run_id'].unique())))}</p>",
-             "<ul>" + "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>"
-                              for k, v in counts.items()) + "</ul>"]
-    if (counts["invalid cold samples excluded"] or counts["error rows"] or counts["unstable series"]
-            or results.skipped_lines):
-        parts.append("<p class=warn>Some samples were excluded or failed, or some series are "
-                     "unstable: see the counts above and the tables below.</p>")
+             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    if page["quick"]:
+        parts.append(f"<p class=quick>{html.escape(page['quick'])}</p>")
+    parts += [f"<p><b>Machine:</b> {html.escape(results.machine.describe())} · "
+              f"<b>date:</b> {html.escape(results.machine.date)}</p>",
+              "".join(f"<p>{html.escape(line)}</p>" for line in page["about"]),
+              f"<h2 id='runs'>{html.escape(titles['runs'])}</h2>{html_table(tables['runs'])}",
+              "<ul>" + "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>"
+                               for k, v in counts.items()) + "</ul>"]
+    if page["trouble"]:
+        parts.append(f"<p class=warn>{html.escape(TROUBLE)}</p>")
+    if counts["unstable series"]:
+        parts.append(f"<p>{html.escape(UNSTABLE_NOTE)}</p>")
     parts.append("<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in page["notes"]) + "</ul>")
+    later = [name for name in tables if name != "runs" and name not in SECTION_ORDER]
+    for name in SECTION_ORDER:
+        if name in tables:
+            parts.append(f"<h2 id='{name}'>{html.escape(titles[name])}</h2>{html_table(tables[name])}")
+    parts.append(_html_recommendation(page))
     for name in figures:
         data = base64.b64encode(pngs[name]).decode("ascii")
         parts.append(f"<figure id='{name}'><img alt='{name}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>{html.escape(CAPTIONS[name])}</figcaption></figure>")
-    for name, table in tables.items():
-        parts.append(f"<h2 id='{name}'>{html.escape(titles[name])}</h2>{html_table(table)}")
+    for name in later:
+        parts.append(f"<h2 id='{name}'>{html.escape(titles[name])}</h2>{html_table(tables[name])}")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
+def _markdown_recommendation(page) -> list[str]:
+    rec = page["recommendation"]
+    lines = [f"## {RECOMMEND_TITLE}", "", f"Scenario: {markdown_text(rec.scenario)}.", ""]
+    if rec.text is None:
+        return lines + [f"No recommendation: {markdown_text(rec.reason)}.", ""]
+    return (lines + [markdown_table(rec.table()), ""]
+            + [f"- {markdown_text(line)}" for line in rec.lines()] + [""])
+
+
 def _markdown(results, page, figures, tables) -> str:
-    lines = [f"# {markdown_text(page['title'])}", "",
-             f"Machine: {markdown_text(results.machine.describe())} · date: "
-             f"{markdown_text(results.machine.date)}", ""]
+    titles = page["titles"]
+    lines = [f"# {markdown_text(page['title'])}", ""]
+    if page["quick"]:
+        lines += [f"**{markdown_text(page['quick'])}**", ""]
+    lines += [f"Machine: {markdown_text(results.machine.describe())} · date: "
+              f"{markdown_text(results.machine.date)}", ""]
+    lines += [markdown_text(line) for line in page["about"]] + [""]
+    lines += [f"## {markdown_text(titles['runs'])}", "", markdown_table(tables["runs"]), ""]
     lines += [f"- {markdown_text(k)}: {markdown_text(v)}" for k, v in page["counts"].items()] + [""]
+    if page["trouble"]:
+        lines += [f"**{markdown_text(TROUBLE)}**", ""]
     lines += [f"- {markdown_text(note)}" for note in page["notes"]] + [""]
+    for name in SECTION_ORDER:
+        if name in tables:
+            lines += [f"## {markdown_text(titles[name])}", "", markdown_table(tables[name]), ""]
+    lines += _markdown_recommendation(page)
     for name in figures:
         lines += [f"![{name}]({name}.png)", "", CAPTIONS[name], ""]
-    for name, table in tables.items():
-        lines += [f"## {markdown_text(page['titles'][name])}", "", markdown_table(table), ""]
+    for name in tables:
+        if name != "runs" and name not in SECTION_ORDER:
+            lines += [f"## {markdown_text(titles[name])}", "", markdown_table(tables[name]), ""]
     return "\n".join(lines)
