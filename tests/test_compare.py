@@ -166,8 +166,10 @@ def test_nothing_tested_exits_2_after_the_table(tmp_path, capsys):
     assert len(errors) == 1
     assert "nothing was tested: no case has ≥ 5 valid samples on both sides" in errors[0]
     assert "--repeats 5" in errors[0]
-    # with --min-samples 3 the case is tested (3 a side cannot reach p < 0.05: no change)
-    assert main(["compare", str(base), str(new), "--min-samples", "3"]) == 0
+    # with --min-samples 3 the case is tested: the t-test on log times finds a 3x slowdown
+    # with 3 samples a side (Mann-Whitney could not: its smallest p is then 0.1)
+    assert main(["compare", str(base), str(new), "--min-samples", "3"]) == 1
+    assert "slower" in capsys.readouterr().out
 
 
 def test_size_regressions_and_new_errors_gate_even_when_nothing_was_timed(tmp_path):
