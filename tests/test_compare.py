@@ -405,3 +405,15 @@ def test_comparable_quiet_runs_give_no_warning(identical_runs, tmp_path, capsys)
           str(_copy_run(new, tmp_path / "n", quiet))])
     captured = capsys.readouterr()
     assert "warning" not in captured.err and "warning" not in captured.out
+
+
+def test_runs_without_run_json_give_no_machine_or_version_warning(identical_runs, tmp_path, capsys):
+    # result files copied without their run.json (or from before it existed): nothing is known,
+    # so nothing is said to differ
+    base, new = identical_runs
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / new.name).write_text(new.read_text())
+    main(["compare", str(base), str(bare / new.name)])
+    err = capsys.readouterr().err
+    assert "different" not in err

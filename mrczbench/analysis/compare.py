@@ -259,18 +259,24 @@ def _busy(run: dict) -> str | None:
     return f"load average {format_number(average)} on {cores} usable cores"
 
 
-def _software(run: dict) -> str:
+def _software(run: dict) -> str | None:
+    """'mrczbench 0.1.0, commit abc…'; None when the run recorded neither (nothing to compare)."""
     from mrczbench.bench.machine import recorded
     machine = recorded(run)
-    version = (machine.get("libraries") or {}).get("mrczbench") or "unknown version"
+    version = (machine.get("libraries") or {}).get("mrczbench")
     git = machine.get("git") or {}
+    if not version and not git.get("commit"):
+        return None
+    version = version or "unknown version"
     commit = f", commit {str(git['commit'])[:10]}" if git.get("commit") else ""
     return f"mrczbench {version}{commit}{' (uncommitted changes)' if git.get('dirty') else ''}"
 
 
-def _machine(run: dict) -> str:
+def _machine(run: dict) -> str | None:
     from mrczbench.bench.machine import recorded
     machine = recorded(run)
+    if not machine.get("hostname") and not machine.get("cpu_model"):
+        return None  # not recorded: nothing to compare
     return f"{machine.get('hostname') or 'unknown host'} ({machine.get('cpu_model') or 'unknown CPU'})"
 
 
