@@ -10,7 +10,8 @@ alpha). A timing change counts only when its adjusted p < alpha and it is beyond
 Why not Mann-Whitney: with 5 samples a side its smallest p is 2/252 = 0.0079, which no
 correction over hundreds of tests lets through, so a gate built on it could never find a
 real slowdown of one contender. With fewer than --min-samples valid samples on a side the
-verdict is "insufficient samples". Medians and the "unstable" flag come from
+verdict is "insufficient samples" (also below 2 a side, whatever --min-samples says: a
+t-test needs a variance). Medians and the "unstable" flag come from
 mrczbench.analysis.stats, the rule the terminal summary and the report use.
 
 Stored sizes are deterministic: a size change is compared exactly (within 0.1 %), with no
@@ -19,7 +20,8 @@ recorded as busy at its start, BASE and NEW on different machines, mrczbench ver
 commits, or with different page-cache eviction methods.
 
 Exit status (usable as a CI gate): 1 when something regressed — significantly slower (after
-the correction) beyond the factor, stored size larger beyond the factor, or a case that ran in BASE now errors —
+the correction) beyond the factor, stored size larger beyond the factor, or a case that ran in
+BASE now errors —
 2 for unreadable or missing result files, bad options, or when nothing was tested (no case
 in common, or cases matched but none had --min-samples valid samples on both sides),
 0 otherwise.
@@ -70,16 +72,27 @@ def bootstrap_ratio_ci(base, new, resamples: int = BOOTSTRAP_RESAMPLES, seed: in
 TESTED_VERDICTS = ("slower", "faster", "within factor", "no significant change")
 
 
-def ratio_test(base, new) -> float:
+MIN_SAMPLES_FOR_TEST = 2  # a t-test needs a variance on each side
+
+
+def ratio_test(base, new) -> float | None:
     """Two-sided p of Welch's t-test on log(seconds): is the typical time ratio NEW/BASE 1?
     Times are positive and skewed; their logs are close to normal and a ratio is a shift of
-    them. Two constant, equal series give p = 1; two constant, different ones p = 0."""
+    them. Two constant, equal series give p = 1; two constant, different ones p = 0. None
+    with fewer than MIN_SAMPLES_FOR_TEST samples on a side (nothing to test)."""
     import numpy as np
-    from scipy.stats import ttest_ind
+    from scipy.special import stdtr  # Student's t CDF (scipy.stats.ttest_ind is 20x slower)
+    if min(len(base), len(new)) < MIN_SAMPLES_FOR_TEST:
+        return None
     log_base, log_new = np.log(base), np.log(new)
-    if np.ptp(log_base) == 0 and np.ptp(log_new) == 0:  # no spread: the t statistic is 0/0
+    var_base = np.var(log_base, ddof=1) / len(log_base)  # squared standard errors
+    var_new = np.var(log_new, ddof=1) / len(log_new)
+    if var_base + var_new == 0:  # no spread: the t statistic is 0/0
         return 1.0 if log_base[0] == log_new[0] else 0.0
-    return float(ttest_ind(log_base, log_new, equal_var=False).pvalue)
+    t = (np.mean(log_new) - np.mean(log_base)) / np.sqrt(var_base + var_new)
+    df = (var_base + var_new) ** 2 / (var_base ** 2 / (len(log_base) - 1)
+                                      + var_new ** 2 / (len(log_new) - 1))  # Welch-Satterthwaite
+    return float(2 * stdtr(df, -abs(t)))
 
 
 def adjust_p_values(table: list[dict], alpha: float, factor: float) -> None:
@@ -144,8 +157,10 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
     check_options(factor, alpha, min_samples)
     base, new = _keyed(base_rows), _keyed(new_rows)
     table = []
-    for key in sorted(set(base["key"]) | set(new["key"])):
-        b, n = base[base["key"] == key], new[new["key"] == key]
+    base_cases, new_cases = dict(tuple(base.groupby("key"))), dict(tuple(new.groupby("key")))
+    empty = base.iloc[:0]
+    for key in sorted(set(base_cases) | set(new_cases)):
+        b, n = base_cases.get(key, empty), new_cases.get(key, empty)
         first = (n if len(n) else b).iloc[0]
         b_times = b[b["error"].isna() & b["valid"]]["seconds"].dropna().to_numpy(float)
         n_times = n[n["error"].isna() & n["valid"]]["seconds"].dropna().to_numpy(float)
@@ -167,7 +182,8 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
         elif n_errors and not len(n_times):
             row["time"] = "error in both" if b_errors and not len(b_times) else "error in NEW"
             row["regression"] = row["time"] == "error in NEW"
-        elif len(b_times) < min_samples or len(n_times) < min_samples:
+        elif (len(b_times) < min_samples or len(n_times) < min_samples
+              or min(len(b_times), len(n_times)) < MIN_SAMPLES_FOR_TEST):
             row["time"] = "insufficient samples"
             if len(b_times) and len(n_times):
                 row["time NEW/BASE"] = row["NEW median (s)"] / row["BASE median (s)"]
