@@ -9,6 +9,7 @@ import pytest
 
 from mrczbench.analysis import compare
 from mrczbench.cli import main
+from mrczbench.analysis import results
 from mrczbench.analysis.results import load_result_files
 
 MIB = 2**20
@@ -166,8 +167,10 @@ def test_nothing_tested_exits_2_after_the_table(tmp_path, capsys):
     assert len(errors) == 1
     assert "nothing was tested: no case has ≥ 5 valid samples on both sides" in errors[0]
     assert "--repeats 5" in errors[0]
-    # with --min-samples 3 the case is tested (3 a side cannot reach p < 0.05: no change)
-    assert main(["compare", str(base), str(new), "--min-samples", "3"]) == 0
+    # with --min-samples 3 the case is tested: the t-test on log times finds a 3x slowdown
+    # with 3 samples a side (Mann-Whitney could not: its smallest p is then 0.1)
+    assert main(["compare", str(base), str(new), "--min-samples", "3"]) == 1
+    assert "slower" in capsys.readouterr().out
 
 
 def test_size_regressions_and_new_errors_gate_even_when_nothing_was_timed(tmp_path):
@@ -216,3 +219,262 @@ def test_runs_on_users_movies_without_a_dose_compare(tmp_path, capsys):
     new = write_run(tmp_path / "new", "r2", users("r2", 0.020))
     assert main(["compare", str(base), str(new)]) == 1
     assert "movie.tif" in capsys.readouterr().out
+
+
+# --- real runs: two identical quick dose sweeps, a planted slowdown, run.json warnings ------
+
+SMALL_DOSE_SWEEP = """
+description = "a few contenders of the dose sweep (test of compare on real runs)"
+ops = ["encode", "decode", "write", "read_warm"]
+repeats = 5
+min_batch_seconds = 0.005
+timeout = 60
+[dataset]
+kind = "poisson"
+frames = 4
+shape = [256, 256]
+dtype = "int8"
+seed = 1
+[format]
+threads = "cores"
+[contenders]
+"mrcz zstd-1" = { format = "mrcz", codec = "zstd", level = 1 }
+"mrcz lz4-1" = { format = "mrcz", codec = "lz4", level = 1 }
+"zstd-1 stream" = { format = "zstd", level = 1 }
+"lz4-1 stream" = { format = "lz4", level = 1 }
+"mrc" = { format = "mrc" }
+[sweep]
+dose = [0.1, 1]
+contender = ["mrcz zstd-1", "mrcz lz4-1", "zstd-1 stream", "lz4-1 stream", "mrc"]
+"""
+
+
+@pytest.fixture(scope="module")
+def identical_runs(tmp_path_factory):
+    """Two runs of the same small dose sweep, --repeats 5, one after the other."""
+    from mrczbench.bench.runner import run_suite
+    folder = tmp_path_factory.mktemp("identical")
+    suite = folder / "small-dose-sweep.toml"
+    suite.write_text(SMALL_DOSE_SWEEP)
+    return [run_suite(str(suite), out=folder / side, repeats=5, progress=False, summary=False)
+            for side in ("base", "new")]
+
+
+def _busy(paths) -> bool:
+    return any(results.read_run_metadata(path)["load_at_start"]["busy"] for path in paths)
+
+
+def test_identical_runs_pass_the_gate(identical_runs, capsys):
+    base, new = identical_runs
+    code = main(["compare", str(base), str(new)])
+    captured = capsys.readouterr()
+    table = compare.compare_rows(load_result_files([base]).rows, load_result_files([new]).rows)
+    flags = compare.flag_counts(table, compare.DEFAULT_ALPHA, compare.DEFAULT_FACTOR)
+    print(f"identical runs (busy: {_busy(identical_runs)}): exit {code}, {flags}")  # pytest -s
+    assert flags["tested"] == 40  # 2 doses x 5 contenders x 4 ops
+    assert (f"Of 40 timed case/op(s), {flags['raw significant']} had p < 0.05 before correction "
+            f"({flags['raw flagged']} beyond ×1.1); {flags['flagged']} stay significant" in captured.out)
+    assert flags["flagged"] <= flags["raw flagged"]  # the correction only removes flags
+    if _busy(identical_runs):
+        # a busy machine slows whole cases (all samples of a case at once): no test on the
+        # samples can tell that from a regression, so compare must say the runs were busy
+        assert "was recorded as busy at its start" in captured.err
+        return
+    # on a quiet machine: the gate passes, and at most 5 % of the case/ops are flagged even
+    # before the correction
+    assert code == 0 and "no regression beyond ×1.1" in captured.out
+    assert flags["raw flagged"] <= 0.05 * flags["tested"]
+
+
+def _plant_slowdown(base: Path, new: Path, folder: Path, contender: str, factor: float) -> Path:
+    """A copy of the real NEW run (rows and run.json) where `contender` is `factor` times
+    slower than BASE measured it (its BASE rows scaled, with 1 % noise): what NEW records when
+    that contender got slower and nothing else changed. Every other case/op keeps its real NEW
+    rows, so the correction sees the real p-values of the other case/ops."""
+    rng = random.Random(15)
+    folder.mkdir()
+    planted = folder / new.name
+    rows = [json.loads(line) for line in new.read_text().splitlines()]
+    rows = [row for row in rows if row["label"] != contender]
+    for row in map(json.loads, base.read_text().splitlines()):
+        if row["label"] == contender:
+            if row["seconds"] is not None:
+                row["seconds"] *= factor * (1 + rng.uniform(-0.01, 0.01))
+                row["mib_per_s"] = row["raw_bytes"] / MIB / row["seconds"]
+            rows.append(row)
+    planted.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    results.meta_path_for(planted).write_text(results.meta_path_for(new).read_text())
+    return planted
+
+
+def _steadiest_contender(run: Path) -> tuple[str, int]:
+    """The contender with the most stable series in a run, and how many it has."""
+    from mrczbench.analysis.stats import case_stats
+    stats = case_stats(load_result_files([run]).rows)
+    stable = (~stats["unstable"]).groupby(stats["label"]).sum()
+    return str(stable.idxmax()), int(stable.max())
+
+
+def test_a_planted_20_percent_slowdown_of_one_contender_is_found(identical_runs, tmp_path, capsys):
+    base, new = identical_runs
+    # on a quiet machine every contender is measured stably; on a busy one, the steadiest
+    contender, stable_series = _steadiest_contender(base)
+    if not stable_series:
+        pytest.skip("the machine was too busy: no series of the BASE run is stable "
+                    "(p10-p90 spread under 10 %), so no 20 % change can be told from noise")
+    planted = _plant_slowdown(base, new, tmp_path / "planted", contender, 1.2)
+    assert main(["compare", str(base), str(planted)]) == 1
+    out = capsys.readouterr().out
+    regressions = [line for line in out.splitlines() if line.endswith("REGRESSION")]
+    assert any(f"  {contender}  " in line for line in regressions)
+    table = compare.compare_rows(load_result_files([base]).rows,
+                                 load_result_files([planted]).rows)
+    slower = table[table["regression"] & (table["contender"] == contender)]
+    assert len(slower) and (slower["time"] == "slower").all()
+    assert (slower["p adj"] < 0.05).all() and (slower["p adj"] >= slower["p"]).all()
+    assert slower["time NEW/BASE"].tolist() == pytest.approx([1.2] * len(slower), rel=0.02)
+    if not _busy(identical_runs):  # a busy machine also makes other case/ops differ
+        assert set(table[table["regression"]]["contender"]) == {contender}
+    print(f"planted 20 % slowdown of {contender}: {len(slower)} of "
+          f"{(table['contender'] == contender).sum()} case/ops flagged "
+          f"({stable_series} stable series in BASE)")
+
+
+def _copy_run(run: Path, folder: Path, edit) -> Path:
+    """A copy of a real run whose run.json is changed by `edit(meta)`."""
+    folder.mkdir()
+    copy = folder / run.name
+    copy.write_text(run.read_text())
+    meta = results.read_run_metadata(run)
+    edit(meta)
+    results.meta_path_for(copy).write_text(json.dumps(meta))
+    return copy
+
+
+def _set(meta, path, value):
+    *parents, last = path.split(".")
+    for key in parents:
+        meta = meta.setdefault(key, {})
+    meta[last] = value
+
+
+@pytest.mark.parametrize("edits, expected", [
+    ({"load_at_start": {"load_average": 3.2, "usable_cores": 2, "busy_threshold": 1.5,
+                        "busy": True}},
+     "NEW run {run_id} was recorded as busy at its start (load average 3.2 on 2 usable cores)"),
+    ({"machine.hostname": "other-host", "machine.cpu_model": "Other CPU 9000"},
+     "BASE and NEW ran on different machines: BASE {host} ({cpu}), NEW other-host (Other CPU 9000)"),
+    ({"machine.libraries.mrczbench": "0.0.1"}, "BASE and NEW ran different mrczbench versions"),
+    ({"machine.git.commit": "0123456789abcdef"}, "NEW mrczbench {version}, commit 0123456789"),
+    ({"eviction.method": "fadvise"},
+     "BASE and NEW ran with different page-cache eviction methods: BASE {eviction}, NEW fadvise"),
+])
+def test_runs_that_are_not_comparable_are_warned_about(identical_runs, tmp_path, capsys,
+                                                      edits, expected):
+    base, new = identical_runs
+    base_meta = results.read_run_metadata(base)
+    quiet = dict(load_at_start={**base_meta["load_at_start"], "busy": False})
+
+    def edit(meta):
+        meta.update(quiet)
+        for path, value in edits.items():
+            _set(meta, path, value)
+    quiet_base = _copy_run(base, tmp_path / "base", lambda meta: meta.update(quiet))
+    changed = _copy_run(new, tmp_path / "new", edit)
+    if base_meta["eviction"]["method"] == "fadvise" and "eviction.method" in edits:
+        changed = _copy_run(new, tmp_path / "new2", lambda meta: (
+            meta.update(quiet), _set(meta, "eviction.method", "drop_caches")))
+        expected = expected.replace("NEW fadvise", "NEW drop_caches")
+    machine = base_meta["machine"]
+    expected = expected.format(
+        run_id=base_meta["run_id"].replace(base_meta["run_id"], results.read_run_metadata(new)["run_id"]),
+        host=machine["hostname"], cpu=machine["cpu_model"],
+        version=machine["libraries"]["mrczbench"], eviction=base_meta["eviction"]["method"])
+    main(["compare", str(quiet_base), str(changed)])
+    captured = capsys.readouterr()
+    warnings = captured.err.strip().splitlines()
+    assert len(warnings) == 1, warnings  # one line, one reason
+    assert warnings[0].startswith("mrczbench compare: warning: ") and expected in warnings[0]
+    assert f"warning: {warnings[0].split('warning: ', 1)[1]}" in captured.out.splitlines()
+
+
+def test_comparable_quiet_runs_give_no_warning(identical_runs, tmp_path, capsys):
+    base, new = identical_runs
+    quiet = lambda meta: meta.update(load_at_start={**meta["load_at_start"], "busy": False})
+    main(["compare", str(_copy_run(base, tmp_path / "b", quiet)),
+          str(_copy_run(new, tmp_path / "n", quiet))])
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and "warning" not in captured.out
+
+
+def test_runs_without_run_json_give_no_machine_or_version_warning(identical_runs, tmp_path, capsys):
+    # result files copied without their run.json (or from before it existed): nothing is known,
+    # so nothing is said to differ
+    base, new = identical_runs
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / new.name).write_text(new.read_text())
+    main(["compare", str(base), str(bare / new.name)])
+    err = capsys.readouterr().err
+    assert "different" not in err
+
+
+def test_one_sample_a_side_is_never_a_verdict(tmp_path, capsys):
+    # --min-samples 1 cannot make a test of two single numbers: no variance, no p
+    base = write_run(tmp_path / "base", "b", case_rows("b", "c1", samples=1, seed=1))
+    new = write_run(tmp_path / "new", "n", case_rows("n", "c1", samples=1, seed=2, seconds=0.03))
+    assert main(["compare", str(base), str(new), "--min-samples", "1"]) == 2
+    assert "insufficient samples" in capsys.readouterr().out
+
+
+def _sweep_rows(run_id: str, slower: str | None = None, seed: int = 0) -> list[dict]:
+    """Rows of a dose sweep at full scale: 18 contenders x 7 doses x 6 ops, 5 samples each,
+    times with 3 % log-normal noise and one sample in ten delayed by up to +100 % (what a
+    steady machine records); `slower` makes one contender 20 % slower."""
+    rng = random.Random(seed)
+    rows = []
+    for c in range(18):
+        label = f"contender-{c}"
+        for dose in (0.1, 0.25, 0.5, 1, 1.5, 2, 4):
+            for op in results.OPS:
+                typical = 0.001 * (1 + c) * (1 + dose) * (1.2 if label == slower else 1)
+                for sample in range(5):
+                    s = typical * rng.lognormvariate(0, 0.03)
+                    if rng.random() < 0.1:
+                        s *= 1 + rng.uniform(0, 1)
+                    row = case_rows(run_id, f"{label}-{dose}", label=label, level=c, op=op,
+                                    seconds=s, samples=1, noise=0)[0]
+                    rows.append({**row, "dose": dose, "sample": sample})
+    return rows
+
+
+def test_the_correction_keeps_a_full_sweep_quiet_and_still_finds_one_slower_contender(tmp_path):
+    # 756 case/ops: the scale of a quick dose sweep. With 5 samples a side Mann-Whitney's
+    # smallest p (0.0079) could not pass Benjamini-Hochberg here; the t-test on log times can
+    import pandas as pd
+    base = write_run(tmp_path / "base", "b", _sweep_rows("b", seed=1))
+    same = write_run(tmp_path / "same", "n", _sweep_rows("n", seed=2))
+    assert main(["compare", str(base), str(same), "--csv", str(tmp_path / "same.csv")]) == 0
+    table = pd.read_csv(tmp_path / "same.csv")
+    flags = compare.flag_counts(table, 0.05, 1.1)
+    assert flags["tested"] == 756
+    assert flags["flagged"] == 0 and not table["regression"].any()
+    planted = write_run(tmp_path / "planted", "n", _sweep_rows("n", slower="contender-7", seed=2))
+    assert main(["compare", str(base), str(planted), "--csv", str(tmp_path / "planted.csv")]) == 1
+    table = pd.read_csv(tmp_path / "planted.csv")
+    found = table[table["regression"]]
+    assert set(found["contender"]) == {"contender-7"}
+    assert len(found) >= 0.25 * 42  # of its 7 doses x 6 ops (19 with these seeds)
+
+
+def test_ratio_test_is_welchs_t_test_on_log_times():
+    import numpy as np
+    from scipy.stats import ttest_ind
+    rng = np.random.default_rng(3)
+    for n_base, n_new in ((5, 5), (3, 7), (2, 2)):
+        base, new = rng.lognormal(0, 0.1, n_base), rng.lognormal(0.05, 0.3, n_new)
+        expected = ttest_ind(np.log(base), np.log(new), equal_var=False).pvalue
+        assert compare.ratio_test(base, new) == pytest.approx(expected, rel=1e-9)
+    assert compare.ratio_test([1.0, 1.0], [1.0, 1.0]) == 1.0
+    assert compare.ratio_test([1.0, 1.0], [2.0, 2.0]) == 0.0
+    assert compare.ratio_test([1.0], [2.0, 2.1]) is None

@@ -182,7 +182,7 @@ def test_failing_contenders_become_error_rows_and_the_run_goes_on(tmp_path):
     assert all(r["seconds"] is None for r in lossy)
     assert by_format["test-crash"][-1]["error"] == "worker killed by signal SIGSEGV"
     assert by_format["test-unavailable"][0]["error"] == "unavailable: libtest is not installed"
-    assert by_format["test-hang"][-1]["error"] == "timed out after 3 s (limit per case)"
+    assert by_format["test-hang"][-1]["error"].startswith("timed out after 3 s (limit per case: --timeout 3;")
     assert all(r["error"] is None for r in by_format["test-raw"])  # ran after the crash
     errors = [r for r in rows if r["error"]]
     assert all(not r["valid"] for r in errors)
@@ -498,7 +498,7 @@ def test_a_timed_out_case_leaves_no_command_line_compressor_running(tmp_path):
     finally:
         stop.set()
         watcher.join()
-    assert rows[-1]["error"] == "timed out after 1.5 s (limit per case)"
+    assert rows[-1]["error"].startswith("timed out after 1.5 s (limit per case: --timeout 1.5;")
     assert seen, "xz never started: the test did not exercise the timeout"
     time.sleep(0.2)
     still = {pid: cmd for pid, cmd in _live_processes_mentioning(str(tmp_path)).items() if pid in seen}

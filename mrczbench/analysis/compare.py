@@ -2,15 +2,26 @@
 
 Cases are matched across runs by what they measure — dataset (name, dose, shape, dtype), format
 and its full parameters, and op — never by run id, so runs on different days line up.
-Per (case, op) the median time ratio NEW/BASE gets a two-sided Mann-Whitney U test and a
-bootstrap 95 % confidence interval. A change counts only when it is significant (p < alpha)
-and beyond the factor; with fewer than --min-samples valid samples on a side the verdict is
-"insufficient samples" (Mann-Whitney cannot reach p < 0.05 with two samples a side).
-Medians and the "unstable" flag come from mrczbench.analysis.stats, the rule the terminal
-summary and the report use.
+Per (case, op) the median time ratio NEW/BASE gets a two-sided Welch t-test on log(seconds)
+(a test of the time ratio; `p`) and a bootstrap 95 % confidence interval. One compare tests
+hundreds of case/ops, so the p-values are corrected for many comparisons with
+Benjamini-Hochberg over every tested case/op of the compare (`p adj`, false discovery rate
+alpha). A timing change counts only when its adjusted p < alpha and it is beyond the factor.
+Why not Mann-Whitney: with 5 samples a side its smallest p is 2/252 = 0.0079, which no
+correction over hundreds of tests lets through, so a gate built on it could never find a
+real slowdown of one contender. With fewer than --min-samples valid samples on a side the
+verdict is "insufficient samples" (also below 2 a side, whatever --min-samples says: a
+t-test needs a variance). Medians and the "unstable" flag come from
+mrczbench.analysis.stats, the rule the terminal summary and the report use.
 
-Exit status (usable as a CI gate): 1 when something regressed — significantly slower beyond
-the factor, stored size larger beyond the factor, or a case that ran in BASE now errors —
+Stored sizes are deterministic: a size change is compared exactly (within 0.1 %), with no
+test. Warnings (stderr and the printed output) say when the comparison is weak: a run
+recorded as busy at its start, BASE and NEW on different machines, mrczbench versions or
+commits, or with different page-cache eviction methods.
+
+Exit status (usable as a CI gate): 1 when something regressed — significantly slower (after
+the correction) beyond the factor, stored size larger beyond the factor, or a case that ran in
+BASE now errors —
 2 for unreadable or missing result files, bad options, or when nothing was tested (no case
 in common, or cases matched but none had --min-samples valid samples on both sides),
 0 otherwise.
@@ -61,6 +72,62 @@ def bootstrap_ratio_ci(base, new, resamples: int = BOOTSTRAP_RESAMPLES, seed: in
 TESTED_VERDICTS = ("slower", "faster", "within factor", "no significant change")
 
 
+MIN_SAMPLES_FOR_TEST = 2  # a t-test needs a variance on each side
+
+
+def ratio_test(base, new) -> float | None:
+    """Two-sided p of Welch's t-test on log(seconds): is the typical time ratio NEW/BASE 1?
+    Times are positive and skewed; their logs are close to normal and a ratio is a shift of
+    them. Two constant, equal series give p = 1; two constant, different ones p = 0. None
+    with fewer than MIN_SAMPLES_FOR_TEST samples on a side (nothing to test)."""
+    import numpy as np
+    from scipy.special import stdtr  # Student's t CDF (scipy.stats.ttest_ind is 20x slower)
+    if min(len(base), len(new)) < MIN_SAMPLES_FOR_TEST:
+        return None
+    log_base, log_new = np.log(base), np.log(new)
+    var_base = np.var(log_base, ddof=1) / len(log_base)  # squared standard errors
+    var_new = np.var(log_new, ddof=1) / len(log_new)
+    if var_base + var_new == 0:  # no spread: the t statistic is 0/0
+        return 1.0 if log_base[0] == log_new[0] else 0.0
+    t = (np.mean(log_new) - np.mean(log_base)) / np.sqrt(var_base + var_new)
+    df = (var_base + var_new) ** 2 / (var_base ** 2 / (len(log_base) - 1)
+                                      + var_new ** 2 / (len(log_new) - 1))  # Welch-Satterthwaite
+    return float(2 * stdtr(df, -abs(t)))
+
+
+def adjust_p_values(table: list[dict], alpha: float, factor: float) -> None:
+    """Benjamini-Hochberg over every tested case/op of one compare (`p adj`), then the timing
+    verdict of each from its adjusted p."""
+    from scipy.stats import false_discovery_control
+    tested = [row for row in table if row["p"] is not None]
+    if not tested:
+        return
+    adjusted = false_discovery_control([row["p"] for row in tested], method="bh")
+    for row, p_adj in zip(tested, adjusted):
+        row["p adj"] = float(p_adj)
+        ratio = row["time NEW/BASE"]
+        if p_adj >= alpha:
+            row["time"] = "no significant change"
+        elif ratio > factor:
+            row["time"], row["regression"] = "slower", True
+        elif ratio < 1 / factor:
+            row["time"] = "faster"
+        else:
+            row["time"] = "within factor"
+
+
+def flag_counts(table, alpha: float, factor: float) -> dict[str, int]:
+    """How many case/ops were tested, had p < alpha before the correction (and beyond the
+    factor: what an uncorrected gate would flag), and are flagged after it."""
+    if not len(table) or "p" not in table:
+        return {"tested": 0, "raw significant": 0, "raw flagged": 0, "flagged": 0}
+    p, ratio = table["p"].astype(float), table["time NEW/BASE"].astype(float)
+    beyond = (ratio > factor) | (ratio < 1 / factor)
+    return {"tested": int(p.notna().sum()), "raw significant": int((p < alpha).sum()),
+            "raw flagged": int(((p < alpha) & beyond).sum()),
+            "flagged": int(table["time"].isin(["slower", "faster"]).sum())}
+
+
 def check_options(factor: float, alpha: float, min_samples: int) -> None:
     if not factor >= 1:  # also refuses NaN
         raise ResultsError(f"--factor: expected a number >= 1. Got {factor}")
@@ -86,13 +153,14 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
     (mrczbench.analysis.results.normalise_rows). `unstable` names the runs (BASE, NEW) whose
     series is unstable by stats.is_unstable."""
     import pandas as pd
-    from scipy.stats import mannwhitneyu
 
     check_options(factor, alpha, min_samples)
     base, new = _keyed(base_rows), _keyed(new_rows)
     table = []
-    for key in sorted(set(base["key"]) | set(new["key"])):
-        b, n = base[base["key"] == key], new[new["key"] == key]
+    base_cases, new_cases = dict(tuple(base.groupby("key"))), dict(tuple(new.groupby("key")))
+    empty = base.iloc[:0]
+    for key in sorted(set(base_cases) | set(new_cases)):
+        b, n = base_cases.get(key, empty), new_cases.get(key, empty)
         first = (n if len(n) else b).iloc[0]
         b_times = b[b["error"].isna() & b["valid"]]["seconds"].dropna().to_numpy(float)
         n_times = n[n["error"].isna() & n["valid"]]["seconds"].dropna().to_numpy(float)
@@ -104,7 +172,7 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
                "NEW median (s)": n_summary.median if n_summary else None,
                "unstable": ", ".join(side for side, summary in (("BASE", b_summary), ("NEW", n_summary))
                                      if summary and summary.unstable),
-               "time NEW/BASE": None, "95% CI": "", "p": None, "time": "",
+               "time NEW/BASE": None, "95% CI": "", "p": None, "p adj": None, "time": "",
                "size NEW/BASE": None, "size": "", "regression": False}
         b_errors, n_errors = b["error"].notna().any(), n["error"].notna().any()
         if b.empty:
@@ -114,23 +182,16 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
         elif n_errors and not len(n_times):
             row["time"] = "error in both" if b_errors and not len(b_times) else "error in NEW"
             row["regression"] = row["time"] == "error in NEW"
-        elif len(b_times) < min_samples or len(n_times) < min_samples:
+        elif (len(b_times) < min_samples or len(n_times) < min_samples
+              or min(len(b_times), len(n_times)) < MIN_SAMPLES_FOR_TEST):
             row["time"] = "insufficient samples"
             if len(b_times) and len(n_times):
                 row["time NEW/BASE"] = row["NEW median (s)"] / row["BASE median (s)"]
-        else:
-            ratio = row["NEW median (s)"] / row["BASE median (s)"]
-            p = float(mannwhitneyu(b_times, n_times, alternative="two-sided").pvalue)
+        else:  # the verdict waits for the correction over all case/ops (adjust_p_values)
             low, high = bootstrap_ratio_ci(b_times, n_times)
-            row.update({"time NEW/BASE": ratio, "95% CI": f"{format_number(low)}–{format_number(high)}", "p": p})
-            if p >= alpha:
-                row["time"] = "no significant change"
-            elif ratio > factor:
-                row["time"], row["regression"] = "slower", True
-            elif ratio < 1 / factor:
-                row["time"] = "faster"
-            else:
-                row["time"] = "within factor"
+            row.update({"time NEW/BASE": row["NEW median (s)"] / row["BASE median (s)"],
+                        "95% CI": f"{format_number(low)}–{format_number(high)}",
+                        "p": ratio_test(b_times, n_times)})
         b_size, n_size = b["stored_bytes"].dropna(), n["stored_bytes"].dropna()
         if len(b_size) and len(n_size) and b_size.median() > 0:
             size_ratio = n_size.median() / b_size.median()
@@ -141,6 +202,7 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
             elif size_ratio < 1 - SAME_SIZE_TOLERANCE:
                 row["size"] = "smaller"
         table.append(row)
+    adjust_p_values(table, alpha, factor)
     table = pd.DataFrame(table)
     if len(table):
         rank = {verdict: i for i, verdict in enumerate(VERDICT_ORDER)}
@@ -158,7 +220,7 @@ def _format(value) -> str:
 
 def render(table) -> str:
     columns = ["dataset", "contender", "op", "n BASE", "n NEW", "BASE median (s)",
-               "NEW median (s)", "unstable", "time NEW/BASE", "95% CI", "p", "time",
+               "NEW median (s)", "unstable", "time NEW/BASE", "95% CI", "p", "p adj", "time",
                "size NEW/BASE", "size", "regression"]
     cells = [[_format(v) for v in row] for row in table[columns].itertuples(index=False)]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
@@ -168,7 +230,7 @@ def render(table) -> str:
     return "\n".join(lines)
 
 
-def summary_line(table, factor: float) -> str:
+def summary_line(table, factor: float, alpha: float = DEFAULT_ALPHA) -> str:
     counts = {name: int((table["time"] == name).sum())
               for name in ("slower", "faster", "within factor", "no significant change",
                            "insufficient samples", "error in NEW", "error in both",
@@ -179,19 +241,107 @@ def summary_line(table, factor: float) -> str:
     regressions = int(table["regression"].sum())
     verdict = (f"REGRESSION: {regressions} case/op(s) worse beyond ×{factor:g}" if regressions
                else f"no regression beyond ×{factor:g}")
-    return f"{len(table)} case/op(s): {', '.join(parts) or 'nothing to compare'}. {verdict}."
+    flags = flag_counts(table, alpha, factor)
+    tests = ""
+    if flags["tested"]:
+        tests = (f" Of {flags['tested']} timed case/op(s), {flags['raw significant']} had p < "
+                 f"{alpha:g} before correction ({flags['raw flagged']} beyond ×{factor:g}); "
+                 f"{flags['flagged']} stay significant beyond ×{factor:g} after "
+                 f"Benjamini-Hochberg (p adj < {alpha:g}).")
+    return (f"{len(table)} case/op(s): {', '.join(parts) or 'nothing to compare'}.{tests} "
+            f"{verdict}.")
+
+
+# --- is the comparison fair? (run.json of each side) ----------------------------------------
+
+def _busy(run: dict) -> str | None:
+    """'load average 3.1 on 2 usable cores' when the run was recorded as busy at its start
+    (run.json `load_at_start`, the harness's rule; older runs: the machine's load average)."""
+    from mrczbench.bench.machine import recorded
+    from mrczbench.bench.plan import BUSY_LOAD_PER_CORE
+    load = run.get("load_at_start")
+    if isinstance(load, dict) and "busy" in load:
+        if not load["busy"]:
+            return None
+        average, cores = load.get("load_average"), load.get("usable_cores")
+    else:
+        machine = recorded(run)
+        averages, cores = machine.get("load_average"), machine.get("usable_cpus")
+        if not averages or not cores:
+            return None
+        average = averages[0]
+        if average <= BUSY_LOAD_PER_CORE * cores:
+            return None
+    return f"load average {format_number(average)} on {cores} usable cores"
+
+
+def _software(run: dict) -> str | None:
+    """'mrczbench 0.1.0, commit abc…'; None when the run recorded neither (nothing to compare)."""
+    from mrczbench.bench.machine import recorded
+    machine = recorded(run)
+    version = (machine.get("libraries") or {}).get("mrczbench")
+    git = machine.get("git") or {}
+    if not version and not git.get("commit"):
+        return None
+    version = version or "unknown version"
+    commit = f", commit {str(git['commit'])[:10]}" if git.get("commit") else ""
+    return f"mrczbench {version}{commit}{' (uncommitted changes)' if git.get('dirty') else ''}"
+
+
+def _machine(run: dict) -> str | None:
+    from mrczbench.bench.machine import recorded
+    machine = recorded(run)
+    if not machine.get("hostname") and not machine.get("cpu_model"):
+        return None  # not recorded: nothing to compare
+    return f"{machine.get('hostname') or 'unknown host'} ({machine.get('cpu_model') or 'unknown CPU'})"
+
+
+def _eviction(run: dict) -> str | None:
+    eviction = run.get("eviction")
+    return eviction.get("method") if isinstance(eviction, dict) else None
+
+
+def run_warnings(base_runs: list[dict], new_runs: list[dict]) -> list[str]:
+    """One line per reason the timings of BASE and NEW may differ for reasons other than the
+    contenders: a busy run, other machines, other mrczbench, other eviction methods."""
+    warnings = []
+    for side, runs in (("BASE", base_runs), ("NEW", new_runs)):
+        for run in runs:
+            busy = _busy(run)
+            if busy:
+                warnings.append(f"{side} run {run.get('run_id', '?')} was recorded as busy at its "
+                                f"start ({busy}): its timings are noisy; compare runs made on a "
+                                f"quiet machine")
+
+    def differ(describe, what: str, consequence: str) -> None:
+        base = sorted({d for d in map(describe, base_runs) if d})
+        new = sorted({d for d in map(describe, new_runs) if d})
+        if base and new and base != new:
+            warnings.append(f"BASE and NEW ran {what}: BASE {' / '.join(base)}, NEW "
+                            f"{' / '.join(new)}; {consequence}")
+
+    differ(_machine, "on different machines", "time ratios include the machines' difference")
+    differ(_software, "different mrczbench versions",
+           "a change in the harness can change the timings")
+    differ(_eviction, "with different page-cache eviction methods", "cold reads are not comparable")
+    return warnings
 
 
 def run_compare(args: argparse.Namespace) -> int:
     from mrczbench.analysis.results import load_result_files
     check_options(args.factor, args.alpha, args.min_samples)
-    base = load_result_files([args.base]).rows
-    new = load_result_files([args.new]).rows
-    table = compare_rows(base, new, factor=args.factor, alpha=args.alpha,
+    base = load_result_files([args.base])
+    new = load_result_files([args.new])
+    table = compare_rows(base.rows, new.rows, factor=args.factor, alpha=args.alpha,
                          min_samples=args.min_samples)
+    warnings = run_warnings(base.runs, new.runs)
+    for warning in warnings:
+        print(f"mrczbench compare: warning: {warning}", file=sys.stderr)
     print(render(table))
     print()
-    print(summary_line(table, args.factor))
+    print(summary_line(table, args.factor, args.alpha))
+    for warning in warnings:
+        print(f"warning: {warning}")
     if args.csv:
         with atomic_output(Path(args.csv), "w") as handle:
             handle.write(table.to_csv(index=False))
@@ -215,9 +365,12 @@ def add_commands(subparsers) -> None:
         "compare", help="compare two runs; exit 1 on a significant regression (CI gate)",
         description="Compare result files of two runs, case by case (matched by dataset, format "
         "parameters and op, not by run id). Per case and op: median time NEW/BASE, a two-sided "
-        "Mann-Whitney U test and a bootstrap 95 % confidence interval, and the stored-size "
-        "ratio. Exit 1 when something regressed (significantly slower, or larger on disk, "
-        "beyond --factor; or a case that ran in BASE errors in NEW); 2 when result files are "
+        "Welch t-test on log(seconds) (p) with Benjamini-Hochberg correction over all case/ops "
+        "of the compare (p adj), a bootstrap 95 % confidence interval, and the stored-size "
+        "ratio (exact, not tested). Warns when a run was busy, or BASE and NEW ran on other "
+        "machines, mrczbench versions or eviction methods. Exit 1 when something regressed "
+        "(slower with p adj < --alpha, or larger on disk, beyond --factor; or a case that ran "
+        "in BASE errors in NEW); 2 when result files are "
         "missing or unreadable, or when nothing was tested (no matched case has "
         "--min-samples valid samples on both sides); 0 otherwise.")
     parser.add_argument("base", metavar="BASE", help="result file (.jsonl) or folder of the baseline")
@@ -225,7 +378,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
                         help="a change counts beyond this ratio (default %(default)s: 10 %%)")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                        help="significance level of the test, 0 < alpha < 1 (default %(default)s)")
+                        help="false discovery rate of the corrected tests, 0 < alpha < 1 (default %(default)s)")
     parser.add_argument("--min-samples", type=int, default=DEFAULT_MIN_SAMPLES,
                         help="valid samples needed on each side to test (default %(default)s)")
     parser.add_argument("--csv", metavar="FILE", help="also write the comparison table as CSV")

@@ -339,7 +339,9 @@ def _load_stack(dataset: dict[str, Any], cache_dir: str | None):
     if "path" in dataset:
         from mrczbench.movies.readers import open_movies
         movie = open_movies([dataset["path"]])[0]
-        stack = np.asarray(movie.read())
+        subset = dataset.get("subset")
+        stack = read_subset(movie, subset["frames"], subset["shape"]) if subset else \
+            np.asarray(movie.read())
         if stack.ndim == 2:
             stack = stack[None]
         return stack, {"dataset": dataset["name"], "dataset_kind": "user", "dose": None}
@@ -350,6 +352,21 @@ def _load_stack(dataset: dict[str, Any], cache_dir: str | None):
     name = dataset.get("name") or synthetic_name(dataset)
     return stack, {"dataset": name, "dataset_kind": getattr(spec, "kind", dataset.get("kind")),
                    "dose": getattr(spec, "dose", dataset.get("dose"))}
+
+
+def read_subset(movie, frames: int | None, shape: list[int] | None):
+    """The first `frames` frames of a user's movie, each cut to a central `shape` (ny, nx)
+    crop; a movie that is smaller keeps its own size. Only those frames are read."""
+    import itertools
+    import numpy as np
+    kept = []
+    for frame in itertools.islice(movie.iter_frames(), frames):
+        frame = np.asarray(frame)
+        if shape:
+            top, left = ((size - min(size, want)) // 2 for size, want in zip(frame.shape, shape))
+            frame = frame[top:top + shape[0], left:left + shape[1]]
+        kept.append(np.ascontiguousarray(frame))
+    return np.stack(kept)
 
 
 def _dataset_spec(dataset: dict[str, Any]):

@@ -19,6 +19,11 @@ from mrczbench.errors import SuiteError
 BUSY_LOAD_PER_CORE = 0.75  # load average above this x usable cores: the machine is busy
 # (a 1-minute average still carries the previous run of a batch of suites: keep below 1 core)
 
+# `--quick --data`: users' movies are cut to the quick profile's stack; a profile that names
+# no frame count or shape (its datasets are named specs) gets these
+QUICK_DATA_FRAMES = 4
+QUICK_DATA_SHAPE = [512, 512]
+
 
 def order_cases(cases: list[Case], seed: int) -> list[Case]:
     """Shuffle cases (seeded) so drift in machine speed does not favour one contender, while
@@ -50,6 +55,7 @@ class Plan:
     meta: dict[str, Any]           # run.json so far ({} for a new run)
     cases: list[Case]              # all cases, in run order
     resume: bool
+    data_subset: dict[str, Any] | None = None  # --quick --data: the part of each movie used
 
     def todo(self) -> list[Case]:
         """Cases without rows in the run file (call while holding the run lock)."""
@@ -102,7 +108,25 @@ def plan_run(name: str, quick: bool = False, profile: str | None = None, data: l
         run_path = out_dir / f"{run_id}{results.RUN_SUFFIX}"
     _apply_settings(suite, repeats, timeout, seed)
     cases = order_cases(suite.cases(data=data_files or None), suite.seed)
-    return Plan(suite, out_dir, run_path, run_id, data_files, eviction, meta, cases, resume)
+    subset = quick_data_subset(suite) if data_files else None
+    for case in cases if subset else []:
+        case.dataset["subset"] = subset
+    return Plan(suite, out_dir, run_path, run_id, data_files, eviction, meta, cases, resume,
+                subset)
+
+
+def quick_data_subset(suite: Suite) -> dict[str, Any] | None:
+    """What a quick run measures of a user's movie: its first frames, centrally cropped to the
+    quick profile's stack (a quick run must stay quick on a full-size movie). None for the
+    full profile (whole movies)."""
+    if suite.profile != "quick":
+        return None
+    frames = suite.dataset.get("frames") or QUICK_DATA_FRAMES
+    shape = list(suite.dataset.get("shape") or QUICK_DATA_SHAPE)
+    return {"frames": frames, "shape": shape,
+            "note": f"--quick: the first {frames} frames of each movie, central "
+                    f"{shape[0]} x {shape[1]} crop (smaller movies keep their size); run "
+                    f"without --quick to measure whole movies"}
 
 
 def _apply_settings(suite: Suite, repeats: int | None, timeout: float | None, seed: int | None) -> None:
@@ -202,7 +226,7 @@ def run_metadata(plan: Plan, method: str, note: str, scratch_dir: Path,
         "run_id": plan.run_id, "suite": suite.name, "suite_file": str(suite.path),
         "profile": suite.profile, "description": suite.description, "figure": suite.figure,
         "seed": suite.seed, "case_order": [c.case_id for c in plan.cases],
-        "cases": len(plan.cases), "data_files": plan.data_files,
+        "cases": len(plan.cases), "data_files": plan.data_files, "data_subset": plan.data_subset,
         "eviction": {"method": method, "note": note,
                      "cold_residency_limit": timing.COLD_RESIDENCY_LIMIT,
                      "code_rewarmed": method == "drop_caches", "how": EVICTION_HOW[method]},

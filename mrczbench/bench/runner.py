@@ -24,7 +24,7 @@ from mrczbench.bench.measure import case_tag, error_row
 from mrczbench.bench.plan import (Plan, RunLock, check_folder_option, order_cases, plan_run,
                                   run_metadata)
 from mrczbench.bench.suites import PROFILES, Case, load_suite
-from mrczbench.bench.worker import Worker
+from mrczbench.bench.worker import TIMED_OUT, Worker
 from mrczbench.errors import SuiteError
 from mrczbench.progress import Progress
 
@@ -109,6 +109,8 @@ def _announce(plan: Plan, todo: list[Case], method: str, note: str, load: dict |
               f"{len(plan.cases)} cases to run, eviction {method} → {plan.run_path}", file=sys.stderr)
         if method == "none" and any("read_cold" in case.ops for case in todo):
             print(f"mrczbench run: warning: {note}", file=sys.stderr)
+        if plan.data_subset:
+            print(f"mrczbench run: {plan.data_subset['note']}", file=sys.stderr)
     if load and load["busy"]:
         print(f"mrczbench run: warning: load average {load['load_average']:.2f} on "
               f"{load['usable_cores']} cores: other work is running; timings will be noisy "
@@ -274,6 +276,13 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
                     f"median (series of {MIN_SAMPLES_FOR_SPREAD} or more samples).")
     for note in notes:
         text.append("! " + note)
+    timed_out = {row["case_id"]: row["error"] for row in rows
+                 if str(row.get("error") or "").startswith(TIMED_OUT)}
+    if timed_out:
+        limit = next(iter(timed_out.values()))[len(TIMED_OUT):].split()[0]
+        text.append(f"! {len(timed_out)} case(s) timed out at the limit of {limit} s per case "
+                    f"(--timeout {limit}): run again with a larger --timeout SECONDS, or with "
+                    f"--quick for a short run")
     return "\n".join(text)
 
 

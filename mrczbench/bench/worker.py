@@ -20,6 +20,15 @@ from mrczbench.bench.measure import run_case
 from mrczbench.bench.suites import Case
 
 
+TIMED_OUT = "timed out after"
+
+
+def timeout_message(limit: float) -> str:
+    """The error of a case that overran the limit: names the option that raises it."""
+    return (f"{TIMED_OUT} {limit:g} s (limit per case: --timeout {limit:g}; give a larger "
+            f"--timeout SECONDS to let it finish)")
+
+
 class HarnessError(RuntimeError):
     """A bug in mrczbench's harness (not a contender's failure): the run stops."""
 
@@ -67,7 +76,7 @@ class Worker:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return rows, f"timed out after {case.timeout:g} s (limit per case)"
+                return rows, timeout_message(case.timeout)
             try:
                 ready = self.conn.poll(min(remaining, 0.5))
             except (EOFError, OSError):
