@@ -145,11 +145,7 @@ def test_full_disk_during_run_then_resume_on_a_bigger_disk(small_disk, tmp_path)
 
 # ----------------------------------------------------------------- read-only folder
 
-EROFS_REASON = ("issue 14 #8: EROFS is not one of the OSErrors the CLI turns into one line "
-                "(traceback, exit 1)")
 
-
-@pytest.mark.xfail(strict=True, reason=EROFS_REASON)
 @pytest.mark.parametrize("command", ["compress", "decompress"])
 def test_readonly_folder_is_one_line(readonly_dir, movie, tmp_path, command):
     path, _ = movie
@@ -163,7 +159,6 @@ def test_readonly_folder_is_one_line(readonly_dir, movie, tmp_path, command):
     assert list(readonly_dir.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason=EROFS_REASON + " for `run --out`")
 def test_readonly_run_out_is_one_line(readonly_dir):
     proc = cli("run", "--suite", "level-sweep", "--quick", "--out", readonly_dir / "results",
                "--no-progress", "--repeats", "1")
@@ -229,8 +224,6 @@ def test_kill_during_compress_leaves_no_half_file(tmp_path):
     assert np.array_equal(mrcz.read(target), big)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 (wrong messages): hidden temporary files left "
-                   "by a killed compress are never cleaned on the next write to that folder")
 def test_kill_during_compress_then_rerun_leaves_no_temporary(tmp_path):
     rng = np.random.default_rng(10)
     source = tmp_path / "big.mrc"
@@ -314,8 +307,6 @@ def test_kill_during_convert_then_resume(tmp_path):
         assert np.array_equal(mrcz.read(out / "src" / f"{name}.mrcz"), stack)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 (wrong messages): the hidden temporary files of "
-                   "a movie killed mid-write stay in --out after `convert --only-unfinished`")
 def test_kill_during_convert_then_resume_leaves_no_temporary(tmp_path):
     out, _, args, _ = _killed_convert(tmp_path)
     assert cli(*args, "--only-unfinished", timeout=600).returncode == 0
@@ -331,8 +322,6 @@ def _no_hang(*args, seconds=8.0) -> subprocess.CompletedProcess:
         pytest.fail(f"mrczbench {' '.join(map(str, args))} still running after {seconds:g} s")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 #10: `info` and `datasets inspect` on a FIFO "
-                   "block forever instead of refusing a non-regular input")
 @pytest.mark.parametrize("command", [("info",), ("datasets", "inspect")])
 def test_fifo_input_is_refused_not_read(tmp_path, command):
     fifo = tmp_path / "movie.mrc"
@@ -341,8 +330,6 @@ def test_fifo_input_is_refused_not_read(tmp_path, command):
     assert "not a regular file" in line.lower() or "fifo" in line.lower()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 #2: decompress renames its output over a FIFO "
-                   "(any non-regular OUT) and exits 0")
 def test_fifo_output_is_refused_and_kept(tmp_path, movie):
     path, _ = movie
     packed = tmp_path / "movie.mrcz"

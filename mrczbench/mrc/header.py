@@ -332,6 +332,12 @@ def read(f, path) -> Header:
     if codec is None:
         packed, first = 0, None
         _check_plain_size(path, (nz, ny, nx), mode, data_offset + nz * frame_size, file_bytes)
+        if file_bytes > data_offset + nz * frame_size and int(rec["packed_bytes"]) == file_bytes - data_offset:
+            # MRCZ's packedBytes field fits this file exactly: compressed chunks, whatever the
+            # (damaged) mode word says; reading them as pixels would return compressed bytes
+            raise MRCZError(f"{path}: the mode word says plain MRC (mode {mode}) but packedBytes "
+                            f"({int(rec['packed_bytes'])}) matches compressed MRCZ data: a damaged "
+                            "MRCZ header")
     else:
         packed = _check_packed(path, rec, (nz, ny, nx), frame_size, data_offset, file_bytes)
         f.seek(data_offset)
