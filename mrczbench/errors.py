@@ -3,7 +3,18 @@ prints its message on one line and exits 2. Anything else is a bug and keeps its
 
 
 class MrczbenchError(ValueError):
-    """A problem with the user's input, files, parameters or environment."""
+    """A problem with the user's input, files, parameters or environment.
+
+    Its message is always one line: control characters (a newline or vertical tab inside a
+    user's file name, say) are shown escaped, so no input can break the one-line promise."""
+
+    def __str__(self) -> str:
+        return "".join(_ONE_LINE.get(c, c) for c in super().__str__())
+
+
+# every character str.splitlines() breaks on, and the other C0 controls, as escapes
+_ONE_LINE = {chr(c): repr(chr(c))[1:-1] for c in (*range(32), 0x7f, 0x85, 0x2028, 0x2029)
+             if chr(c) != " "}
 
 
 class MRCZError(MrczbenchError):

@@ -13,7 +13,8 @@ def add_commands(subparsers) -> None:
         ".lst/.star, framed containers, suite and dataset TOML, result JSONL) and read each "
         "in a child process with a time and memory limit. Expected outcomes: ok, "
         "documented-error, payload-changed (pixel bytes no checksum covers), reinterpreted "
-        "(header says other dtype/shape for the same bytes), accepted (edited text that "
+        "(header says other dtype/shape for the same bytes), warned (a different array the "
+        "reader warned about), accepted (edited text that "
         "still parses). Anything else is unexpected: exit status 1.",
         epilog="Example: mrczbench fuzz --seconds 60 --seed 1 --save-failures fuzz-failures")
     parser.add_argument("--seconds", type=_positive_float, default=60.0,

@@ -4,7 +4,9 @@ Outcomes: `ok` (exactly the original), `documented-error` (the reader's document
 one line), `payload-changed` (a byte flipped inside pixel data no checksum covers, read back
 with the same shape and dtype: MRCZ, MRC, TIFF, EER and .npy store no checksum),
 `reinterpreted` (a header byte changed what the same pixel bytes mean, e.g. MRC mode 1 <-> 6:
-nothing in the file can tell), `accepted` (an edited text file that still parses). Anything
+nothing in the file can tell), `warned` (a different array the reader warned about, e.g. a
+plain MRC whose shrunk dimensions leave bytes after the last frame, read as mrcfile reads
+it), `accepted` (an edited text file that still parses). Anything
 else is UNEXPECTED: `foreign-exception`, `multi-line-error`, `memory` (MemoryError or the
 address-space limit), `crash` (the worker died, e.g. a signal), `hang` (past the time limit),
 `wrong-array` (a silently different shape, dtype or pixels), `seed-rejected` (the valid,
@@ -30,7 +32,7 @@ from typing import Callable
 from mrczbench.fuzz.mutators import mutate
 from mrczbench.fuzz.seeds import Seed, make_seeds
 
-EXPECTED = ("ok", "documented-error", "payload-changed", "reinterpreted", "accepted")
+EXPECTED = ("ok", "documented-error", "payload-changed", "reinterpreted", "warned", "accepted")
 UNEXPECTED = ("foreign-exception", "multi-line-error", "memory", "crash", "hang", "wrong-array",
               "seed-rejected")
 START_SECONDS = 60.0  # importing pandas, tifffile, imagecodecs on a busy machine
@@ -185,6 +187,10 @@ def classify(answer: dict, expected: dict, payload_only: bool, text: bool) -> tu
         return "reinterpreted", f"{got}, was {want}"
     if payload_only and answer["shape"] == expected["shape"] and answer["dtype"] == expected["dtype"]:
         return "payload-changed", ""
+    if answer.get("warnings"):
+        # a different array the reader warned about (e.g. a plain MRC whose shrunk dimensions
+        # leave bytes after the last frame: read with a warning, as mrcfile does)
+        return "warned", f"{got}: {answer['warnings'][0]}"
     if answer["shape"] == expected["shape"] and answer["dtype"] == expected["dtype"]:
         return "wrong-array", f"different pixels, {got}"
     return "wrong-array", f"{got}, expected {want}"

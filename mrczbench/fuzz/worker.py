@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import sys
+import warnings
 
 import numpy as np
 
@@ -73,7 +74,9 @@ def handle(request: dict) -> dict:
     target = _load(request["target"])
     documented = _load(request["documented"])
     try:
-        value = target(request["path"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = target(request["path"])
     except BaseException as exc:  # noqa: BLE001 - every failure is reported, none escapes
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -82,7 +85,7 @@ def handle(request: dict) -> dict:
                 "message": message.splitlines()[0][:500] if message else "",
                 "lines": len(message.splitlines()), "documented": isinstance(exc, documented),
                 "memory": _is_memory(exc)}
-    return describe(value)
+    return {**describe(value), "warnings": [str(w.message).splitlines()[0][:200] for w in caught]}
 
 
 def limit_memory(headroom_mib: int) -> int:

@@ -115,7 +115,12 @@ class EerMovie(Movie):
             for fraction in range(self.shape[0]):
                 total = np.zeros(self.shape[1:], np.uint16)
                 for index in range(fraction * self.grouping, (fraction + 1) * self.grouping):
-                    total += self._render(tif, pages[index], index)
+                    try:
+                        page = pages[index]
+                    except (IndexError, ValueError, TypeError, KeyError) as exc:  # damaged IFD tags
+                        raise DatasetError(f"{self.path}: EER frame {index}: unreadable TIFF "
+                                           f"directory ({type(exc).__name__}: {exc})") from None
+                    total += self._render(tif, page, index)
                 yield total.astype(self.dtype, copy=False)
 
     def _render(self, tif, page, index: int) -> np.ndarray:

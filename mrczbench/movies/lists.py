@@ -89,6 +89,8 @@ def star_values(path: Path, number: int, line: str) -> list[str]:
 
 
 def resolve_entry(list_file: Path, entry: str) -> Path:
+    if "\0" in entry:  # no file system takes it; os calls would raise ValueError
+        raise DatasetError(f"{list_file}: entry {entry[:60]!r} holds a NUL byte: not a path")
     path = Path(entry).expanduser()
     try:
         if path.is_absolute():

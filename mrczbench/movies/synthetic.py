@@ -113,7 +113,11 @@ class DetectorModel:
         self.shape = _check_shape(shape)
         self.dose = _check_dose(dose)
         self.seed = _check_seed(seed)
-        self.dtype = np.dtype(dtype or self.dtypes[0])
+        try:
+            self.dtype = np.dtype(dtype or self.dtypes[0])
+        except TypeError:
+            raise DatasetError(f"dtype: {dtype!r} is not a numpy dtype; choose one of "
+                               f"{', '.join(self.dtypes)}") from None
         if self.dtype.name not in self.dtypes:
             raise DatasetError(f"dtype: {self.dtype.name!r} is not valid for kind {self.kind!r}; "
                                f"choose one of {', '.join(self.dtypes)}")
