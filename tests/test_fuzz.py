@@ -42,8 +42,15 @@ def planted_segfault(path):
     os.kill(os.getpid(), signal.SIGSEGV)
 
 
+class _MultiLineMRCZError(MRCZError):
+    """A documented error type whose message is not kept on one line (MrczbenchError's is)."""
+
+    def __str__(self):
+        return "first line\nsecond line"
+
+
 def planted_multiline(path):
-    raise MRCZError("first line\nsecond line")
+    raise _MultiLineMRCZError()
 
 
 def planted_documented(path):

@@ -12,7 +12,7 @@ from mrczbench.bench.measure import read_subset
 from mrczbench.bench.plan import plan_run
 from mrczbench.bench.runner import run_suite, summary_table
 from mrczbench.bench.worker import timeout_message
-from mrczbench.movies.datasets import open_movies
+from mrczbench.movies.readers import open_movies
 
 
 @pytest.fixture(scope="module")

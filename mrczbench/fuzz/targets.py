@@ -9,11 +9,7 @@ from mrczbench.fuzz.seeds import EER_GROUPING, FRAMED_FORMATS
 
 
 def _open_movies():
-    # The movie readers are moving to mrczbench.movies.readers; datasets keeps the old name.
-    try:
-        from mrczbench.movies.readers import open_movies
-    except ImportError:
-        from mrczbench.movies.datasets import open_movies
+    from mrczbench.movies.readers import open_movies
     return open_movies
 
 
