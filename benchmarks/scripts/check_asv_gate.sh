@@ -61,7 +61,7 @@ for case in "${cases[@]}"; do
      | tar --null -T - -cf -) | tar -xf - -C "$repo"
   (
     cd "$repo"
-    git init -q && git add -A
+    git init -q -b main && git add -A
     git -c user.name=check -c user.email=check@localhost commit -q -m "base"
     plant "$case"
     git add -A
