@@ -153,8 +153,12 @@ class Gate:
 
     def env(self, tree: Path, strict: bool) -> dict:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(tree)] + [p for p in
-                                            env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        path = os.pathsep.join([str(tree)] + [p for p in
+                                              env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        # asv drops PYTHONPATH from the benchmark processes and uses ASV_PYTHONPATH instead.
+        env["PYTHONPATH"] = env["ASV_PYTHONPATH"] = path
+        # benchmarks.optional() checks each mrczbench module it imports comes from here.
+        env["MRCZBENCH_ASV_TREE"] = str(tree)
         env.pop("MRCZBENCH_ASV_STRICT", None)
         if strict:
             env["MRCZBENCH_ASV_STRICT"] = "1"
@@ -209,6 +213,9 @@ class Gate:
         base, new = load(work / "results", self.base), load(work / "results", self.new)
         if not new:
             raise GateError(f"no results for {self.new[:8]}: no benchmark matched or ran")
+        if base and all(value is None for value, _, _ in base.values()):
+            raise GateError(f"every benchmark failed on the base {self.base[:8]} "
+                            "(see its output above): nothing to compare against")
         self.asv(work, "compare", "--split", "--factor", str(REPORT_FACTOR), "--only-changed",
                  self.base, self.new, check=False)
         flagged = self.judge(base, new, verdict)
