@@ -264,8 +264,8 @@ class Gate:
 
     def rerun(self, work: Path, flagged: list, verdict: Verdict):
         from asv import _stats
-        names = sorted({name.split("(")[0] for name in flagged})
-        bench = "^(" + "|".join(re.escape(n) for n in names) + ")$"
+        # asv matches -b against "name(param, ...)" too, so only the flagged combinations run.
+        bench = "^(" + "|".join(re.escape(name) for name in flagged) + ")$"
         for round_ in range(2):  # base, new, base, new: load drift hits both sides alike
             for commit in (self.base, self.new):
                 self.run_side(work, commit, bench, RERUN_PASS + ["--record-samples"],
