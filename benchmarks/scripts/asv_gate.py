@@ -106,6 +106,8 @@ class Gate:
         self.args = args
         self.base = git("rev-parse", "--verify", "-q", f"{args.base}^{{commit}}")
         self.new = git("rev-parse", "--verify", "HEAD^{commit}")
+        if self.base == self.new:
+            raise GateError(f"--base {args.base} is HEAD itself: nothing to compare")
         if git("status", "--porcelain", "--untracked-files=no"):
             print("asv-gate: note: the working tree has uncommitted changes; they are "
                   f"measured as {self.new[:8]}")
