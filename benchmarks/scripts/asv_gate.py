@@ -116,16 +116,24 @@ class Gate:
         self.accept = re.compile("|".join(f"(?:{a})" for a in accepted)) if accepted else None
 
     def run(self) -> Verdict:
-        work = Path(tempfile.mkdtemp(prefix="asv-gate-"))
+        keep = self.args.keep
+        if keep is not None:
+            try:
+                keep.mkdir(parents=True)
+            except OSError as exc:
+                raise GateError(f"--keep {keep}: cannot create a new folder there ({exc})")
+            work = keep.resolve()
+        else:
+            work = Path(tempfile.mkdtemp(prefix="asv-gate-"))
         try:
             self.prepare(work)
             return self.measure(work)
         finally:
-            if self.args.keep:
-                shutil.copytree(work, self.args.keep)
-                print(f"asv-gate: results kept in {self.args.keep} "
-                      f"(asv compare/publish --config {self.args.keep / 'asv.conf.json'})")
-            shutil.rmtree(work, ignore_errors=True)
+            if keep is not None:
+                print(f"asv-gate: results kept in {work} "
+                      f"(asv compare/publish/preview --config {work / 'asv.conf.json'})")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
 
     # ------------------------------------------------------------ setup
 
