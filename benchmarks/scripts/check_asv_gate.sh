@@ -8,7 +8,7 @@
 #                                                                            -> must be red
 #   read-sleep     mrcz.read sleeps 50 ms first                              -> must be red
 #   unchanged      commit 2 only touches README.md                           -> must be green
-# Takes 3.5-12 min per case on the shared 2-core machine (the gate runs every benchmark on
+# Takes 6-12 min per case on the shared 2-core machine (the gate runs every benchmark on
 # both commits), so it is a script, not a test. Each case's log: $LOGDIR/<case>-<n>.log.
 # Usage: ASV_PYTHON=/path/to/venv/bin/python bash benchmarks/scripts/check_asv_gate.sh \
 #          [case ...]      (default: larger-output stream-memory read-sleep unchanged x3)
