@@ -31,11 +31,23 @@ def optional(name):
 
     For setup_cache, which must not raise (asv marks the whole class failed)."""
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
     except ImportError:
         if os.environ.get("MRCZBENCH_ASV_STRICT"):
             raise
         return None
+    check_tree(module)
+    return module
+
+
+def check_tree(module):
+    """With MRCZBENCH_ASV_TREE set (by .ci/asv-gate), an mrczbench module must come from that
+    source tree: measuring the installed copy instead would compare a commit with itself."""
+    tree = os.environ.get("MRCZBENCH_ASV_TREE")
+    if tree and module.__name__.split(".")[0] == "mrczbench":
+        found = os.path.realpath(module.__file__)
+        if not found.startswith(os.path.join(os.path.realpath(tree), "")):
+            raise RuntimeError(f"{module.__name__} comes from {found}, not from {tree}")
 
 
 def require(name):

@@ -1,9 +1,14 @@
 """The asv set-up: config loads, discovery finds only benchmarks/bench_*.py (never
-benchmarks/scripts/), benchmark modules import no mrczbench submodule at import time, and
-the streaming peak-memory benchmark measures something bounded. The benchmarks themselves
-run in .ci/asv-smoke."""
+benchmarks/scripts/), benchmark modules import no mrczbench submodule at import time, the
+streaming peak-memory benchmarks measure something bounded, and the CI gate
+(benchmarks/scripts/asv_gate.py) turns red on a planted compression regression. The
+benchmarks themselves run in .ci/asv-gate; the gate's full proof (doubled streaming memory,
+a 50 ms sleep in read, three green unchanged runs) is benchmarks/scripts/check_asv_gate.sh,
+too long for a test."""
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,7 +74,74 @@ def test_streaming_peak_memory_is_bounded(tmp_path):
         out = subprocess.run([sys.executable, "-c", code, name], cwd=tmp_path,
                              capture_output=True, text=True, check=True)
         peak[name] = int(out.stdout.split()[-1]) * 1024
+    traced = {}
+    for name in ("track_traced_peak_iter_frames", "track_traced_peak_read_all"):
+        out = subprocess.run([sys.executable, "-c", code.replace(
+                              "getattr(bench, sys.argv[1])('large.mrcz')",
+                              "print(getattr(bench, sys.argv[1])('large.mrcz'))"), name],
+                             cwd=tmp_path, capture_output=True, text=True, check=True)
+        traced[name] = float(out.stdout.split()[-2])
+    # Traced: streaming holds a frame or two (1 MiB each), reading all the 64 MiB stack.
+    assert 0.9 < traced["track_traced_peak_iter_frames"] < 8, traced
+    assert 63 < traced["track_traced_peak_read_all"] < 80, traced
     stack_bytes = os.path.getsize(tmp_path / "large.mrcz")  # compressed; raw is 64 MiB
     assert stack_bytes > 0
     # Reading all holds the 64 MiB stack; streaming holds about one 1 MiB frame.
     assert peak["peakmem_read_all"] - peak["peakmem_iter_frames"] > 48 * 2**20, peak
+
+
+def load_gate():
+    spec = importlib.util.spec_from_file_location(
+        "asv_gate", ROOT / "benchmarks" / "scripts" / "asv_gate.py")
+    gate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gate)
+    return gate
+
+
+def test_gate_rules_kind_and_direction():
+    gate = load_gate()
+    assert gate.kind_of("bench_ratio.Ratio.track_ratio('zstd', 1)") == "track"
+    assert gate.kind_of("bench_stream.LargeStack.track_traced_peak_iter_frames") == "memory"
+    assert gate.kind_of("bench_stream.LargeStack.peakmem_read_all") == "memory"
+    assert gate.kind_of("bench_mrcz.Read.time_read('zstd', 1)") == "time"
+    # Larger ratio: worse; higher efficiency: better.
+    assert gate.relative_change("bench_ratio.Ratio.track_ratio('zstd', 1)", 0.26, 0.273) > 0.04
+    assert gate.relative_change("bench_ratio.Ratio.track_efficiency('zstd', 1)", 0.9, 0.95) < 0
+    assert gate.relative_change("bench_ratio.Ratio.track_efficiency('zstd', 1)", 0.9, 0.85) > 0
+
+
+def git(cwd, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args],
+                   cwd=cwd, check=True, capture_output=True)
+
+
+def test_gate_fails_on_planted_larger_files(tmp_path):
+    """A two-commit repository whose second commit makes zstd files ~5 % larger (smaller
+    default blosc block): the gate, on the deterministic ratio benchmarks only, exits 1
+    naming the zstd ratio and nothing of the codecs the change does not affect."""
+    pytest.importorskip("asv")
+    pytest.importorskip("mrczbench.movies.entropy")
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("mrczbench", "benchmarks", ".ci"):
+        shutil.copytree(ROOT / name, repo / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy(ROOT / "asv.conf.json", repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    source = repo / "mrczbench" / "mrcz.py"
+    text = source.read_text()
+    assert text.count("DEFAULT_BLOCK_CAP = 2**16") == 1
+    source.write_text(text.replace("DEFAULT_BLOCK_CAP = 2**16", "DEFAULT_BLOCK_CAP = 2**13"))
+    git(repo, "commit", "-q", "-am", "smaller default block")
+    out = subprocess.run([sys.executable, "benchmarks/scripts/asv_gate.py", "-b", r"Ratio\."],
+                         cwd=repo, capture_output=True, text=True, timeout=600)
+    regressions = [line for line in out.stderr.splitlines() if "REGRESSION" in line]
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert any("track_ratio('zstd', 1)" in line for line in regressions), regressions
+    assert any("track_stored_bytes('zstd', 1)" in line for line in regressions), regressions
+    assert any("track_efficiency('zstd', 1)" in line for line in regressions), regressions
+    assert not any("blosclz" in line for line in regressions), regressions
