@@ -132,7 +132,7 @@ def test_gate_fails_on_planted_larger_files(tmp_path):
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "base")
-    source = repo / "mrczbench" / "mrcz.py"
+    source = repo / "mrczbench" / "mrc" / "chunks.py"
     text = source.read_text()
     assert text.count("DEFAULT_BLOCK_CAP = 2**16") == 1
     source.write_text(text.replace("DEFAULT_BLOCK_CAP = 2**16", "DEFAULT_BLOCK_CAP = 2**13"))

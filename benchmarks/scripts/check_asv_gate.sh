@@ -32,11 +32,11 @@ def replace(path, old, new):
 
 case = sys.argv[1]
 if case == "larger-output":
-    replace("mrczbench/mrcz.py", "DEFAULT_BLOCK_CAP = 2**16", "DEFAULT_BLOCK_CAP = 2**13")
+    replace("mrczbench/mrc/chunks.py", "DEFAULT_BLOCK_CAP = 2**16", "DEFAULT_BLOCK_CAP = 2**13")
 elif case == "stream-memory":
     replace("mrczbench/mrcz.py",
-            "            out = np.empty((1,) + header.shape[1:], header.stored_dtype)\n",
-            "            out = np.empty((2,) + header.shape[1:], header.stored_dtype)\n")
+            "            out = _allocate(header, 1, float(\"inf\"))\n",
+            "            out = _allocate(header, 2, float(\"inf\"))\n")
 elif case == "read-sleep":
     replace("mrczbench/mrcz.py",
             "    path = Path(path)\n    if threads is None:\n        threads = _cpu_count()\n",
