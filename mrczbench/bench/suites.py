@@ -59,6 +59,7 @@ TOP_KEYS = ("description", "figure", "ops", "repeats", "min_batch_seconds", "tim
             "seed", "dataset", "format", "contenders", "sweep", "quick", "reference")
 # full: what to quote; quick: a smoke test for first contact and CI; reference: the full
 # profile reduced where a suite says how ([reference]) to fit the committed reference run
+# (a suite without a [reference] table runs its full profile)
 PROFILES = ("full", "quick", "reference")
 QUICK_KEYS = ("ops", "repeats", "min_batch_seconds", "timeout", "dataset", "format", "sweep")
 DATASET_KEYS = ("name", "kind", "frames", "shape", "dose", "dtype", "seed", "options", "megabytes")
