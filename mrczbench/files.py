@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from mrczbench import mrcz
+from mrczbench.argtypes import positive_int
 from mrczbench.errors import MrczbenchError
 
 INPUT_SUFFIXES = (".mrc", ".mrcz", ".mrcs", ".tif", ".tiff", ".npy")
@@ -28,17 +29,6 @@ CHECKSUM_NOTE = ("none: MRC/MRCZ store no payload checksum, so corruption inside
 UINT8_WARNING = ("uint8 values above 127 are stored as MRC mode 0, which MRC readers that "
                  "ignore IMOD's unsigned flag (RELION, mrcfile, python-mrcz) see as signed "
                  "int8: values above 127 appear negative (mrczbench and IMOD read uint8)")
-
-
-def _threads(text: str) -> int:
-    """--threads: a positive integer (argparse reports the error on one line)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _blocksize(text: str) -> int:
@@ -66,7 +56,7 @@ def add_commands(subparsers) -> None:
                           help="blosc codec (default: zstd)")
     compress.add_argument("--level", type=int, default=1, choices=range(1, 10), metavar="1-9",
                           help="compression level, 1 fastest ... 9 smallest (default: 1)")
-    compress.add_argument("--threads", type=_threads, default=None, metavar="N",
+    compress.add_argument("--threads", type=positive_int, default=None, metavar="N",
                           help="compression threads (default: all cores)")
     compress.add_argument("--blocksize", type=_blocksize, default=None, metavar="BYTES",
                           help="blosc block size: 0 = blosc's automatic choice, or "

@@ -413,24 +413,11 @@ def read_limit(max_bytes: int | None = None) -> tuple[float, str]:
             return int(value), f"${MAX_READ_ENV}"
         except ValueError:
             raise MRCZError(f"${MAX_READ_ENV} must be a number of bytes, got {value!r}") from None
-    available = _available_memory()
+    from mrczbench.bench.machine import available_memory  # on first use, as usable_cores
+    available = available_memory()
     if available is None:
         return float("inf"), "no limit"
     return available, f"the memory available now; raise it with max_bytes= or ${MAX_READ_ENV}"
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _allocate(header: Header, count: int, max_bytes) -> np.ndarray:

@@ -20,7 +20,7 @@ from mrczbench.cli import main
 from mrczbench.convert import manifest
 from mrczbench.movies import synthetic
 
-from test_datasets import write_eer
+from mrczbench.fuzz.seeds import write_eer
 
 
 def movie(seed, frames=3, shape=(48, 40)):

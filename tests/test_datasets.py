@@ -227,48 +227,8 @@ def test_tiff_written_a_page_at_a_time_keeps_every_frame(tmp_path, stack):
         readers.open_movies(tmp_path / "mixed.tif")
 
 
-def encode_eer_frame(pixels, sub_x, sub_y, npix) -> bytes:
-    """EER 7-2-2 bitstream (TIFF compression 65001) as imagecodecs.eer_decode reads it:
-    LSB-first codes of a 7-bit skip (127 = skip on, no event) then, for an event, 2 bits of
-    sub-pixel column and row, each stored XOR 2. imagecodecs cannot encode EER, so the
-    tests write the bitstream themselves; tifffile writes the TIFF and imagecodecs decodes."""
-    acc, bit, pos = 0, 0, 0
-
-    def put(value, nbits):
-        nonlocal acc, bit
-        acc |= int(value) << bit
-        bit += nbits
-
-    for p, h, v in zip(pixels, sub_x, sub_y):
-        skip = int(p) - pos
-        while skip >= 127:
-            put(127, 7)
-            skip -= 127
-        put(skip, 7)
-        put(int(h) ^ 2, 2)
-        put(int(v) ^ 2, 2)
-        pos = int(p) + 1
-    rest = npix - pos
-    while rest >= 127:
-        put(127, 7)
-        rest -= 127
-    put(rest, 7)
-    nbytes = (bit + 7) // 8 + 2
-    return acc.to_bytes(nbytes + nbytes % 2, "little")
-
-
-def write_eer(path, events, shape):
-    import tifffile
-    strips = [encode_eer_frame(*frame, shape[0] * shape[1]) for frame in events]
-    meta = b"<metadata><item name='sensorPixelSize.width'>1</item></metadata>"
-    # tifffile has no EER encoder: write the strips under a stand-in compression, then set
-    # the Compression tag to EER 7-2-2 with tifffile's tag patching.
-    tifffile.imwrite(path, data=iter(strips), shape=(len(strips), *shape), dtype=np.uint8,
-                     compression="zlib", rowsperstrip=shape[0], photometric="minisblack",
-                     bigtiff=True, metadata=None, extratags=[(65001, 7, len(meta), meta, True)])
-    with tifffile.TiffFile(path, mode="r+") as tif:
-        for page in tif.pages:
-            page.tags["Compression"].overwrite(65001)
+# EER files: the fuzz harness's encoder (imagecodecs cannot encode EER)
+from mrczbench.fuzz.seeds import encode_eer_frame, write_eer  # noqa: E402,F401
 
 
 @pytest.mark.parametrize("upsampling", [1, 2])

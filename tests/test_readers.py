@@ -15,7 +15,7 @@ from mrczbench import mrcz
 from mrczbench.cli import main
 from mrczbench.errors import DatasetError
 from mrczbench.movies import eer, readers
-from tests.test_datasets import write_eer
+from mrczbench.fuzz.seeds import write_eer
 
 
 def stack(frames=4, shape=(24, 32), dtype=np.int16):

@@ -270,3 +270,19 @@ def recorded_columns(run_meta: dict[str, Any]) -> dict[str, Any]:
     return {"host": machine.get("hostname"), "cpu_model": machine.get("cpu_model"),
             "kernel": machine.get("kernel"),
             "fstype": filesystem.get("fstype") if isinstance(filesystem, dict) else None}
+
+
+def available_memory() -> int | None:
+    """Bytes a new allocation can take now (MemAvailable; free physical pages else; None
+    where neither is known)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

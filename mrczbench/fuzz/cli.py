@@ -1,6 +1,8 @@
 """`mrczbench fuzz`: mutated inputs through every reader, outcome counts per reader."""
 from __future__ import annotations
 
+from mrczbench.argtypes import positive_int, positive_number
+
 import sys
 
 from mrczbench.errors import MrczbenchError
@@ -17,45 +19,22 @@ def add_commands(subparsers) -> None:
         "reader warned about), accepted (edited text that "
         "still parses). Anything else is unexpected: exit status 1.",
         epilog="Example: mrczbench fuzz --seconds 60 --seed 1 --save-failures fuzz-failures")
-    parser.add_argument("--seconds", type=_positive_float, default=60.0,
+    parser.add_argument("--seconds", type=positive_number, default=60.0,
                         help="how long to fuzz, in seconds (default 60)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed: the same seed gives the same inputs (default 0)")
     parser.add_argument("--readers", default=None,
                         help="comma-separated readers to fuzz (default: all): mrc, mrcz, mrcz-frames, "
                         "movies-mrc, tiff, eer, npy, lst, star, framed, suite, dataset, results")
-    parser.add_argument("--max-inputs", type=_positive_int, default=None,
+    parser.add_argument("--max-inputs", type=positive_int, default=None,
                         help="stop after this many inputs (default: no limit)")
-    parser.add_argument("--time-limit", type=_positive_float, default=10.0,
+    parser.add_argument("--time-limit", type=positive_number, default=10.0,
                         help="seconds one read may take before it counts as a hang (default 10)")
-    parser.add_argument("--memory-mib", type=_positive_int, default=512,
+    parser.add_argument("--memory-mib", type=positive_int, default=512,
                         help="MiB the reader may allocate beyond the worker's start (default 512)")
     parser.add_argument("--save-failures", metavar="DIR", default=None,
                         help="save each unexpected input (with finding.json) under DIR")
     parser.set_defaults(func=_cmd_fuzz)
-
-
-def _positive_float(text: str) -> float:
-    import argparse
-    import math
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
 
 
 def _cmd_fuzz(args) -> int:
