@@ -143,20 +143,9 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
         meta = {**(meta or {}), "clevel": level}
     cell_pixel = _pixelsize_xyz(path, pixelsize)
 
-    # The first frame is peeked before anything is written: its dtype decides the mode and
-    # (for uint8) the metadata, both of which precede the pixels in the file.
-    frames = _frames_of(path, data)
-    first = next(frames, None)
-    if first is None:
-        raise MRCZError(f"{path}: no frames to write")
-    first = _check_frame(path, first, None, 0)
+    frames, first, mode = _peek_first(path, data, mode101)
     ny, nx = first.shape
-    if mode101:
-        if first.dtype.kind not in "iu":
-            raise MRCZError(f"{path}: mode101 needs integer pixels, got {first.dtype}")
-        mode = MODE_4BIT
-    else:
-        mode = DTYPE_MODES[first.dtype]
+    if not mode101:
         meta = _with_dtype(path, meta, first.dtype, record_dtype)
     checksums = _sums.Checksums(path, meta, data) if checksum else None
     meta = checksums.placeholder_meta if checksums else _sums.without_checksums(meta)
@@ -188,6 +177,22 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
         if checksums:
             f.write(checksums.final_extended(meta_format))  # over the placeholders
         return f.seek(0, os.SEEK_END)
+
+
+def _peek_first(path, data, mode101):
+    """(frame iterator, checked first frame, MRC mode). The first frame is peeked before
+    anything is written: its dtype decides the mode and (for uint8) the metadata, both of
+    which precede the pixels in the file."""
+    frames = _frames_of(path, data)
+    first = next(frames, None)
+    if first is None:
+        raise MRCZError(f"{path}: no frames to write")
+    first = _check_frame(path, first, None, 0)
+    if not mode101:
+        return frames, first, DTYPE_MODES[first.dtype]
+    if first.dtype.kind not in "iu":
+        raise MRCZError(f"{path}: mode101 needs integer pixels, got {first.dtype}")
+    return frames, first, MODE_4BIT
 
 
 def async_write(*args, **kwargs) -> Future:

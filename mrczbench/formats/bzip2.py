@@ -15,7 +15,8 @@ import numpy as np
 from mrczbench.atomic import atomic_output
 from mrczbench.errors import FormatError
 from mrczbench.formats import mrcraw
-from mrczbench.formats.base import Format, FormatConfig, integer, param
+from mrczbench.formats.base import FormatConfig, integer, param
+from mrczbench.formats.streams import _StreamFormat
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,26 +25,24 @@ class Bzip2Config(FormatConfig):
                        integer(1, 9))
 
 
-class Bzip2Format(Format):
+class Bzip2Format(_StreamFormat):
     name = "bzip2"
     description = "Python bz2 (libbz2) stream of a plain MRC file"
     suffix = ".mrc.bz2"
     Config = Bzip2Config
-    has_memory_codec = True
-    lossless_dtypes = tuple(mrcraw.MODES)
     threads_note = "ignored: libbz2 is single-threaded (see lbzip2 for the parallel tool)"
 
     def label(self) -> str:
         return f"bzip2-{self.config.level}"
 
-    def encode(self, stack: np.ndarray) -> bytes:
-        self.require_data(stack)
-        return bz2.compress(mrcraw.data_bytes(stack), compresslevel=self.config.level)
+    def compress(self, data: bytes) -> bytes:
+        return bz2.compress(data, compresslevel=self.config.level)
 
-    def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        raw = bz2.decompress(blob)
-        dtype = np.dtype(dtype)
-        return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape).astype(dtype)
+    def decompress(self, blob: bytes) -> bytes:
+        try:
+            return bz2.decompress(blob)
+        except (OSError, EOFError, ValueError) as exc:
+            raise FormatError(f"not a complete bzip2 stream ({exc})") from None
 
     def write(self, path: Path, stack: np.ndarray) -> int:
         self.require_data(stack)
@@ -55,11 +54,3 @@ class Bzip2Format(Format):
                 out.write(compressor.compress(mrcraw.data_bytes(frame)))
             out.write(compressor.flush())
         return Path(path).stat().st_size
-
-    def read(self, path: Path) -> np.ndarray:
-        try:
-            with bz2.open(path, "rb") as handle:
-                raw = handle.read()
-        except (OSError, EOFError) as exc:
-            raise FormatError(f"{path}: not a complete bzip2 file ({exc})") from None
-        return mrcraw.from_bytes(raw)

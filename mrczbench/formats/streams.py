@@ -1,4 +1,5 @@
-"""In-process byte-stream coders: `zstd` (zstandard) and `lz4` (lz4.frame).
+"""In-process byte-stream coders: `zstd` (zstandard) and `lz4` (lz4.frame); `_StreamFormat`,
+their base, is also the base of `bzip2` (mrczbench.formats.bzip2).
 
 lzbench-style baselines: the raw frames as one byte stream, no shuffle or other filter, so
 they show what a general-purpose coder alone gives and what MRCZ's bitshuffle adds. They are
@@ -58,11 +59,7 @@ class _StreamFormat(Format):
         if not path.is_file():
             raise FormatError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
         try:
-            raw = self.decompress(path.read_bytes())
-        except FormatError as exc:
-            raise FormatError(f"{path}: {exc}") from None
-        try:
-            return mrcraw.from_bytes(raw)
+            return mrcraw.from_bytes(self.decompress(path.read_bytes()))
         except FormatError as exc:
             raise FormatError(f"{path}: {exc}") from None
 
