@@ -268,24 +268,27 @@ def test_identical_runs_pass_the_gate(identical_runs, capsys):
     base, new = identical_runs
     code = main(["compare", str(base), str(new)])
     captured = capsys.readouterr()
-    table = compare.compare_rows(load_result_files([base]).rows, load_result_files([new]).rows)
-    flags = compare.flag_counts(table, compare.DEFAULT_ALPHA, compare.DEFAULT_FACTOR)
-    print(f"identical runs (busy: {_busy(identical_runs)}): exit {code}, {flags}")  # pytest -s
+    comparison = compare.compare_runs(load_result_files([base]).rows, load_result_files([new]).rows)
+    flags = compare.flag_counts(comparison.cases, compare.DEFAULT_ALPHA, compare.DEFAULT_FACTOR)
+    print(f"identical runs (busy: {_busy(identical_runs)}): exit {code}, {flags}, run-wide "
+          f"×{comparison.shift:.3f}")  # pytest -s
     assert flags["tested"] == 40  # 2 doses x 5 contenders x 4 ops
     assert (f"Of 40 timed case/op(s), {flags['raw significant']} had p < 0.05 before correction "
             f"({flags['raw flagged']} beyond ×1.1); {flags['flagged']} stay significant" in captured.out)
+    assert "Run-wide shift: NEW took ×" in captured.out
+    assert "Contenders pooled over their case/ops: 5 tested" in captured.out
     assert flags["flagged"] <= flags["raw flagged"]  # the correction only removes flags
     if _busy(identical_runs):
-        # a busy machine slows whole cases (all samples of a case at once): no test on the
-        # samples can tell that from a regression, so compare must say the runs were busy
+        # a busy machine slows whole cases: no test on the samples can tell that from a
+        # regression, so compare must say the runs were busy
         assert "was recorded as busy at its start" in captured.err
         return
-    # Two separate quick runs differ by more than their within-run spread even on a quiet
-    # machine (sub-millisecond timings shift between runs: measured 333 of 756 case/ops with
-    # p < 0.05 for two identical quick dose sweeps), so the gate is not asserted to pass here;
-    # a run compared with itself must pass with nothing flagged.
-    assert main(["compare", str(base), str(base)]) == 0
-    assert "no regression beyond ×1.1" in capsys.readouterr().out
+    # the runs are made in rounds (the machine's drift spreads over every case's samples)
+    # and the tests are relative to the run-wide shift: two runs of the same code pass
+    # (at most 5 % flagged before the correction is a property of hundreds of case/ops:
+    # benchmarks/scripts/compare_power.py checks it on two quick dose sweeps)
+    assert code == 0, captured.out[-2000:]
+    assert main(["compare", str(base), str(base)]) == 0  # a run against itself: nothing flagged
     same = compare.flag_counts(compare.compare_rows(load_result_files([base]).rows,
                                                     load_result_files([base]).rows),
                                compare.DEFAULT_ALPHA, compare.DEFAULT_FACTOR)
@@ -322,29 +325,27 @@ def _steadiest_contender(run: Path) -> tuple[str, int]:
 
 
 def test_a_planted_20_percent_slowdown_of_one_contender_is_found(identical_runs, tmp_path, capsys):
-    base, new = identical_runs
-    # on a quiet machine every contender is measured stably; on a busy one, the steadiest
-    contender, stable_series = _steadiest_contender(base)
-    if not stable_series:
-        pytest.skip("the machine was too busy: no series of the BASE run is stable "
-                    "(p10-p90 spread under 10 %), so no 20 % change can be told from noise")
-    # planted into BASE's own rows: nothing but the contender differs (two separate runs
-    # drift apart by more than their spread, see the test above)
+    base, _ = identical_runs
+    contender, _ = _steadiest_contender(base)
+    # planted into BASE's own rows: nothing else differs. (Against a second run, one
+    # contender's 20 % stands out only from the 5-7 % that contenders drift apart between
+    # quick runs: benchmarks/scripts/compare_power.py measures how often it is found.)
     planted = _plant_slowdown(base, base, tmp_path / "planted", contender, 1.2)
     assert main(["compare", str(base), str(planted)]) == 1
     out = capsys.readouterr().out
-    regressions = [line for line in out.splitlines() if line.endswith("REGRESSION")]
-    assert any(f"  {contender}  " in line for line in regressions)
-    table = compare.compare_rows(load_result_files([base]).rows,
-                                 load_result_files([planted]).rows)
-    slower = table[table["regression"] & (table["contender"] == contender)]
-    assert len(slower) and (slower["time"] == "slower").all()
-    assert (slower["p adj"] < 0.05).all() and (slower["p adj"] >= slower["p"]).all()
-    assert slower["time NEW/BASE"].tolist() == pytest.approx([1.2] * len(slower), rel=0.02)
-    assert set(table[table["regression"]]["contender"]) == {contender}
-    print(f"planted 20 % slowdown of {contender}: {len(slower)} of "
-          f"{(table['contender'] == contender).sum()} case/ops flagged "
-          f"({stable_series} stable series in BASE)")
+    assert f"1 slower beyond ×1.1 (p adj < 0.05): {contender} ×" in out
+    comparison = compare.compare_runs(load_result_files([base]).rows,
+                                      load_result_files([planted]).rows)
+    pooled = comparison.contenders.set_index("contender")
+    assert pooled.loc[contender, "time"] == "slower" and pooled.loc[contender, "p adj"] < 0.05
+    assert comparison.contender_regressions == 1
+    assert set(comparison.cases[comparison.cases["regression"]]["contender"]) <= {contender}
+    flagged = comparison.cases[comparison.cases["regression"]]
+    assert (flagged["time"] == "slower").all() and (flagged["p adj"] >= flagged["p"]).all()
+    print(f"planted 20 % slowdown of {contender}: pooled "
+          f"×{pooled.loc[contender, 'vs run']:.3f}, p adj {pooled.loc[contender, 'p adj']:.2g}; "
+          f"{len(flagged)} of {(comparison.cases['contender'] == contender).sum()} case/ops "
+          f"flagged alone")
 
 
 def _copy_run(run: Path, folder: Path, edit) -> Path:
@@ -471,7 +472,12 @@ def test_the_correction_keeps_a_full_sweep_quiet_and_still_finds_one_slower_cont
     table = pd.read_csv(tmp_path / "planted.csv")
     found = table[table["regression"]]
     assert set(found["contender"]) == {"contender-7"}
-    assert len(found) >= 0.25 * 42  # of its 7 doses x 6 ops (19 with these seeds)
+    assert len(found) >= 5  # of its 7 doses x 6 ops (7 with these seeds)
+    # pooled over its 42 case/ops, the contender stands out far beyond its case/ops' noise
+    pooled = compare.compare_runs(load_result_files([base]).rows,
+                                  load_result_files([planted]).rows).contenders
+    assert pooled[pooled["regression"]]["contender"].tolist() == ["contender-7"]
+    assert pooled.set_index("contender").loc["contender-7", "vs run"] == pytest.approx(1.2, rel=0.03)
 
 
 def test_ratio_test_is_welchs_t_test_on_log_times():

@@ -42,7 +42,7 @@ def test_run_file_appends_and_recovers_from_a_cut_last_line(tmp_path):
         run.append([sample_row("a"), sample_row("b")])
     with open(path, "a") as handle:       # a kill in the middle of a write
         handle.write('{"schema": 1, "case_id": "half')
-    assert results.finished_case_ids(path) == {"a", "b"}
+    assert set(results.case_progress(path)) == {"a", "b"}
     with results.RunFile(path) as run:    # resuming cuts the partial line first
         run.append([sample_row("c")])
     assert [r["case_id"] for r in results.iter_rows(path)] == ["a", "b", "c"]

@@ -289,20 +289,25 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
     assert run_file is not None, process.stderr.read().decode()
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = results.finished_case_ids(run_file)
-    assert 1 <= len(done_before) < 9
+    before = results.case_progress(run_file)
+    runs_before = sum(len(progress.rounds) for progress in before.values())
+    assert 1 <= runs_before < 27  # 9 cases x 3 rounds
+    done_before = [case for case, progress in before.items() if len(progress.rounds) == 3]
     time.sleep(0.2)  # the worker dies with its parent (PR_SET_PDEATHSIG)
 
     resumed = subprocess.run(command + ["--resume"], cwd=tmp_path, capture_output=True, text=True,
                              timeout=60, env=env)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{9 - len(done_before)} of 9 cases to run" in resumed.stderr
+    assert (f"{9 - len(done_before)} of 9 cases to run ({27 - runs_before} case rounds of 27)"
+            in resumed.stderr)
     assert list(out.glob("*.jsonl")) == [run_file]  # the same run continued
     rows = list(results.iter_rows(run_file))
     per_case = {}
     for row in rows:
         per_case.setdefault(row["case_id"], set()).add((row["op"], row["sample"]))
     assert len(per_case) == 9
+    assert all(samples == {(op, n) for op in ("encode", "decode", "write", "read_warm")
+                           for n in range(3)} for samples in per_case.values())
     counts = {}
     for row in rows:
         key = (row["case_id"], row["op"], row["sample"])
@@ -555,8 +560,10 @@ def test_progress_advances_within_a_case(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "Progress", Recording)
     suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode", "write"), repeats=3)
     run(tmp_path, suite, progress=True)
-    within = [(done, note) for done, note in seen if 0 < done < 1]
-    assert len(within) == 6  # one step per sample row of the one case
+    # 3 rounds of the one case, one step per sample row within each
+    within = [(done, note) for done, note in seen if done % 1]
+    assert len(within) == 6
     assert sorted(done for done, _ in within) == [done for done, _ in within]
-    assert {note.split()[1] for _, note in within} == {"encode", "write"}
-    assert seen[-1][0] == 1
+    assert {note.split()[-1] for _, note in within} == {"encode", "write"}
+    assert {note.split()[1] for _, note in within} == {"1/3", "2/3", "3/3"}
+    assert seen[-1][0] == 3

@@ -2,16 +2,18 @@
 
 Cases are matched across runs by what they measure — dataset (name, dose, shape, dtype), format
 and its full parameters, and op — never by run id, so runs on different days line up.
-Per (case, op) the median time ratio NEW/BASE gets a two-sided Welch t-test on log(seconds)
-(a test of the time ratio; `p`) and a bootstrap 95 % confidence interval. One compare tests
-hundreds of case/ops, so the p-values are corrected for many comparisons with
-Benjamini-Hochberg over every tested case/op of the compare (`p adj`, false discovery rate
-alpha). A timing change counts only when its adjusted p < alpha and it is beyond the factor.
-Why not Mann-Whitney: with 5 samples a side its smallest p is 2/252 = 0.0079, which no
-correction over hundreds of tests lets through, so a gate built on it could never find a
-real slowdown of one contender. With fewer than --min-samples valid samples on a side the
-verdict is "insufficient samples" (also below 2 a side, whatever --min-samples says: a
-t-test needs a variance). Medians and the "unstable" flag come from
+Two runs of the same code differ by more than their samples' spread (the machine's speed
+drifts between runs), so the drift is measured from the runs and the tests are relative to
+it: the run-wide shift (median log time ratio over all case/ops; reported, not gated), per
+(case, op) a Welch t-test on log(seconds) relative to that shift with the op's drift between
+runs added to the variance (`p`; bootstrap 95 % interval of the median ratio), corrected for
+the many case/ops with Benjamini-Hochberg (`p adj`), and per contender its case/ops pooled
+(a contender's slowdown moves all of them), with the drift between contenders in the
+variance. A timing change counts only when its adjusted p < alpha and it is beyond the
+factor. Why not Mann-Whitney: with 5 samples a side its smallest p is 2/252 = 0.0079, which
+no correction over hundreds of tests lets through. With fewer than --min-samples valid
+samples on a side the verdict is "insufficient samples" (also below 2 a side, whatever
+--min-samples says: a t-test needs a variance). Medians and the "unstable" flag come from
 mrczbench.analysis.stats, the rule the terminal summary and the report use.
 
 Stored sizes are deterministic: a size change is compared exactly (within 0.1 %), with no
@@ -19,8 +21,8 @@ test. Warnings (stderr and the printed output) say when the comparison is weak: 
 recorded as busy at its start, BASE and NEW on different machines, mrczbench versions or
 commits, or with different page-cache eviction methods.
 
-Exit status (usable as a CI gate): 1 when something regressed — significantly slower (after
-the correction) beyond the factor, stored size larger beyond the factor, or a case that ran in
+Exit status (usable as a CI gate): 1 when something regressed — a case/op or a contender
+significantly slower (after the correction) beyond the factor, stored size larger beyond the factor, or a case that ran in
 BASE now errors —
 2 for unreadable or missing result files, bad options, or when nothing was tested (no case
 in common, or cases matched but none had --min-samples valid samples on both sides),
@@ -29,8 +31,11 @@ in common, or cases matched but none had --min-samples valid samples on both sid
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from mrczbench.analysis import stats
 from mrczbench.atomic import atomic_output
@@ -70,42 +75,114 @@ def bootstrap_ratio_ci(base, new, resamples: int = BOOTSTRAP_RESAMPLES, seed: in
 
 
 TESTED_VERDICTS = ("slower", "faster", "within factor", "no significant change")
-
-
 MIN_SAMPLES_FOR_TEST = 2  # a t-test needs a variance on each side
+# a run-wide shift is the median over case/ops of several contenders: one contender's change
+# must not move it (a quick dose sweep has 756 case/ops of 18 contenders)
+MIN_CASES_FOR_SHIFT = 20
+MIN_CONTENDERS_FOR_SHIFT = 3
+MIN_CONTENDERS_FOR_POOLING = 5  # to estimate how far contenders drift apart between runs
+# Contenders of the same code drift apart between two runs: measured 5-7 % (log sd 0.047 and
+# 0.068) for pairs of quick dose sweeps (18 contenders) on a quiet shared 2-core VM. A robust
+# estimate from a handful of contenders can come out near 0, so the pooled test assumes at
+# least this drift (a smaller one only costs power, a larger one is estimated from the data).
+MIN_CONTENDER_DRIFT = 0.05
 
 
-def ratio_test(base, new) -> float | None:
-    """Two-sided p of Welch's t-test on log(seconds): is the typical time ratio NEW/BASE 1?
-    Times are positive and skewed; their logs are close to normal and a ratio is a shift of
-    them. Two constant, equal series give p = 1; two constant, different ones p = 0. None
-    with fewer than MIN_SAMPLES_FOR_TEST samples on a side (nothing to test)."""
+def log_ratio(base, new) -> tuple[float, float, float] | None:
+    """(d, se², df) of log(seconds): d = mean log NEW − mean log BASE (the log of the typical
+    time ratio), se² its squared standard error and df Welch–Satterthwaite's degrees of
+    freedom. Times are positive and skewed; their logs are close to normal and a ratio is a
+    shift of them. None with fewer than MIN_SAMPLES_FOR_TEST samples on a side."""
     import numpy as np
-    from scipy.special import stdtr  # Student's t CDF (scipy.stats.ttest_ind is 20x slower)
     if min(len(base), len(new)) < MIN_SAMPLES_FOR_TEST:
         return None
     log_base, log_new = np.log(base), np.log(new)
     var_base = np.var(log_base, ddof=1) / len(log_base)  # squared standard errors
     var_new = np.var(log_new, ddof=1) / len(log_new)
-    if var_base + var_new == 0:  # no spread: the t statistic is 0/0
-        return 1.0 if log_base[0] == log_new[0] else 0.0
-    t = (np.mean(log_new) - np.mean(log_base)) / np.sqrt(var_base + var_new)
-    df = (var_base + var_new) ** 2 / (var_base ** 2 / (len(log_base) - 1)
-                                      + var_new ** 2 / (len(log_new) - 1))  # Welch-Satterthwaite
-    return float(2 * stdtr(df, -abs(t)))
+    se2 = var_base + var_new
+    df = se2 ** 2 / (var_base ** 2 / (len(log_base) - 1) + var_new ** 2 / (len(log_new) - 1)) \
+        if se2 > 0 else math.inf
+    return float(np.mean(log_new) - np.mean(log_base)), float(se2), float(df)
 
 
-def adjust_p_values(table: list[dict], alpha: float, factor: float) -> None:
-    """Benjamini-Hochberg over every tested case/op of one compare (`p adj`), then the timing
-    verdict of each from its adjusted p."""
+def welch_p(d: float, se2: float, df: float) -> float:
+    """Two-sided p of Welch's t statistic d / se. No spread at all: p = 1 for d = 0, else 0."""
+    from scipy.special import stdtr  # Student's t CDF (scipy.stats.ttest_ind is 20x slower)
+    if se2 == 0:
+        return 1.0 if d == 0 else 0.0
+    return float(2 * stdtr(df, -abs(d) / math.sqrt(se2)))
+
+
+def ratio_test(base, new, shift: float = 0.0) -> float | None:
+    """Two-sided p of Welch's t-test on log(seconds): is the typical time ratio NEW/BASE
+    exp(shift) (1 by default)? None with too few samples on a side."""
+    stats_ = log_ratio(base, new)
+    return None if stats_ is None else welch_p(stats_[0] - shift, stats_[1], stats_[2])
+
+
+def run_shift(table: list[dict]) -> float | None:
+    """The run-wide log time ratio: the median d over every tested case/op, when there are
+    enough of them (MIN_CASES_FOR_SHIFT, MIN_CONTENDERS_FOR_SHIFT) for a change of one
+    contender to leave it alone; None otherwise (tests are then against a ratio of 1).
+    Two runs of the same code differ run-wide by several per cent on a shared machine (its
+    speed drifts between runs); the tests of case/ops and contenders are relative to it."""
+    import numpy as np
+    tested = [row for row in table if row["_d"] is not None]
+    if len(tested) < MIN_CASES_FOR_SHIFT or \
+            len({row["contender"] for row in tested}) < MIN_CONTENDERS_FOR_SHIFT:
+        return None
+    return float(np.median([row["_d"] for row in tested]))
+
+
+def robust_variance(values) -> float:
+    """The squared median absolute deviation (scaled to a normal's variance): a spread that
+    the few case/ops or contenders that really changed do not inflate."""
+    import numpy as np
+    values = np.asarray(values, float)
+    return float((1.4826 * np.median(np.abs(values - np.median(values)))) ** 2)
+
+
+def drift_variance(table: list[dict], shift: float | None) -> dict[str, float]:
+    """Per op, tau²: how far case/ops of the same code drift apart between two runs beyond
+    their within-run spread (the machine's speed drifts over seconds to minutes, and a run
+    measures each case in its own stretch of time). Estimated robustly from all case/ops of
+    the op: their spread of d around the run-wide shift, less the typical within-run se².
+    Empty (no drift assumed) when the run-wide shift could not be estimated."""
+    import numpy as np
+    tested = [row for row in table if row["_d"] is not None]
+    if shift is None:
+        return {}
+    by_op: dict[str, list[dict]] = {}
+    for row in tested:
+        by_op.setdefault(row["op"], []).append(row)
+
+    def tau2(rows):
+        return max(0.0, robust_variance([r["_d"] - shift for r in rows])
+                   - float(np.median([r["_se2"] for r in rows])))
+    overall = tau2(tested)
+    return {op: tau2(rows) if len(rows) >= MIN_CASES_FOR_SHIFT else overall
+            for op, rows in by_op.items()}
+
+
+def adjust_p_values(table: list[dict], alpha: float, factor: float, shift: float | None) -> None:
+    """Welch p of every tested case/op relative to the run-wide shift, with the op's drift
+    between runs added to its within-run variance; Benjamini-Hochberg over all of them
+    (`p adj`), then the timing verdict of each from its adjusted p and its time ratio
+    relative to the run (`vs run`)."""
     from scipy.stats import false_discovery_control
-    tested = [row for row in table if row["p"] is not None]
+    tested = [row for row in table if row["_d"] is not None]
     if not tested:
         return
+    drift = drift_variance(table, shift)
+    for row in tested:
+        relative = row["_d"] - (shift or 0.0)
+        row["_var"] = row["_se2"] + drift.get(row["op"], 0.0)
+        row["vs run"] = math.exp(relative)
+        row["p"] = welch_p(relative, row["_var"], row["_df"])
     adjusted = false_discovery_control([row["p"] for row in tested], method="bh")
     for row, p_adj in zip(tested, adjusted):
         row["p adj"] = float(p_adj)
-        ratio = row["time NEW/BASE"]
+        ratio = row["vs run"]
         if p_adj >= alpha:
             row["time"] = "no significant change"
         elif ratio > factor:
@@ -114,6 +191,42 @@ def adjust_p_values(table: list[dict], alpha: float, factor: float) -> None:
             row["time"] = "faster"
         else:
             row["time"] = "within factor"
+
+
+def contender_table(table: list[dict], alpha: float, factor: float, shift: float | None):
+    """One row per contender: its case/ops pooled. A change of one contender shows in all of
+    its case/ops at once, which one pooled test finds where each case/op alone is within its
+    noise (quick runs). The pooled log ratio D (mean of d − shift) is tested against 0 with
+    the variance of the mean plus tau², the spread of contenders' D that two runs of the same
+    code show (estimated robustly from all contenders: the median absolute deviation, less
+    what the case/ops' own noise explains; at least MIN_CONTENDER_DRIFT); Benjamini–Hochberg
+    over the contenders. Needs MIN_CONTENDERS_FOR_POOLING contenders: None with fewer."""
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import false_discovery_control, norm
+    tested = [row for row in table if row["_d"] is not None]
+    groups: dict[str, list[dict]] = {}
+    for row in tested:
+        groups.setdefault(row["contender"], []).append(row)
+    if shift is None or len(groups) < MIN_CONTENDERS_FOR_POOLING:
+        return None
+    names = sorted(groups)
+    pooled = np.array([np.mean([r["_d"] - shift for r in groups[n]]) for n in names])
+    own = np.array([sum(r["_var"] for r in groups[n]) / len(groups[n]) ** 2 for n in names])
+    tau2 = max(MIN_CONTENDER_DRIFT ** 2, robust_variance(pooled) - float(np.median(own)))
+    p = 2 * norm.sf(np.abs(pooled) / np.sqrt(own + tau2 + 1e-300))
+    p_adj = false_discovery_control(p, method="bh")
+    rows = []
+    for name, d, p_one, p_one_adj in zip(names, pooled, p, p_adj):
+        ratio = float(np.exp(d))
+        verdict = ("no significant change" if p_one_adj >= alpha else "slower" if ratio > factor
+                   else "faster" if ratio < 1 / factor else "within factor")
+        rows.append({"contender": name, "case/ops": len(groups[name]), "vs run": ratio,
+                     "p": float(p_one), "p adj": float(p_one_adj), "time": verdict,
+                     "regression": verdict == "slower"})
+    result = pd.DataFrame(rows)
+    result.attrs["tau"] = math.sqrt(tau2)
+    return result
 
 
 def flag_counts(table, alpha: float, factor: float) -> dict[str, int]:
@@ -147,9 +260,31 @@ def nothing_tested(table) -> bool:
             and (table["time"] == "insufficient samples").any())
 
 
+@dataclasses.dataclass
+class Comparison:
+    cases: Any                         # DataFrame: one row per (case, op) found in either run
+    contenders: Any                    # DataFrame: one row per contender, pooled (None: too few)
+    shift: float | None                # run-wide time ratio NEW/BASE (None: too few case/ops)
+
+    @property
+    def regressed(self) -> bool:
+        cases = bool(len(self.cases)) and bool(self.cases["regression"].any())
+        return cases or self.contender_regressions > 0
+
+    @property
+    def contender_regressions(self) -> int:
+        return 0 if self.contenders is None else int(self.contenders["regression"].sum())
+
+
 def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA,
                  min_samples: int = DEFAULT_MIN_SAMPLES):
-    """One row per (case, op) found in either run, with the verdicts. Input: normalised rows
+    """The case/op table of compare_runs."""
+    return compare_runs(base_rows, new_rows, factor, alpha, min_samples).cases
+
+
+def compare_runs(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA,
+                 min_samples: int = DEFAULT_MIN_SAMPLES) -> Comparison:
+    """Case/ops and contenders of two runs with their verdicts. Input: normalised rows
     (mrczbench.analysis.results.normalise_rows). `unstable` names the runs (BASE, NEW) whose
     series is unstable by stats.is_unstable."""
     import pandas as pd
@@ -172,8 +307,9 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
                "NEW median (s)": n_summary.median if n_summary else None,
                "unstable": ", ".join(side for side, summary in (("BASE", b_summary), ("NEW", n_summary))
                                      if summary and summary.unstable),
-               "time NEW/BASE": None, "95% CI": "", "p": None, "p adj": None, "time": "",
-               "size NEW/BASE": None, "size": "", "regression": False}
+               "time NEW/BASE": None, "vs run": None, "95% CI": "", "p": None, "p adj": None,
+               "time": "", "size NEW/BASE": None, "size": "", "regression": False,
+               "_d": None, "_se2": None, "_df": None}
         b_errors, n_errors = b["error"].notna().any(), n["error"].notna().any()
         if b.empty:
             row["time"] = "only in NEW"
@@ -189,9 +325,9 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
                 row["time NEW/BASE"] = row["NEW median (s)"] / row["BASE median (s)"]
         else:  # the verdict waits for the correction over all case/ops (adjust_p_values)
             low, high = bootstrap_ratio_ci(b_times, n_times)
+            row["_d"], row["_se2"], row["_df"] = log_ratio(b_times, n_times)
             row.update({"time NEW/BASE": row["NEW median (s)"] / row["BASE median (s)"],
-                        "95% CI": f"{format_number(low)}–{format_number(high)}",
-                        "p": ratio_test(b_times, n_times)})
+                        "95% CI": f"{format_number(low)}–{format_number(high)}"})
         b_size, n_size = b["stored_bytes"].dropna(), n["stored_bytes"].dropna()
         if len(b_size) and len(n_size) and b_size.median() > 0:
             size_ratio = n_size.median() / b_size.median()
@@ -202,14 +338,17 @@ def compare_rows(base_rows, new_rows, factor: float = DEFAULT_FACTOR, alpha: flo
             elif size_ratio < 1 - SAME_SIZE_TOLERANCE:
                 row["size"] = "smaller"
         table.append(row)
-    adjust_p_values(table, alpha, factor)
-    table = pd.DataFrame(table)
+    shift = run_shift(table)
+    adjust_p_values(table, alpha, factor, shift)
+    contenders = contender_table(table, alpha, factor, shift)
+    table = pd.DataFrame(table).drop(columns=["_d", "_se2", "_df", "_var"], errors="ignore")
     if len(table):
         rank = {verdict: i for i, verdict in enumerate(VERDICT_ORDER)}
         table["_rank"] = [0 if r else rank.get(v, len(rank))
                           for r, v in zip(table["regression"], table["time"])]
         table = table.sort_values(["_rank", "dataset", "contender", "op"]).drop(columns="_rank")
-    return table.reset_index(drop=True)
+    return Comparison(table.reset_index(drop=True), contenders,
+                      None if shift is None else math.exp(shift))
 
 
 def _format(value) -> str:
@@ -218,10 +357,13 @@ def _format(value) -> str:
     return format_number(value)
 
 
-def render(table) -> str:
-    columns = ["dataset", "contender", "op", "n BASE", "n NEW", "BASE median (s)",
-               "NEW median (s)", "unstable", "time NEW/BASE", "95% CI", "p", "p adj", "time",
-               "size NEW/BASE", "size", "regression"]
+CASE_COLUMNS = ["dataset", "contender", "op", "n BASE", "n NEW", "BASE median (s)",
+                "NEW median (s)", "unstable", "time NEW/BASE", "vs run", "95% CI", "p", "p adj",
+                "time", "size NEW/BASE", "size", "regression"]
+CONTENDER_COLUMNS = ["contender", "case/ops", "vs run", "p", "p adj", "time", "regression"]
+
+
+def render(table, columns=CASE_COLUMNS) -> str:
     cells = [[_format(v) for v in row] for row in table[columns].itertuples(index=False)]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
@@ -230,7 +372,37 @@ def render(table) -> str:
     return "\n".join(lines)
 
 
-def summary_line(table, factor: float, alpha: float = DEFAULT_ALPHA) -> str:
+def shift_line(comparison: Comparison, factor: float) -> str:
+    """What the run-wide shift is and what the tests make of it."""
+    if comparison.shift is None:
+        return ("Run-wide shift: not estimated (fewer than "
+                f"{MIN_CASES_FOR_SHIFT} timed case/ops of {MIN_CONTENDERS_FOR_SHIFT} contenders); "
+                "case/ops are tested against a time ratio of 1.")
+    text = (f"Run-wide shift: NEW took ×{format_number(comparison.shift)} the time of BASE "
+            "(median over all timed case/ops); case/ops and contenders are tested relative to it "
+            "(`vs run`).")
+    if comparison.shift > factor or comparison.shift < 1 / factor:
+        text += (f" It is beyond ×{factor:g}: the machine ran at another speed, or a change "
+                 "slowed or sped up every contender alike; compare cannot tell which (re-run "
+                 "BASE and NEW back to back on a quiet machine).")
+    return text
+
+
+def contender_line(comparison: Comparison, factor: float, alpha: float) -> str:
+    if comparison.contenders is None:
+        return (f"Contenders pooled: not tested (needs {MIN_CONTENDERS_FOR_POOLING} or more "
+                "contenders with timed case/ops and a run-wide shift).")
+    table = comparison.contenders
+    slower = ", ".join(f"{name} ×{format_number(ratio)}" for name, ratio in
+                       zip(table["contender"][table["regression"]], table["vs run"][table["regression"]]))
+    return (f"Contenders pooled over their case/ops: {len(table)} tested, "
+            f"{comparison.contender_regressions} slower beyond ×{factor:g} (p adj < {alpha:g})"
+            f"{': ' + slower if slower else ''}; drift between runs of one contender "
+            f"(tau) ×{format_number(math.exp(table.attrs['tau']))}.")
+
+
+def summary_line(table, factor: float, alpha: float = DEFAULT_ALPHA,
+                 contender_regressions: int = 0) -> str:
     counts = {name: int((table["time"] == name).sum())
               for name in ("slower", "faster", "within factor", "no significant change",
                            "insufficient samples", "error in NEW", "error in both",
@@ -239,8 +411,10 @@ def summary_line(table, factor: float, alpha: float = DEFAULT_ALPHA) -> str:
     counts["smaller"] = int((table["size"] == "smaller").sum())
     parts = [f"{count} {name}" for name, count in counts.items() if count]
     regressions = int(table["regression"].sum())
-    verdict = (f"REGRESSION: {regressions} case/op(s) worse beyond ×{factor:g}" if regressions
-               else f"no regression beyond ×{factor:g}")
+    worse = [f"{regressions} case/op(s)" if regressions else "",
+             f"{contender_regressions} contender(s)" if contender_regressions else ""]
+    verdict = (f"REGRESSION: {' and '.join(filter(None, worse))} worse beyond ×{factor:g}"
+               if regressions or contender_regressions else f"no regression beyond ×{factor:g}")
     flags = flag_counts(table, alpha, factor)
     tests = ""
     if flags["tested"]:
@@ -332,20 +506,26 @@ def run_compare(args: argparse.Namespace) -> int:
     check_options(args.factor, args.alpha, args.min_samples)
     base = load_result_files([args.base])
     new = load_result_files([args.new])
-    table = compare_rows(base.rows, new.rows, factor=args.factor, alpha=args.alpha,
-                         min_samples=args.min_samples)
+    comparison = compare_runs(base.rows, new.rows, factor=args.factor, alpha=args.alpha,
+                              min_samples=args.min_samples)
+    table = comparison.cases
     warnings = run_warnings(base.runs, new.runs)
     for warning in warnings:
         print(f"mrczbench compare: warning: {warning}", file=sys.stderr)
     print(render(table))
     print()
-    print(summary_line(table, args.factor, args.alpha))
+    if comparison.contenders is not None:
+        print(render(comparison.contenders, CONTENDER_COLUMNS))
+        print()
+    print(shift_line(comparison, args.factor))
+    print(contender_line(comparison, args.factor, args.alpha))
+    print(summary_line(table, args.factor, args.alpha, comparison.contender_regressions))
     for warning in warnings:
         print(f"warning: {warning}")
     if args.csv:
         with atomic_output(Path(args.csv), "w") as handle:
             handle.write(table.to_csv(index=False))
-    if table["regression"].any():
+    if comparison.regressed:
         return 1  # size regressions and newly-erroring cases gate even without timing tests
     if len(table) and table["time"].isin(["only in BASE", "only in NEW"]).all():
         print("mrczbench compare: error: nothing was tested: BASE and NEW have no case in "
@@ -364,13 +544,15 @@ def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
         "compare", help="compare two runs; exit 1 on a significant regression (CI gate)",
         description="Compare result files of two runs, case by case (matched by dataset, format "
-        "parameters and op, not by run id). Per case and op: median time NEW/BASE, a two-sided "
-        "Welch t-test on log(seconds) (p) with Benjamini-Hochberg correction over all case/ops "
-        "of the compare (p adj), a bootstrap 95 % confidence interval, and the stored-size "
-        "ratio (exact, not tested). Warns when a run was busy, or BASE and NEW ran on other "
-        "machines, mrczbench versions or eviction methods. Exit 1 when something regressed "
-        "(slower with p adj < --alpha, or larger on disk, beyond --factor; or a case that ran "
-        "in BASE errors in NEW); 2 when result files are "
+        "parameters and op, not by run id). The run-wide shift (median time ratio over all "
+        "case/ops) is reported and the tests are relative to it (vs run). Per case and op: "
+        "median time NEW/BASE, a two-sided Welch t-test on log(seconds) with the op's drift "
+        "between runs in its variance (p), Benjamini-Hochberg over all case/ops (p adj), a "
+        "bootstrap 95 % confidence interval, and the stored-size ratio (exact, not tested); "
+        "per contender, its case/ops pooled. Warns when a run was busy, or BASE and NEW ran on "
+        "other machines, mrczbench versions or eviction methods. Exit 1 when something "
+        "regressed (a case/op or contender slower with p adj < --alpha, or larger on disk, "
+        "beyond --factor; or a case that ran in BASE errors in NEW); 2 when result files are "
         "missing or unreadable, or when nothing was tested (no matched case has "
         "--min-samples valid samples on both sides); 0 otherwise.")
     parser.add_argument("base", metavar="BASE", help="result file (.jsonl) or folder of the baseline")

@@ -218,12 +218,27 @@ def iter_rows(path: str | os.PathLike, skipped: dict[str, int] | None = None
         yield row
 
 
-def finished_case_ids(path: str | os.PathLike) -> set[str]:
-    """Case ids with rows in a run file: those cases were completed (rows are written per case)."""
+@dataclasses.dataclass
+class CaseProgress:
+    """What a run file holds of one case: the rounds (sample numbers) it has rows for, and
+    whether one of its rows is an error (such a case is not run in later rounds)."""
+    rounds: set[int] = dataclasses.field(default_factory=set)
+    failed: bool = False
+
+
+def case_progress(path: str | os.PathLike) -> dict[str, CaseProgress]:
+    """Per case id in a run file, the rounds it finished (rows are written per case and
+    round, so a round with rows is complete)."""
     path = Path(path)
+    progress: dict[str, CaseProgress] = {}
     if not path.exists():
-        return set()
-    return {row["case_id"] for row in iter_rows(path)}
+        return progress
+    for row in iter_rows(path):
+        entry = progress.setdefault(row["case_id"], CaseProgress())
+        if row.get("sample") is not None:
+            entry.rounds.add(int(row["sample"]))
+        entry.failed = entry.failed or row.get("error") is not None
+    return progress
 
 
 def run_files(folder: str | os.PathLike) -> list[Path]:

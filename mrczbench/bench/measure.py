@@ -163,17 +163,18 @@ def time_memory(case: Case, subject: Subject, ops: list[str], row) -> None:
         blob = subject.encode()
         if not subject.data.same(subject.decode(blob)):
             for op in ops:
-                row(op, 0, error="round trip not bit-exact", lossless=False, stored_bytes=len(blob))
+                row(op, case.first_sample, error="round trip not bit-exact", lossless=False,
+                    stored_bytes=len(blob))
             return
     except ContenderFailed as exc:
         for op in ops:
-            row(op, 0, error=str(exc))
+            row(op, case.first_sample, error=str(exc))
         return
     for op in ops:
         func = subject.encode if op == "encode" else (lambda: subject.decode(blob))
         try:
             loops = timing.calibrate_loops(func, case.min_batch_seconds)
-            for sample in range(case.repeats):
+            for sample in case.samples():
                 seconds, last = timing.time_batch(func, loops)
                 ok, stored = ((subject.data.same(subject.decode(last)), len(last)) if op == "encode"
                               else (subject.data.same(last), len(blob)))
@@ -184,7 +185,7 @@ def time_memory(case: Case, subject: Subject, ops: list[str], row) -> None:
                     row(op, sample, loops=loops, stored_bytes=stored, lossless=False,
                         error="round trip not bit-exact")
         except ContenderFailed as exc:
-            row(op, 0, error=str(exc))
+            row(op, case.first_sample, error=str(exc))
 
 
 # --- files ----------------------------------------------------------------------------------------
@@ -207,7 +208,7 @@ class FileTimer:
         self.failed: set[str] = set()
 
     def run(self) -> None:
-        for sample in range(self.case.repeats):
+        for sample in self.case.samples():
             for step, step_ops in ((self.cached_step, ("write", "read_warm")),
                                    (self.durable_step, ("write_fsync", "read_cold"))):
                 wanted = [op for op in step_ops if op in self.ops]

@@ -25,7 +25,7 @@ QUICK_DATA_FRAMES = 4
 QUICK_DATA_SHAPE = [512, 512]
 
 
-def order_cases(cases: list[Case], seed: int) -> list[Case]:
+def order_cases(cases: list[Case], seed: int | str) -> list[Case]:
     """Shuffle cases (seeded) so drift in machine speed does not favour one contender, while
     keeping cases on the same dataset together (the worker loads each dataset once)."""
     rng = random.Random(seed)
@@ -56,13 +56,39 @@ class Plan:
     cases: list[Case]              # all cases, in run order
     resume: bool
     data_subset: dict[str, Any] | None = None  # --quick --data: the part of each movie used
+    done: dict[str, results.CaseProgress] = dataclasses.field(default_factory=dict)  # resumed
 
     def todo(self) -> list[Case]:
-        """Cases without rows in the run file (call while holding the run lock)."""
-        done = results.finished_case_ids(self.run_path) if self.resume else set()
+        """Cases with a round left to run (call while holding the run lock)."""
+        self.done = results.case_progress(self.run_path) if self.resume else {}
         if self.resume:
-            self.meta["resumed"][-1]["cases_done_before"] = len(done)
-        return [case for case in self.cases if case.case_id not in done]
+            self.meta["resumed"][-1]["cases_done_before"] = sum(
+                1 for case in self.cases if self._finished(case))
+        return [case for case in self.cases if not self._finished(case)]
+
+    def rounds(self) -> int:
+        return self.suite.repeats
+
+    def round_cases(self, number: int, failed: set[str]) -> list[Case]:
+        """Round `number`: every case not yet timed in it, once (sample `number`), in an
+        order of its own (seeded), so that slow drift of the machine's speed spreads over
+        the samples of every case instead of shifting whole cases. A case with an error row
+        (here or in `failed`) is not run again: its error would repeat."""
+        todo = [case for case in self.cases
+                if case.case_id not in failed and not self._progress(case).failed
+                and number not in self._progress(case).rounds]
+        return [dataclasses.replace(case, repeats=1, first_sample=number)
+                for case in order_cases(todo, f"{self.suite.seed}/{number}")]
+
+    def _progress(self, case: Case) -> results.CaseProgress:
+        return self.done.get(case.case_id) or results.CaseProgress()
+
+    def rounds_left(self, case: Case) -> int:
+        progress = self._progress(case)
+        return 0 if progress.failed else max(0, self.rounds() - len(progress.rounds))
+
+    def _finished(self, case: Case) -> bool:
+        return self.rounds_left(case) == 0
 
 
 def plan_run(name: str, quick: bool = False, profile: str | None = None, data: list[str] | None = None,

@@ -1,10 +1,13 @@
 """`mrczbench run`: the command, its steps, progress and the terminal summary.
 
-A run is: plan (bench/plan.py: suite → validated cases in a seeded order, resume, run.json),
-then execute each case in a worker process (bench/worker.py), which times it by the
-measurement protocol (bench/measure.py) and sends its rows back; rows of a case are appended
-(and flushed) together when the case ends, so a killed run loses at most the case in flight and
-`--resume` skips exactly the cases present in the file. A contender that fails gives error
+A run is: plan (bench/plan.py: suite → validated cases, resume, run.json), then execute the
+cases in rounds: round r times every case once, as sample r, each round in its own seeded
+order, so that the machine's slow drift in speed spreads over the samples of every case
+(within-run spread that compare's tests see) instead of shifting whole cases between two
+runs. Each case runs in a worker process (bench/worker.py), which times it by the measurement
+protocol (bench/measure.py) and sends its rows back; the rows of a case's round are appended
+(and flushed) together when it ends, so a killed run loses at most the round of the case in
+flight and `--resume` runs exactly the rounds missing from the file. A contender that fails gives error
 rows and the run goes on; a failure of mrczbench's own harness stops the run with its
 traceback.
 """
@@ -105,8 +108,11 @@ def _eviction(plan: Plan, todo: list[Case], scratch_dir: Path) -> tuple[str, str
 def _announce(plan: Plan, todo: list[Case], method: str, note: str, load: dict | None,
               enabled: bool) -> None:
     if enabled:
+        left = sum(plan.rounds_left(case) for case in todo)
         print(f"mrczbench run: suite {plan.suite.name} ({plan.suite.profile}), {len(todo)} of "
-              f"{len(plan.cases)} cases to run, eviction {method} → {plan.run_path}", file=sys.stderr)
+              f"{len(plan.cases)} cases to run ({left} case rounds of "
+              f"{len(plan.cases) * plan.rounds()}), eviction {method} → {plan.run_path}",
+              file=sys.stderr)
         if method == "none" and any("read_cold" in case.ops for case in todo):
             print(f"mrczbench run: warning: {note}", file=sys.stderr)
         if plan.data_subset:
@@ -140,35 +146,44 @@ def _remove_empty_dirs(folders: list[Path]) -> None:
 
 def execute(cases: list[Case], plan: Plan, settings: dict[str, Any], base: dict[str, Any],
             show_progress: bool) -> None:
-    """Run each case in a worker and append its rows; a worker that crashed or timed out is
-    killed (with its process group) and the case gets an error row."""
+    """Run `cases` in rounds (plan.round_cases): each round times every case once, in a
+    worker, and appends its rows; a worker that crashed or timed out is killed (with its
+    process group) and the case gets an error row and leaves the later rounds."""
     index_of = {case.case_id: i for i, case in enumerate(plan.cases)}
-    progress = Progress(len(cases), "run", enabled=show_progress)
+    progress = Progress(sum(plan.rounds_left(case) for case in cases),
+                        "run", enabled=show_progress)
+    failed: set[str] = set()
+    steps = 0
     worker: Worker | None = None
     try:
         with results.RunFile(plan.run_path) as run_file:
-            for done, case in enumerate(cases):
-                progress.update(done, case.case_id)
-                if worker is None or not worker.process.is_alive():
-                    worker = Worker(settings)
-                samples = max(1, len(case.ops) * case.repeats)
-                received = []
+            for number in range(plan.rounds()):
+                for case in plan.round_cases(number, failed):
+                    label = f"round {number + 1}/{plan.rounds()} {case.case_id}"
+                    progress.update(steps, label)
+                    if worker is None or not worker.process.is_alive():
+                        worker = Worker(settings)
+                    samples = max(1, len(case.ops))
+                    received = []
 
-                def on_row(row, done=done, case=case, received=received):
-                    # progress within a case: one step per sample row
-                    received.append(row)
-                    progress.update(done + min(len(received) / samples, 0.99),
-                                    f"{case.case_id} {row.get('op') or ''} {row.get('sample', '')}")
+                    def on_row(row, steps=steps, label=label, received=received):
+                        # progress within a case: one step per sample row
+                        received.append(row)
+                        progress.update(steps + min(len(received) / samples, 0.99),
+                                        f"{label} {row.get('op') or ''}")
 
-                rows, failure = worker.run(case, on_row)
-                if failure:
-                    worker.kill()
-                    worker = None
-                    _remove_case_files(Path(settings["scratch"]), case)
-                    rows.append(error_row(case, failure, op=rows[-1].get("op") if rows else None))
-                case_base = {**base, "case_id": case.case_id, "case_index": index_of[case.case_id]}
-                run_file.append(results.make_row(**{**case_base, **row}) for row in rows)
-            progress.update(len(cases))
+                    rows, failure = worker.run(case, on_row)
+                    if failure:
+                        worker.kill()
+                        worker = None
+                        _remove_case_files(Path(settings["scratch"]), case)
+                        rows.append(error_row(case, failure, op=rows[-1].get("op") if rows else None))
+                    if any(row.get("error") for row in rows):
+                        failed.add(case.case_id)
+                    case_base = {**base, "case_id": case.case_id, "case_index": index_of[case.case_id]}
+                    run_file.append(results.make_row(**{**case_base, **row}) for row in rows)
+                    steps += 1
+            progress.update(progress.total)
     except BaseException:
         # Ctrl-C or a harness bug: do not wait for the case in flight; its rows are not written
         if worker is not None:

@@ -164,13 +164,17 @@ class Case:
     format: dict[str, Any]         # {"format": name, **params}: a validated format config
     label: str | None              # contender name from the suite, if any
     ops: tuple[str, ...]
-    repeats: int
+    repeats: int                   # samples per op in one run of the case (a round: 1)
     min_batch_seconds: float
     timeout: float
     sweep: dict[str, Any]          # the swept values that make this case
     columns: dict[str, Any] = dataclasses.field(default_factory=dict)
     # ^ the contender's result columns: format, label, params and Format.row_columns()
     unavailable: str | None = None  # why the format cannot be loaded here (an error row)
+    first_sample: int = 0          # number of the first sample (the round, in a run of rounds)
+
+    def samples(self) -> range:
+        return range(self.first_sample, self.first_sample + self.repeats)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
