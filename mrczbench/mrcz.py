@@ -165,9 +165,8 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
         else:
             if blocksize is None:
                 blocksize = min(DEFAULT_BLOCK_CAP, (ny * nx) // threads)
-            single = isinstance(data, np.ndarray) and (data.ndim == 2 or data.shape[0] == 1)
             nz, packed, stats = _write_compressed(f, all_frames, codec, level, threads,
-                                                  blocksize, filter_id, single)
+                                                  blocksize, filter_id, _frame_count(data))
         header = _hdr.pack_mrcz_header(
             nx=nx, ny=ny, nz=nz, mode=mode, codec=codec, cell_pixel=cell_pixel, stats=stats,
             extended=extended, meta_format=meta_format, voltage=voltage, C3=C3, gain=gain,
@@ -316,7 +315,15 @@ def _bytes_of(array: np.ndarray) -> memoryview:
     return memoryview(array.reshape(-1).view(np.uint8))
 
 
-def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, single):
+def _frame_count(data) -> int | None:
+    """Frames in `data` when known before they are made (an array or a sequence), else None
+    (an iterator: streamed)."""
+    if isinstance(data, np.ndarray):
+        return 1 if data.ndim == 2 else data.shape[0]
+    return len(data) if isinstance(data, (list, tuple)) else None
+
+
+def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, frame_count):
     """Compress frames in parallel (mrczbench.mrc.chunks.encode_frames) while this thread
     writes the finished chunks in order; python-mrcz's quick statistics of frame 0."""
     first_stats = []
@@ -326,7 +333,7 @@ def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, si
             yield frame.view(np.int8) if frame.dtype == np.uint8 else frame
 
     encoded = _chunks.encode_frames(as_mode0(frames), codec, level, filter_id, threads,
-                                    blocksize, single=single,
+                                    blocksize, frame_count=frame_count,
                                     on_first=lambda frame: first_stats.append(
                                         _hdr.quick_stats(frame)))
     packed = nz = 0

@@ -343,13 +343,16 @@ def test_default_blocksize_follows_python_mrcz_rule(tmp_path):
     assert mrcz.read_header(path).blocksize == 40 * 50 // 2  # pixels, not bytes, as python-mrcz
 
 
-def test_thread_count_does_not_change_the_bytes(tmp_path):
-    stack = make_stack("int16", (4, 64, 64))
+@pytest.mark.parametrize("frames", [1, 4])
+def test_thread_count_does_not_change_the_bytes(tmp_path, frames):
+    # 8 threads on 4 frames: 2 blosc threads a frame; on 1 frame: all 8 for it
+    stack = make_stack("int16", (frames, 64, 64))
     blobs = set()
-    for threads in (1, 2, 3):
-        path = tmp_path / f"t{threads}.mrcz"
-        mrcz.write(path, stack, codec="zstd", threads=threads, blocksize=2048)
-        blobs.add(path.read_bytes())
+    for threads in (1, 2, 3, 8):
+        for data in (stack, iter(stack)):  # an array, and a stream of unknown length
+            path = tmp_path / f"t{threads}.mrcz"
+            mrcz.write(path, data, codec="zstd", threads=threads, blocksize=1024)
+            blobs.add(path.read_bytes())
     assert len(blobs) == 1
 
 

@@ -116,8 +116,8 @@ class MrczFormat(_MrcFamily):
 
     def encode(self, stack: np.ndarray) -> bytes:
         """The chunks the file holds after its header, compressed the way mrczbench.mrcz
-        does it (mrczbench.mrc.chunks.encode_frames): frames in parallel, one blosc thread
-        each (so the bytes do not depend on thread timing); one frame gets all the threads."""
+        does it (mrczbench.mrc.chunks.encode_frames): frames in parallel, the threads
+        shared among them (the bytes do not depend on the thread count)."""
         from mrczbench.mrc import chunks
         from mrczbench.mrc.header import FILTERS as FILTER_IDS
 
@@ -128,7 +128,7 @@ class MrczFormat(_MrcFamily):
         threads = self.config.threads
         return b"".join(chunks.encode_frames(
             stack, self.config.codec, self.config.level, FILTER_IDS[self.config.filter], threads,
-            self.blocksize_for(stack), single=len(stack) <= 1 or threads == 1))
+            self.blocksize_for(stack), frame_count=len(stack)))
 
     def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """Walk and check the chunk headers (mrczbench.mrc.chunks.chunk_table) and decode

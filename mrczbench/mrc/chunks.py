@@ -135,14 +135,16 @@ def encode(frame: np.ndarray, codec: str, level: int, filter_id: int, nthreads: 
 
 
 def encode_frames(frames: Iterable[np.ndarray], codec: str, level: int, filter_id: int,
-                  threads: int, blocksize: int, single: bool = False,
+                  threads: int, blocksize: int, frame_count: int | None = None,
                   on_first=None) -> Iterator[bytes]:
-    """The chunks of `frames`, in order. `threads` workers compress one frame each with one
-    blosc thread (the bytes do not depend on thread timing); `single` (one frame) gives blosc
-    all the threads instead. At most `threads` frames are in flight, so a streamed stack stays
-    streamed. `on_first(frame)` sees the first frame before it is compressed."""
-    blosc_threads = threads if single else 1
-    workers = 1 if single else threads
+    """The chunks of `frames`, in order. Up to `threads` workers compress one frame each;
+    when `frame_count` (if known) is below `threads`, each frame gets threads // frame_count
+    blosc threads of its own, so a 10-frame stack can use 16 cores and one frame all of them
+    (blosc's bytes do not depend on its thread count). At most `threads` frames are in
+    flight, so a streamed stack stays streamed. `on_first(frame)` sees the first frame before
+    it is compressed."""
+    workers = threads if frame_count is None else max(1, min(threads, frame_count))
+    blosc_threads = max(1, threads // workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mrcz-compress") as pool:
         in_flight: deque[Future] = deque()
         try:
