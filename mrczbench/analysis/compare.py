@@ -230,11 +230,12 @@ def contender_table(table: list[dict], alpha: float, factor: float, shift: float
 
 
 def flag_counts(table, alpha: float, factor: float) -> dict[str, int]:
-    """How many case/ops were tested, had p < alpha before the correction (and beyond the
-    factor: what an uncorrected gate would flag), and are flagged after it."""
+    """How many case/ops were tested, had p < alpha before the correction (and a time ratio
+    relative to the run beyond the factor: what an uncorrected gate would flag), and are
+    flagged after it."""
     if not len(table) or "p" not in table:
         return {"tested": 0, "raw significant": 0, "raw flagged": 0, "flagged": 0}
-    p, ratio = table["p"].astype(float), table["time NEW/BASE"].astype(float)
+    p, ratio = table["p"].astype(float), table["vs run"].astype(float)
     beyond = (ratio > factor) | (ratio < 1 / factor)
     return {"tested": int(p.notna().sum()), "raw significant": int((p < alpha).sum()),
             "raw flagged": int(((p < alpha) & beyond).sum()),
