@@ -16,7 +16,7 @@ BitsPerSample is unpacked bit by bit. Each gives other pixels without an error. 
   tifffile and mrczbench write for movies; anything else (tiles, JPEG, floating-point
   predictor, packed bit depths, ...) is a one-line error saying what is supported;
 - `check_strips` requires ceil(ImageLength / RowsPerStrip) strips, each inside the file and
-  not empty; `check_no_overlap` requires that no strip overlaps another strip or a page's
+  not empty, an uncompressed one holding exactly its rows; `check_no_overlap` requires that no strip overlaps another strip or a page's
   tags (a moved StripOffsets would read other bytes);
 - `decode_page` reads and decodes each strip once with imagecodecs and requires it to give
   at least its rows' bytes (more, up to a whole strip of RowsPerStrip rows, is ignored, as
@@ -132,7 +132,9 @@ def check_layout(path: Path, page, index: int) -> None:
 def check_strips(path: Path, page, index: int, file_size: int, what: str = "TIFF page",
                  row_bytes: int | None = None) -> None:
     """ceil(ImageLength / RowsPerStrip) strips, none empty or beyond the file's end;
-    `row_bytes`: for uncompressed strips, each must hold its rows."""
+    `row_bytes`: for uncompressed strips, each must hold exactly its rows (the last may be
+    a whole strip of RowsPerStrip rows): more would be, e.g., compressed data whose
+    Compression tag was lost."""
     ny = int(page.imagelength)
     rows = max(1, min(int(page.rowsperstrip or ny), ny))
     offsets, counts = page.dataoffsets, page.databytecounts
@@ -145,10 +147,16 @@ def check_strips(path: Path, page, index: int, file_size: int, what: str = "TIFF
         if offset + count > file_size:
             raise DatasetError(f"{path}: {what} {index} data lies beyond the end of the "
                                f"{file_size}-byte file (truncated file?)")
-        need = 1 if row_bytes is None else min(rows, ny - strip * rows) * row_bytes
-        if count < need:
-            raise DatasetError(f"{path}: {what} {index} strip {strip} has {count} bytes, "
-                               f"needs {need}: damaged header")
+        if row_bytes is None:
+            if not count:
+                raise DatasetError(f"{path}: {what} {index} strip {strip} has 0 bytes: "
+                                   "damaged header")
+            continue
+        need = min(rows, ny - strip * rows) * row_bytes
+        if count not in (need, rows * row_bytes):
+            raise DatasetError(f"{path}: {what} {index} strip {strip} has {count} bytes, but "
+                               f"its rows take {need} uncompressed: damaged header (a lost "
+                               "Compression tag?)")
 
 
 def page_extents(page, kind_of_strip: str = "strip") -> list[tuple[int, int, str]]:
