@@ -21,6 +21,8 @@ Safety rules every reader keeps (errors are one-line DatasetErrors naming the fi
   cut short) is an error giving the frame count expected and found;
 - sizes a file claims are checked against the file's size and available memory before
   anything is allocated;
+- TIFF and EER are read strictly (movies/tiffpages.py): damage tifffile only logs is an
+  error naming the page, and TIFF pages are decoded here for the common strip layouts only;
 - lists are streamed and movies opened one at a time, so a 10^6-line STAR file costs
   memory for one movie, not for all of them.
 """

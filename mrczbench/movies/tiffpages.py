@@ -35,7 +35,9 @@ import numpy as np
 from mrczbench.errors import DatasetError
 
 # tifffile log messages that mean the file's structure is damaged (the pixels read would not
-# be the pixels stored); messages about metadata tifffile could not parse are not damage
+# be the pixels stored, or a tag entry could not be read: "TiffTag" also covers a text tag
+# that is neither UTF-8 nor cp1252); messages about vendor metadata that tifffile could not
+# interpret (ImageJ, OME, ...) are not damage
 STRUCTURAL_LOG = ("StripByteCounts", "StripOffsets", "TileByteCounts", "TileOffsets", "ByteCounts",
                   "data offset", "segments", "invalid data type", "TiffTag", "tag #", "tag list",
                   "value offset", "invalid offset for tag", "missing required tags",
