@@ -79,7 +79,7 @@ from mrczbench.mrc import header as _hdr
 from mrczbench.mrc.chunks import (CHUNK_HEADER_BYTES, DEFAULT_BLOCK_CAP,  # noqa: F401
                                   MAX_BLOCKSIZE, MAX_CHUNK_NBYTES, MAX_CHUNK_RATIO, MIN_BLOCKSIZE)
 from mrczbench.mrc.extended import encode_meta
-from mrczbench.mrc.fourbit import pack_4bit, unpack_4bit
+from mrczbench.mrc.fourbit import pack_4bit, unpack_4bit, warn_if_padding_used
 from mrczbench.mrc.header import Header
 from mrczbench.mrc.header import read as _read_header
 from mrczbench.mrc.header import (CODEC_IDS, CODEC_NAMES, CODECS, DTYPE_KEY,  # noqa: F401
@@ -504,6 +504,7 @@ def _read_plain_frame(f, header: Header, index: int) -> np.ndarray:
     if header.mode == MODE_4BIT:
         packed = np.empty((ny, (nx + 1) // 2), np.uint8)
         _read_exactly(f, packed, header, index)
+        warn_if_padding_used(packed, nx, header.path)
         return unpack_4bit(packed, nx)
     frame = np.empty((ny, nx), header.stored_dtype)
     _read_exactly(f, frame, header, index)

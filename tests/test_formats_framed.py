@@ -153,6 +153,20 @@ def test_container_layout_is_as_documented(tmp_path):
                                10**9).params == {"level": 3}
 
 
+@pytest.mark.parametrize("frames", [b"1", b"2"])
+def test_a_damaged_frame_count_is_an_error_not_a_shorter_movie(tmp_path, frames):
+    # found by the fuzz harness: one bit flipped in the header's "shape": [3, ... -> [1, ...
+    fmt = available("jpegls")
+    path = tmp_path / "movie.frames"
+    fmt.write(path, stack_of("int16", shape=(3, 20, 24)))
+    blob = path.read_bytes()
+    path.write_bytes(blob.replace(b'"shape": [3,', b'"shape": [' + frames + b",", 1))
+    assert path.read_bytes() != blob
+    with pytest.raises(FormatError, match=r"movie.frames: corrupt framed container: the index of "
+                                          rf"{frames.decode()} frames does not describe payloads"):
+        fmt.read(path)
+
+
 @pytest.mark.parametrize("name", FRAMED)
 def test_corrupt_and_truncated_containers_are_one_line_format_errors(name, tmp_path):
     fmt = available(name)

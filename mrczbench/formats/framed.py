@@ -11,7 +11,8 @@ be read alone (`read_frame`), as MRCZ's chunk table allows. All integers are lit
                             "shape": [frames, y, x], "dtype": "int16", "stored_dtype": "int16"}
     then       frame index  frames x (offset uint64, length uint64, crc32 uint32), offsets
                             from the start of the file
-    then       payloads     one per frame, in frame order
+    then       payloads     one per frame, in frame order, without gaps (the reader
+                            requires it: a damaged frame count moves the index's end)
 
 `dtype` is the movie's dtype; `stored_dtype` is what the coder saw (JPEG-LS codes unsigned
 samples only, so int16 is coded as its uint16 bit pattern: the same bytes). `params` are the
@@ -91,6 +92,12 @@ def parse_layout(head, source: str, size: int) -> Layout:
         if offset < end or offset + length > size:
             raise FormatError(f"{source}: truncated or corrupt framed container: frame {i} "
                               f"lies at bytes {offset}-{offset + length}; file has {size}")
+    # the payloads follow the index without gaps, in frame order: a header whose frame count
+    # was damaged (3 -> 1) moves the index's end, and would otherwise read a shorter movie
+    starts = [end] + [offset + length for offset, length, _ in index[:-1]]
+    if any(offset != at for (offset, _, _), at in zip(index, starts)):
+        raise FormatError(f"{source}: corrupt framed container: the index of {shape[0]} frames "
+                          f"does not describe payloads one after another from byte {end}")
     return Layout(codec, params, shape, dtype, stored, index)
 
 

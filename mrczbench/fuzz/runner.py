@@ -3,8 +3,9 @@
 Outcomes: `ok` (exactly the original), `documented-error` (the reader's documented error,
 one line), `payload-changed` (a byte flipped inside pixel data no checksum covers, read back
 with the same shape and dtype: MRCZ, MRC, TIFF, EER and .npy store no checksum),
-`reinterpreted` (a header byte changed what the same pixel bytes mean, e.g. MRC mode 1 <-> 6:
-nothing in the file can tell), `warned` (a different array the reader warned about, e.g. a
+`reinterpreted` (a header byte changed what the same pixel bytes mean, e.g. MRC mode 1 <-> 6,
+or a .npy byte order '>u2' -> '<u2', whose items come back byte-swapped: nothing in the file
+can tell), `warned` (a different array the reader warned about, e.g. a
 plain MRC whose shrunk dimensions leave bytes after the last frame, read as mrcfile reads
 it), `accepted` (an edited text file that still parses). Anything
 else is UNEXPECTED: `foreign-exception`, `multi-line-error`, `memory` (MemoryError or the
@@ -185,6 +186,11 @@ def classify(answer: dict, expected: dict, payload_only: bool, text: bool) -> tu
     want = f"shape {expected['shape']} dtype {expected['dtype']}"
     if answer["bytes"] == expected["bytes"]:
         return "reinterpreted", f"{got}, was {want}"
+    if expected.get("swapped") and answer["bytes"] == expected["swapped"] and \
+            answer["shape"] == expected["shape"]:
+        # the byte order changed (e.g. a .npy header '>u2' -> '<u2'): the same bytes, read
+        # the other way round; readers return native order, so the swapped items come back
+        return "reinterpreted", f"{got}, byte order swapped"
     if payload_only and answer["shape"] == expected["shape"] and answer["dtype"] == expected["dtype"]:
         return "payload-changed", ""
     if answer.get("warnings"):

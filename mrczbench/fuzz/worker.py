@@ -5,7 +5,8 @@ Started as `python -m mrczbench.fuzz.worker MEMORY_MIB`: it imports the readers'
 then limits its address space (RLIMIT_AS) to what it uses plus MEMORY_MIB, so an allocation
 bomb fails (MemoryError) or kills this process instead of the machine.
 Request: {"target": "module:function" or "file.py:function", "documented": "module.Error",
-"path": ...}. Answer: {"status": "value", "shape", "dtype", "digest", "bytes"} or
+"path": ...}. Answer: {"status": "value", "shape", "dtype", "digest", "bytes", "swapped" (the
+digest of the bytes with each item's byte order reversed)} or
 {"status": "error", "type", "message", "lines", "documented", "memory"}.
 """
 from __future__ import annotations
@@ -51,14 +52,16 @@ def describe(value) -> dict:
     if arrays is None:
         return {"status": "value", "shape": None, "dtype": None,
                 "digest": hashlib.sha256(repr(value).encode()).hexdigest(), "bytes": None}
-    full, raw = hashlib.sha256(), hashlib.sha256()
+    full, raw, swapped = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
     for array in arrays:
         array = np.ascontiguousarray(array)
         full.update(f"{array.shape}{array.dtype.str}".encode())
         full.update(array.tobytes())
         raw.update(array.tobytes())
+        swapped.update(array.byteswap().tobytes())
     return {"status": "value", "shape": [list(a.shape) for a in arrays],
-            "dtype": [a.dtype.str for a in arrays], "digest": full.hexdigest(), "bytes": raw.hexdigest()}
+            "dtype": [a.dtype.str for a in arrays], "digest": full.hexdigest(), "bytes": raw.hexdigest(),
+            "swapped": swapped.hexdigest() if any(a.dtype.itemsize > 1 for a in arrays) else None}
 
 
 def _is_memory(exc: BaseException) -> bool:

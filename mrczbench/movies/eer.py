@@ -20,8 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from mrczbench.errors import DatasetError
-from mrczbench.movies.readers import (EER_8BIT, EER_MAX_PIXELS_PER_BIT, Movie,
+from mrczbench.movies import tiffpages
+from mrczbench.movies.readers import (EER_7BIT, EER_8BIT, EER_MAX_PIXELS_PER_BIT, Movie,
                                       _check_fits_memory, check_eer_options)
+from mrczbench.movies.tiffpages import TiffLog
+
+EER_VARIABLE = 65002
+EER_COMPRESSIONS = (EER_8BIT, EER_7BIT, EER_VARIABLE)
+FRAME = "EER frame"
 
 
 def decode_eer8(data: bytes, npix: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,10 +71,27 @@ def render_events(positions: np.ndarray, symbols: np.ndarray, shape: tuple[int, 
     return out
 
 
+def eer_stream_bits(positions: np.ndarray, npix: int, skipbits: int, eventbits: int) -> int:
+    """Bits a run-length EER stream needs to place events at the sorted pixel `positions`
+    and then reach the end of an `npix`-pixel frame: each gap is cut into skips of the
+    maximum (no event) and one shorter skip followed by the event's `eventbits` sub-pixel
+    bits; the encoding is unique, so a stream holding fewer bits ended before the frame did
+    (imagecodecs then returns the events found so far, with no error)."""
+    most = (1 << skipbits) - 1
+    gaps = np.diff(positions, prepend=-1) - 1
+    tail = npix - (int(positions[-1]) + 1 if positions.size else 0)
+    codes = int((gaps // most).sum()) + positions.size + -(-tail // most)
+    return skipbits * codes + eventbits * positions.size
+
+
 class EerMovie(Movie):
     """Falcon 4 EER files rendered as RELION does: `grouping` internal frames summed into
     each fraction (a trailing remainder is dropped), on the 4K grid (upsampling 1) or the
-    8K super-resolution grid (upsampling 2). uint8 (uint16 above 255 frames a fraction)."""
+    8K super-resolution grid (upsampling 2). uint8 (uint16 above 255 frames a fraction).
+    Every page must be an EER frame (compression 65000, 65001 or 65002, one sample a pixel,
+    strips that match RowsPerStrip); a frame's strips are one code stream (as RELION reads
+    them) that must cover exactly the frame; damage tifffile only logs is an error
+    (movies/tiffpages.py)."""
 
     kind = "eer"
 
@@ -76,15 +99,24 @@ class EerMovie(Movie):
         import tifffile
         check_eer_options(grouping, upsampling)
         self.grouping, self.upsampling = grouping, upsampling
-        with tifffile.TiffFile(path) as tif:
+        file_size = path.stat().st_size
+        with TiffLog() as log, tifffile.TiffFile(path) as tif:
             if not tif.is_eer:
                 raise DatasetError(f"{path}: not an EER file (no EER acquisition metadata)")
-            pages = tif.pages
-            first = pages[0]
+            first = tif.pages[0]
             self.physical = (int(first.imagelength), int(first.imagewidth))
-            for index, page in enumerate(pages):
-                self._check_page(path, page, index)
-            internal = len(pages)
+            internal, extents = 0, []
+            for index, page in tiffpages.iter_pages(path, tif, FRAME):
+                self._check_claims(path, page, index)
+                log.check(path, index, FRAME)
+                self._check_layout(path, page, index, file_size)
+                extents += tiffpages.page_extents(page)
+                internal += 1
+            tiffpages.check_no_overlap(path, extents)
+            log.check(path, internal - 1, FRAME)
+            if log.chain_broken():
+                raise DatasetError(f"{path}: the EER movie ends early: the page chain breaks "
+                                   f"after {internal} frames (truncated file?)")
         self.internal_frames = internal
         if internal < grouping:
             raise DatasetError(f"{path}: {internal} internal frames, fewer than eer_grouping {grouping}")
@@ -93,7 +125,7 @@ class EerMovie(Movie):
         super().__init__(path, (internal // grouping, *shape), dtype)
         _check_fits_memory(path, 2 * shape[0] * shape[1], "one rendered EER fraction")
 
-    def _check_page(self, path: Path, page, index: int) -> None:
+    def _check_claims(self, path: Path, page, index: int) -> None:
         """Claimed sizes against the page's stored bytes, before anything is decoded."""
         ny, nx = int(page.imagelength), int(page.imagewidth)
         if (ny, nx) != self.physical:
@@ -103,47 +135,69 @@ class EerMovie(Movie):
         if ny * nx > max(stored, 1) * 8 * EER_MAX_PIXELS_PER_BIT:
             raise DatasetError(f"{path}: EER frame {index} claims {ny} x {nx} pixels, more than "
                                f"its {stored} stored bytes can encode: damaged header")
-        if any(o + c > page.parent.filehandle.size
-               for o, c in zip(page.dataoffsets, page.databytecounts)):
-            raise DatasetError(f"{path}: EER frame {index} data lies beyond the end of the file "
-                               "(truncated file?)")
+
+    @staticmethod
+    def _check_layout(path: Path, page, index: int, file_size: int) -> None:
+        compression = int(page.compression)
+        if compression not in EER_COMPRESSIONS or page.is_tiled or int(page.samplesperpixel) != 1:
+            has = "tiles" if page.is_tiled else f"{page.samplesperpixel} samples a pixel" \
+                if int(page.samplesperpixel) != 1 else f"compression {compression}"
+            raise DatasetError(f"{path}: EER frame {index} has {has}; every page of an EER file "
+                               f"is a frame in strips, compression 65000, 65001 or 65002")
+        tiffpages.check_strips(path, page, index, file_size, FRAME)
 
     def _frames(self):
         import tifffile
-        with tifffile.TiffFile(self.path, superres=self.upsampling - 1) as tif:
+        with TiffLog() as log, tifffile.TiffFile(self.path) as tif:
             pages = tif.pages
             for fraction in range(self.shape[0]):
                 total = np.zeros(self.shape[1:], np.uint16)
                 for index in range(fraction * self.grouping, (fraction + 1) * self.grouping):
                     try:
                         page = pages[index]
-                    except (IndexError, ValueError, TypeError, KeyError) as exc:  # damaged IFD tags
+                    except Exception as exc:  # damaged IFD tags: IndexError, ValueError, ...
                         raise DatasetError(f"{self.path}: EER frame {index}: unreadable TIFF "
                                            f"directory ({type(exc).__name__}: {exc})") from None
-                    total += self._render(tif, page, index)
+                    log.check(self.path, index, FRAME)
+                    total += self._render(tif.filehandle, page, index)
                 yield total.astype(self.dtype, copy=False)
 
-    def _render(self, tif, page, index: int) -> np.ndarray:
+    def _render(self, handle, page, index: int) -> np.ndarray:
         """One internal frame's events (0/1 per pixel) on the rendered grid."""
         try:
-            if int(page.compression) == EER_8BIT:
-                data = b"".join(_read_at(tif.filehandle, o, c)
-                                for o, c in zip(page.dataoffsets, page.databytecounts))
-                positions, symbols = decode_eer8(data, self.physical[0] * self.physical[1])
+            compression = int(page.compression)
+            if compression not in EER_COMPRESSIONS:
+                raise ValueError(f"compression {compression} is not EER (the file changed?)")
+            data = b"".join(tiffpages.read_strip(handle, o, c)
+                            for o, c in zip(page.dataoffsets, page.databytecounts))
+            npix = self.physical[0] * self.physical[1]
+            if compression == EER_8BIT:
+                positions, symbols = decode_eer8(data, npix)
                 return render_events(positions, symbols, self.physical, self.upsampling)
-            pixels = page.asarray()
+            return self._decode_imagecodecs(page, data, npix)
         except Exception as exc:  # imagecodecs raises ImcdError, IndexError, OverflowError, ...
             raise DatasetError(f"{self.path}: cannot decode EER frame {index}: "
                                f"{type(exc).__name__}: {exc}") from None
-        if pixels.shape != self.shape[1:]:
-            raise DatasetError(f"{self.path}: EER frame {index} decoded to {pixels.shape}, "
-                               f"expected {self.shape[1:]}")
+
+    def _decode_imagecodecs(self, page, data: bytes, npix: int) -> np.ndarray:
+        """7-bit (65001) or variable (65002) codes by imagecodecs, which returns the events
+        found so far when the stream ends early: the stream must hold the bits the events
+        and the rest of the frame need (eer_stream_bits)."""
+        import imagecodecs
+        skipbits, horzbits, vertbits = 7, 2, 2
+        if int(page.compression) == EER_VARIABLE:
+            skipbits, horzbits, vertbits = (int(page.tags.valueof(code, default))
+                                            for code, default in ((65007, 7), (65008, 2), (65009, 2)))
+        up = self.upsampling
+        ny, nx = self.physical
+        pixels = imagecodecs.eer_decode(data, (ny * up, nx * up), skipbits, horzbits, vertbits,
+                                        superres=up - 1)
+        found = np.flatnonzero(pixels)
+        if up > 1:  # back to physical pixels, in the order the stream placed them
+            rows, cols = np.divmod(found, nx * up)
+            found = np.sort((rows // up) * nx + cols // up)
+        need = eer_stream_bits(found, npix, skipbits, horzbits + vertbits)
+        if need > 8 * len(data):
+            raise ValueError(f"the codes end before the frame does ({8 * len(data)} bits "
+                             f"stored, {need} needed to reach pixel {npix})")
         return pixels
-
-
-def _read_at(handle, offset: int, count: int) -> bytes:
-    handle.seek(offset)
-    data = handle.read(count)
-    if len(data) != count:
-        raise ValueError(f"strip at byte {offset} is cut short ({len(data)} of {count} bytes)")
-    return data

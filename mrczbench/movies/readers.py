@@ -21,12 +21,13 @@ Safety rules every reader keeps (errors are one-line DatasetErrors naming the fi
   cut short) is an error giving the frame count expected and found;
 - sizes a file claims are checked against the file's size and available memory before
   anything is allocated;
+- TIFF and EER are read strictly (movies/tiffpages.py): damage tifffile only logs is an
+  error naming the page, and TIFF pages are decoded here for the common strip layouts only;
 - lists are streamed and movies opened one at a time, so a 10^6-line STAR file costs
   memory for one movie, not for all of them.
 """
 from __future__ import annotations
 
-import logging
 import math
 import os
 import stat
@@ -42,6 +43,8 @@ from mrczbench import mrcz
 from mrczbench.errors import DatasetError, MRCZError
 from mrczbench.movies import lists
 from mrczbench.movies.lists import STAR_MOVIE_COLUMN  # noqa: F401  (part of this API)
+from mrczbench.movies import tiffpages
+from mrczbench.movies.tiffpages import TiffLog
 
 MOVIE_SUFFIXES = (".mrc", ".mrcs", ".mrcz", ".tif", ".tiff", ".eer", ".npy")
 MRC_SUFFIXES = (".mrc", ".mrcs", ".mrcz")
@@ -273,84 +276,72 @@ class PermissiveMrcMovie(Movie):
                 yield np.array(data[i], dtype=self.dtype)
 
 
-class _TiffLog(logging.Handler):
-    """Collects tifffile's log errors (a broken page chain is only logged by tifffile)."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-    def __enter__(self):
-        logging.getLogger("tifffile").addHandler(self)
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("tifffile").removeHandler(self)
-
-
-def _check_tiff_page(path: Path, page, index: int, file_size: int, free: int) -> None:
-    """Claimed page sizes against the file and memory, before any pixel is decoded."""
-    offsets, counts = page.dataoffsets, page.databytecounts
-    stored = int(sum(counts))
-    if any(o + c > file_size for o, c in zip(offsets, counts)):
-        raise DatasetError(f"{path}: TIFF page {index} data lies beyond the end of the "
-                           f"{file_size}-byte file (truncated file?)")
+def _check_tiff_page(path: Path, page, index: int, free: int) -> None:
+    """Claimed page sizes against the stored bytes and memory, before any pixel is decoded."""
+    stored = int(sum(page.databytecounts))
     claimed = math.prod(page.shape) * np.dtype(page.dtype).itemsize
-    # an uncompressed page stores every row, each padded to whole bytes (1-bit, 12-bit, ...)
-    row_bytes = -(-page.shape[-1] * int(getattr(page, "bitspersample", 8) or 8) // 8)
-    uncompressed = int(page.compression) == 1
-    if (uncompressed and stored < row_bytes * math.prod(page.shape[:-1])) or \
-            (not uncompressed and claimed > max(MIN_TIFF_CLAIM, MAX_TIFF_EXPANSION * stored)):
+    if int(page.compression) != 1 and claimed > max(MIN_TIFF_CLAIM, MAX_TIFF_EXPANSION * stored):
         raise DatasetError(f"{path}: TIFF page {index} claims {page.shape} {page.dtype} "
                            f"({claimed} bytes) from {stored} stored bytes: damaged header")
     _check_fits_memory(path, claimed, f"TIFF page {index}", free)
 
 
 class TiffMovie(Movie):
-    """TIFF movies: every page of the file is a frame (a page holding a (z, y, x) block gives
-    z frames), whatever tifffile groups into series, since writers that add one page at a time
-    make one series per page. All pages must be grey and of one shape and dtype."""
+    """TIFF movies: every page of the file is a frame, whatever tifffile groups into series,
+    since writers that add one page at a time make one series per page. All pages must be
+    grey, of one shape and dtype, and of a layout movies/tiffpages.py reads strictly
+    (strips; none, LZW, deflate, zstd or PackBits; predictor none or horizontal). Damage
+    that tifffile only logs (unreadable tags, strip counts that do not match, a broken page
+    chain) is an error naming the page."""
 
     kind = "tiff"
 
     def __init__(self, path: Path):
         import tifffile
         file_size, free = path.stat().st_size, available_memory()
-        with _TiffLog() as log, tifffile.TiffFile(path) as tif:
+        with TiffLog() as log, tifffile.TiffFile(path) as tif:
             if tif.is_eer:
                 raise _IsEer()
-            pages = tif.pages
-            first = pages[0]
-            frames = 0
-            for index, page in enumerate(pages):
-                if getattr(page, "samplesperpixel", 1) != 1 or len(page.shape) not in (2, 3):
+            first = tif.pages[0]
+            frames, extents = 0, []
+            for index, page in tiffpages.iter_pages(path, tif):
+                if getattr(page, "samplesperpixel", 1) != 1 or len(page.shape) != 2:
                     raise DatasetError(f"{path}: TIFF series has axes {page.axes!r} (page {index}, "
-                                       f"shape {page.shape}); only grey frames (…YX) are movies")
-                if page.shape[-2:] != first.shape[-2:] or page.dtype != first.dtype:
+                                       f"shape {page.shape}); only grey frames (YX) are movies")
+                if page.shape != first.shape or page.dtype != first.dtype:
                     raise DatasetError(f"{path}: TIFF page {index} is {page.shape} {page.dtype} but "
                                        f"page 0 is {first.shape} {first.dtype}; a movie's pages match")
-                _check_tiff_page(path, page, index, file_size, free)
-                frames += 1 if len(page.shape) == 2 else page.shape[0]
+                _check_tiff_page(path, page, index, free)
+                log.check(path, index)
+                tiffpages.check_layout(path, page, index)
+                tiffpages.check_strips(path, page, index, file_size,
+                                       row_bytes=tiffpages.stored_rows_bytes(page))
+                extents += tiffpages.page_extents(page)
+                frames += 1
+            tiffpages.check_no_overlap(path, extents)
             expected = _declared_frames(tif)
-            broken = [m for m in log.messages if "page" in m and ("invalid" in m or "corrupted" in m)]
-            if broken or (expected is not None and expected > frames):
+            log.check(path, frames - 1)
+            if log.chain_broken() or (expected is not None and expected > frames):
                 found = f"expected {expected} frames, found {frames}" if expected else \
                     f"the page chain breaks after {frames} frames"
                 raise DatasetError(f"{path}: the TIFF movie ends early: {found} (truncated file?)")
-            super().__init__(path, (frames, *first.shape[-2:]), first.dtype)
+            super().__init__(path, (frames, *first.shape), first.dtype)
 
     def _frames(self):
         import tifffile
-        with tifffile.TiffFile(self.path) as tif:
-            for index, page in enumerate(tif.pages):
+        with TiffLog() as log, tifffile.TiffFile(self.path) as tif:
+            for index, page in tiffpages.iter_pages(self.path, tif):
+                log.check(self.path, index)
+                if page.shape != self.shape[1:] or page.dtype != self.dtype or \
+                        tiffpages.layout_problem(page):
+                    raise DatasetError(f"{self.path}: TIFF page {index} changed since the file "
+                                       "was opened")
                 try:
-                    pixels = page.asarray()
-                except Exception as exc:  # tifffile/imagecodecs raise many types
-                    raise DatasetError(f"{self.path}: cannot decode TIFF page {index}: {exc}") from None
-                yield from (pixels[np.newaxis] if pixels.ndim == 2 else pixels)
+                    pixels = tiffpages.decode_page(tif.filehandle, page, tif.byteorder)
+                except Exception as exc:  # imagecodecs raises many types
+                    raise DatasetError(f"{self.path}: cannot decode TIFF page {index}: "
+                                       f"{type(exc).__name__}: {exc}") from None
+                yield pixels
 
 
 def _declared_frames(tif) -> int | None:

@@ -1,6 +1,14 @@
 """IMOD/SerialEM mode 101: two 4-bit pixels per byte, the left pixel in the low nibble, each
-row padded to (nx + 1) // 2 bytes."""
+row padded to (nx + 1) // 2 bytes.
+
+When nx is odd, each row ends with a padding nibble (the high nibble of its last byte). IMOD,
+SerialEM and mrczbench write it as 0, so a non-zero padding nibble means the header's nx is
+probably one less than the width written (a 14-wide file whose nx says 13 holds the same
+bytes): `warn_if_padding_used` says so with a UserWarning.
+"""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -36,3 +44,12 @@ def unpack_4bit(packed: np.ndarray, nx: int) -> np.ndarray:
     out[:, 0::2] = packed & 0x0F
     out[:, 1::2] = packed >> 4
     return out[:, :nx]
+
+
+def warn_if_padding_used(packed: np.ndarray, nx: int, path) -> None:
+    """UserWarning if nx is odd and a row's padding nibble (after pixel nx) is not 0."""
+    if nx % 2 and np.any(np.asarray(packed)[..., -1] >> 4):
+        warnings.warn(f"{path}: mode 101 rows are padded to whole bytes but the padding nibble "
+                      f"after pixel {nx} of a row is not 0 (IMOD, SerialEM and mrczbench write "
+                      f"0): the header's nx ({nx}) is probably wrong, e.g. one less than the "
+                      f"width written", UserWarning, stacklevel=3)
