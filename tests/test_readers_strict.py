@@ -144,15 +144,31 @@ def test_moved_strip_offset_is_an_error(tmp_path):
 # ---------------------------------------------------------------- damaged EER files
 
 
-def eer_file(path, frames=8, shape=(16, 24), seed=1):
+def eer_file(path, frames=8, shape=(16, 24), seed=1, integrated=None):
     rng = np.random.default_rng(seed)
     events, expected = [], np.zeros((frames, shape[0] * shape[1]), np.uint8)
     for frame in range(frames):
         pixels = np.sort(rng.choice(shape[0] * shape[1], 40, replace=False))
         events.append((pixels, rng.integers(0, 4, 40), rng.integers(0, 4, 40)))
         expected[frame, pixels] = 1
-    write_eer(path, events, shape)
+    write_eer(path, events, shape, integrated=integrated)
     return expected.reshape(frames, *shape)
+
+
+def test_eer_with_an_integrated_image_first_page_reads_its_frames(tmp_path):
+    # some EER files start with an uncompressed integrated image (tifffile's convention)
+    path = tmp_path / "m.eer"
+    expected = eer_file(path, integrated=stack(np.uint16, (16, 24)))
+    movie = readers.open_movie(path, eer_grouping=4)
+    assert movie.internal_frames == 8
+    np.testing.assert_array_equal(movie.read(), expected.reshape(2, 4, 16, 24).sum(axis=1))
+    # its strip must hold exactly its pixels: an EER frame whose Compression tag was lost
+    # is not taken for an integrated image
+    with tifffile.TiffFile(path) as tif:
+        count_at = tif.pages[0].tags["StripByteCounts"].valueoffset
+    poke(path, count_at, struct.pack("<Q", 16 * 24 * 2 - 2))
+    with pytest.raises(DatasetError, match=r"m.eer: .*integrated image page 0"):
+        readers.open_movie(path, eer_grouping=4)
 
 
 def test_eer_page_whose_compression_tag_is_lost_is_an_error(tmp_path):

@@ -190,18 +190,23 @@ def encode_eer_frame(pixels, sub_x, sub_y, npix) -> bytes:
     return acc.to_bytes(nbytes + nbytes % 2, "little")
 
 
-def write_eer(path, events, shape) -> None:
-    """An EER file of `events` ((pixels, sub_x, sub_y) per internal frame) on a `shape` grid.
+def write_eer(path, events, shape, integrated=None) -> None:
+    """An EER file of `events` ((pixels, sub_x, sub_y) per internal frame) on a `shape` grid,
+    after an uncompressed `integrated` image page if given (as some EER files have).
     tifffile has no EER encoder: the strips are written under a stand-in compression, then
     the Compression tag is set to EER 7-2-2 with tifffile's tag patching."""
     import tifffile
     strips = [encode_eer_frame(*frame, shape[0] * shape[1]) for frame in events]
     meta = b"<metadata><item name='sensorPixelSize.width'>1</item></metadata>"
-    tifffile.imwrite(path, data=iter(strips), shape=(len(strips), *shape), dtype=np.uint8,
-                     compression="zlib", rowsperstrip=shape[0], photometric="minisblack",
-                     bigtiff=True, metadata=None, extratags=[(65001, 7, len(meta), meta, True)])
+    eer_tag = [(65001, 7, len(meta), meta, True)]
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        if integrated is not None:
+            tif.write(integrated, photometric="minisblack", metadata=None, extratags=eer_tag)
+        tif.write(data=iter(strips), shape=(len(strips), *shape), dtype=np.uint8,
+                  compression="zlib", rowsperstrip=shape[0], photometric="minisblack",
+                  metadata=None, extratags=eer_tag)
     with tifffile.TiffFile(path, mode="r+") as tif:
-        for page in tif.pages:
+        for page in tif.pages[0 if integrated is None else 1:]:
             page.tags["Compression"].overwrite(65001)
 
 

@@ -28,6 +28,7 @@ from mrczbench.movies.tiffpages import TiffLog
 EER_VARIABLE = 65002
 EER_COMPRESSIONS = (EER_8BIT, EER_7BIT, EER_VARIABLE)
 FRAME = "EER frame"
+INTEGRATED = "integrated image page"
 
 
 def decode_eer8(data: bytes, npix: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +90,8 @@ class EerMovie(Movie):
     each fraction (a trailing remainder is dropped), on the 4K grid (upsampling 1) or the
     8K super-resolution grid (upsampling 2). uint8 (uint16 above 255 frames a fraction).
     Every page must be an EER frame (compression 65000, 65001 or 65002, one sample a pixel,
-    strips that match RowsPerStrip); a frame's strips are one code stream (as RELION reads
+    strips that match RowsPerStrip), except an uncompressed first page of several: the
+    integrated image some EER files carry (tifffile's reading), checked and skipped; a frame's strips are one code stream (as RELION reads
     them) that must cover exactly the frame; damage tifffile only logs is an error
     (movies/tiffpages.py)."""
 
@@ -103,10 +105,20 @@ class EerMovie(Movie):
         with TiffLog() as log, tifffile.TiffFile(path) as tif:
             if not tif.is_eer:
                 raise DatasetError(f"{path}: not an EER file (no EER acquisition metadata)")
-            first = tif.pages[0]
+            # tifffile's convention: an uncompressed first page of a multi-page EER file is
+            # the integrated image, not a frame (its strips must hold exactly its pixels)
+            self.skip = int(len(tif.pages) > 1 and int(tif.pages[0].compression) == 1)
+            first = tif.pages[self.skip]
             self.physical = (int(first.imagelength), int(first.imagewidth))
             internal, extents = 0, []
-            for index, page in tiffpages.iter_pages(path, tif, FRAME):
+            for number, page in tiffpages.iter_pages(path, tif, FRAME):
+                if number < self.skip:
+                    log.check(path, number, INTEGRATED)
+                    tiffpages.check_strips(path, page, number, file_size, INTEGRATED,
+                                           tiffpages.stored_rows_bytes(page))
+                    extents += tiffpages.page_extents(page)
+                    continue
+                index = number - self.skip
                 self._check_claims(path, page, index)
                 log.check(path, index, FRAME)
                 self._check_layout(path, page, index, file_size)
@@ -154,7 +166,7 @@ class EerMovie(Movie):
                 total = np.zeros(self.shape[1:], np.uint16)
                 for index in range(fraction * self.grouping, (fraction + 1) * self.grouping):
                     try:
-                        page = pages[index]
+                        page = pages[self.skip + index]
                     except Exception as exc:  # damaged IFD tags: IndexError, ValueError, ...
                         raise DatasetError(f"{self.path}: EER frame {index}: unreadable TIFF "
                                            f"directory ({type(exc).__name__}: {exc})") from None
