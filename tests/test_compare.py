@@ -376,6 +376,8 @@ def _set(meta, path, value):
     ({"machine.git.commit": "0123456789abcdef"}, "NEW mrczbench {version}, commit 0123456789"),
     ({"eviction.method": "fadvise"},
      "BASE and NEW ran with different page-cache eviction methods: BASE {eviction}, NEW fadvise"),
+    ({"timing.sampling": "case by case"},
+     "BASE and NEW ran with different sampling: BASE rounds, NEW case by case"),
 ])
 def test_runs_that_are_not_comparable_are_warned_about(identical_runs, tmp_path, capsys,
                                                       edits, expected):

@@ -328,6 +328,13 @@ def test_resume_needs_an_earlier_run_with_the_same_profile(tmp_path):
         run(tmp_path, suite, resume=True, quick=True)
     path, rows = run(tmp_path, suite, resume=True)
     assert len(rows) == 2  # nothing left to do, nothing duplicated
+    # a run made case by case (mrczbench before rounds) cannot be continued in rounds
+    meta = results.read_run_metadata(path)
+    assert meta["timing"]["sampling"] == "rounds"
+    del meta["timing"]["sampling"]
+    results.write_run_metadata(path, meta)
+    with pytest.raises(SuiteError, match="was made case by case .* start a new run"):
+        run(tmp_path, suite, resume=True)
 
 
 def test_cli_run_prints_a_summary_with_units(tmp_path, capsys):

@@ -476,9 +476,17 @@ def _eviction(run: dict) -> str | None:
     return eviction.get("method") if isinstance(eviction, dict) else None
 
 
+def _sampling(run: dict) -> str | None:
+    from mrczbench.bench.plan import CASE_BY_CASE
+    if not run:
+        return None  # no run.json: nothing to compare
+    return (run.get("timing") or {}).get("sampling", CASE_BY_CASE)
+
+
 def run_warnings(base_runs: list[dict], new_runs: list[dict]) -> list[str]:
     """One line per reason the timings of BASE and NEW may differ for reasons other than the
-    contenders: a busy run, other machines, other mrczbench, other eviction methods."""
+    contenders: a busy run, other machines, other mrczbench, other eviction methods or
+    sampling (rounds or case by case)."""
     warnings = []
     for side, runs in (("BASE", base_runs), ("NEW", new_runs)):
         for run in runs:
@@ -499,6 +507,9 @@ def run_warnings(base_runs: list[dict], new_runs: list[dict]) -> list[str]:
     differ(_software, "different mrczbench versions",
            "a change in the harness can change the timings")
     differ(_eviction, "with different page-cache eviction methods", "cold reads are not comparable")
+    differ(_sampling, "with different sampling",
+           "a run made case by case shifts whole cases with the machine's drift, one made in "
+           "rounds spreads it over every case's samples: compare runs sampled the same way")
     return warnings
 
 

@@ -25,6 +25,12 @@ QUICK_DATA_FRAMES = 4
 QUICK_DATA_SHAPE = [512, 512]
 
 
+# How samples are taken (run.json timing.sampling): "rounds" (round r times every case once,
+# as sample r: Plan.round_cases); runs recorded without it took all samples of a case at once.
+SAMPLING = "rounds"
+CASE_BY_CASE = "case by case"
+
+
 def order_cases(cases: list[Case], seed: int | str) -> list[Case]:
     """Shuffle cases (seeded) so drift in machine speed does not favour one contender, while
     keeping cases on the same dataset together (the worker loads each dataset once)."""
@@ -190,6 +196,10 @@ def _check_resume_settings(run_path: Path, meta: dict[str, Any], repeats: int | 
     refuse settings given now that differ from the original ones."""
     differing = []
     original = meta.get("timing") or {}
+    if original.get("sampling", CASE_BY_CASE) != SAMPLING:
+        raise SuiteError(f"--resume: {run_path.name} was made case by case (all samples of a "
+                         f"case at once, mrczbench before rounds); this mrczbench samples in "
+                         f"rounds and cannot continue it the same way: start a new run")
     if repeats is not None and original.get("repeats") is not None and repeats != original["repeats"]:
         differing.append(f"--repeats {repeats} (the original run used {original['repeats']})")
     if timeout is not None and original.get("timeout") is not None and timeout != original["timeout"]:
@@ -257,7 +267,7 @@ def run_metadata(plan: Plan, method: str, note: str, scratch_dir: Path,
                      "cold_residency_limit": timing.COLD_RESIDENCY_LIMIT,
                      "code_rewarmed": method == "drop_caches", "how": EVICTION_HOW[method]},
         "scratch_dir": str(scratch_dir.resolve()), "results_dir": str(plan.out_dir.resolve()),
-        "timing": {"clock": "time.perf_counter", "repeats": suite.repeats,
+        "timing": {"clock": "time.perf_counter", "sampling": SAMPLING, "repeats": suite.repeats,
                    "min_batch_seconds": suite.min_batch_seconds, "timeout": suite.timeout},
         "suite_definition": suite.to_dict(),
         "eviction_requested": meta.get("eviction_requested", plan.eviction),
