@@ -22,8 +22,8 @@ recorded as busy at its start, BASE and NEW on different machines, mrczbench ver
 commits, or with different page-cache eviction methods.
 
 Exit status (usable as a CI gate): 1 when something regressed — a case/op or a contender
-significantly slower (after the correction) beyond the factor, stored size larger beyond the factor, or a case that ran in
-BASE now errors —
+significantly slower (after the correction) beyond the factor, stored size larger beyond the
+factor, or a case that ran in BASE now errors —
 2 for unreadable or missing result files, bad options, or when nothing was tested (no case
 in common, or cases matched but none had --min-samples valid samples on both sides),
 0 otherwise.
@@ -113,13 +113,6 @@ def welch_p(d: float, se2: float, df: float) -> float:
     return float(2 * stdtr(df, -abs(d) / math.sqrt(se2)))
 
 
-def ratio_test(base, new, shift: float = 0.0) -> float | None:
-    """Two-sided p of Welch's t-test on log(seconds): is the typical time ratio NEW/BASE
-    exp(shift) (1 by default)? None with too few samples on a side."""
-    stats_ = log_ratio(base, new)
-    return None if stats_ is None else welch_p(stats_[0] - shift, stats_[1], stats_[2])
-
-
 def run_shift(table: list[dict]) -> float | None:
     """The run-wide log time ratio: the median d over every tested case/op, when there are
     enough of them (MIN_CASES_FOR_SHIFT, MIN_CONTENDERS_FOR_SHIFT) for a change of one
@@ -182,15 +175,15 @@ def adjust_p_values(table: list[dict], alpha: float, factor: float, shift: float
     adjusted = false_discovery_control([row["p"] for row in tested], method="bh")
     for row, p_adj in zip(tested, adjusted):
         row["p adj"] = float(p_adj)
-        ratio = row["vs run"]
-        if p_adj >= alpha:
-            row["time"] = "no significant change"
-        elif ratio > factor:
-            row["time"], row["regression"] = "slower", True
-        elif ratio < 1 / factor:
-            row["time"] = "faster"
-        else:
-            row["time"] = "within factor"
+        row["time"] = verdict(p_adj, row["vs run"], alpha, factor)
+        row["regression"] = row["regression"] or row["time"] == "slower"  # size may be one
+
+
+def verdict(p_adj: float, ratio: float, alpha: float, factor: float) -> str:
+    """The timing verdict of a tested case/op or contender."""
+    if p_adj >= alpha:
+        return "no significant change"
+    return "slower" if ratio > factor else "faster" if ratio < 1 / factor else "within factor"
 
 
 def contender_table(table: list[dict], alpha: float, factor: float, shift: float | None):
@@ -219,11 +212,10 @@ def contender_table(table: list[dict], alpha: float, factor: float, shift: float
     rows = []
     for name, d, p_one, p_one_adj in zip(names, pooled, p, p_adj):
         ratio = float(np.exp(d))
-        verdict = ("no significant change" if p_one_adj >= alpha else "slower" if ratio > factor
-                   else "faster" if ratio < 1 / factor else "within factor")
+        time = verdict(p_one_adj, ratio, alpha, factor)
         rows.append({"contender": name, "case/ops": len(groups[name]), "vs run": ratio,
-                     "p": float(p_one), "p adj": float(p_one_adj), "time": verdict,
-                     "regression": verdict == "slower"})
+                     "p": float(p_one), "p adj": float(p_one_adj), "time": time,
+                     "regression": time == "slower"})
     result = pd.DataFrame(rows)
     result.attrs["tau"] = math.sqrt(tau2)
     return result

@@ -7,9 +7,9 @@ order, so that the machine's slow drift in speed spreads over the samples of eve
 runs. Each case runs in a worker process (bench/worker.py), which times it by the measurement
 protocol (bench/measure.py) and sends its rows back; the rows of a case's round are appended
 (and flushed) together when it ends, so a killed run loses at most the round of the case in
-flight and `--resume` runs exactly the rounds missing from the file. A contender that fails gives error
-rows and the run goes on; a failure of mrczbench's own harness stops the run with its
-traceback.
+flight and `--resume` runs exactly the rounds missing from the file. A contender that fails
+gives error rows and the run goes on; a failure of mrczbench's own harness stops the run with
+its traceback.
 """
 from __future__ import annotations
 
