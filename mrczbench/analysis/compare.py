@@ -142,9 +142,9 @@ def drift_variance(table: list[dict], shift: float | None) -> dict[str, float]:
     the op: their spread of d around the run-wide shift, less the typical within-run se².
     Empty (no drift assumed) when the run-wide shift could not be estimated."""
     import numpy as np
-    tested = [row for row in table if row["_d"] is not None]
     if shift is None:
         return {}
+    tested = [row for row in table if row["_d"] is not None]
     by_op: dict[str, list[dict]] = {}
     for row in tested:
         by_op.setdefault(row["op"], []).append(row)

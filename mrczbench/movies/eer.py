@@ -161,15 +161,10 @@ class EerMovie(Movie):
     def _frames(self):
         import tifffile
         with TiffLog() as log, tifffile.TiffFile(self.path) as tif:
-            pages = tif.pages
             for fraction in range(self.shape[0]):
                 total = np.zeros(self.shape[1:], np.uint16)
                 for index in range(fraction * self.grouping, (fraction + 1) * self.grouping):
-                    try:
-                        page = pages[self.skip + index]
-                    except Exception as exc:  # damaged IFD tags: IndexError, ValueError, ...
-                        raise DatasetError(f"{self.path}: EER frame {index}: unreadable TIFF "
-                                           f"directory ({type(exc).__name__}: {exc})") from None
+                    page = tiffpages.page_at(self.path, tif, self.skip + index, FRAME, index)
                     log.check(self.path, index, FRAME)
                     total += self._render(tif.filehandle, page, index)
                 yield total.astype(self.dtype, copy=False)

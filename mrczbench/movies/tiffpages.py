@@ -12,17 +12,19 @@ BitsPerSample is unpacked bit by bit. Each gives other pixels without an error. 
 - `layout_problem(page)` names what a page has that `decode_page` does not read: it reads
   strips, one sample a pixel, BitsPerSample = 8 x the sample's bytes, FillOrder 1,
   compression none, LZW (5), deflate (8, 32946), zstd (50000) or PackBits (32773), and
-  predictor none (1) or horizontal (2, integers: a wrapping sum along each row). That is what RELION, SerialEM, IMOD,
-  tifffile and mrczbench write for movies; anything else (tiles, JPEG, floating-point
-  predictor, packed bit depths, ...) is a one-line error saying what is supported;
+  predictor none (1) or horizontal (2, integers: a wrapping sum along each row). That is
+  what RELION, SerialEM, IMOD, tifffile and mrczbench write for movies; anything else
+  (tiles, JPEG, floating-point predictor, packed bit depths, ...) is a one-line error
+  saying what is supported;
 - `check_strips` requires ceil(ImageLength / RowsPerStrip) strips, each inside the file and
-  not empty, an uncompressed one holding exactly its rows; `check_no_overlap` requires that no strip overlaps another strip or a page's
-  tags (a moved StripOffsets would read other bytes);
+  not empty, an uncompressed one holding exactly its rows; `check_no_overlap` requires that
+  no strip overlaps another strip or a page's tags (a moved StripOffsets would read other
+  bytes);
 - `decode_page` reads and decodes each strip once with imagecodecs and requires it to give
   at least its rows' bytes (more, up to a whole strip of RowsPerStrip rows, is ignored, as
   libtiff does: some writers pad the last strip);
-- `iter_pages` walks the pages by number: a page tifffile cannot parse is an error, not
-  the silent end of the file.
+- `iter_pages` walks the pages by number (`page_at` fetches one): a page tifffile cannot
+  parse is an error, not the silent end of the file.
 """
 from __future__ import annotations
 
@@ -93,14 +95,18 @@ def iter_pages(path: Path, tif, what: str = "TIFF page"):
     a DatasetError: iterating tif.pages would stop there silently (tifffile's IndexError
     ends a Python iteration). The caller checks the log (`log.check`) for each page, after
     checks whose message says more (e.g. a size the page claims)."""
-    pages = tif.pages
-    for index in range(len(pages)):
-        try:
-            page = pages[index]
-        except Exception as exc:  # tifffile raises IndexError, ValueError, TiffFileError, ...
-            raise DatasetError(f"{path}: {what} {index}: unreadable TIFF directory "
-                               f"({type(exc).__name__}: {exc})") from None
-        yield index, page
+    for index in range(len(tif.pages)):
+        yield index, page_at(path, tif, index, what)
+
+
+def page_at(path: Path, tif, number: int, what: str = "TIFF page", index: int | None = None):
+    """Page `number` of `tif`; a DatasetError naming `what` `index` (default: the number)
+    when tifffile cannot parse it."""
+    try:
+        return tif.pages[number]
+    except Exception as exc:  # tifffile raises IndexError, ValueError, TiffFileError, ...
+        raise DatasetError(f"{path}: {what} {number if index is None else index}: unreadable "
+                           f"TIFF directory ({type(exc).__name__}: {exc})") from None
 
 
 def layout_problem(page) -> str | None:
@@ -131,14 +137,19 @@ def check_layout(path: Path, page, index: int) -> None:
         raise DatasetError(f"{path}: TIFF page {index} has {problem}; {SUPPORTED_LAYOUT}")
 
 
+def rows_per_strip(page) -> int:
+    """RowsPerStrip as it applies (a missing or oversized value means one strip)."""
+    ny = int(page.imagelength)
+    return max(1, min(int(page.rowsperstrip or ny), ny))
+
+
 def check_strips(path: Path, page, index: int, file_size: int, what: str = "TIFF page",
                  row_bytes: int | None = None) -> None:
     """ceil(ImageLength / RowsPerStrip) strips, none empty or beyond the file's end;
     `row_bytes`: for uncompressed strips, each must hold exactly its rows (the last may be
     a whole strip of RowsPerStrip rows): more would be, e.g., compressed data whose
     Compression tag was lost."""
-    ny = int(page.imagelength)
-    rows = max(1, min(int(page.rowsperstrip or ny), ny))
+    ny, rows = int(page.imagelength), rows_per_strip(page)
     offsets, counts = page.dataoffsets, page.databytecounts
     expected = -(-ny // rows)
     if len(offsets) != expected or len(counts) != expected:
@@ -211,7 +222,7 @@ def decode_page(handle, page, byteorder: str) -> np.ndarray:
     not decode to its rows."""
     ny, nx = int(page.imagelength), int(page.imagewidth)
     dtype = np.dtype(page.dtype).newbyteorder(byteorder)
-    rows = max(1, min(int(page.rowsperstrip or ny), ny))
+    rows = rows_per_strip(page)
     row_bytes = nx * dtype.itemsize
     compression = int(page.compression)
     decode = None if compression == 1 else _decoders()[compression]
