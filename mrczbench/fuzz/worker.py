@@ -53,15 +53,18 @@ def describe(value) -> dict:
         return {"status": "value", "shape": None, "dtype": None,
                 "digest": hashlib.sha256(repr(value).encode()).hexdigest(), "bytes": None}
     full, raw, swapped = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
+    multibyte = any(a.dtype.itemsize > 1 for a in arrays)  # else swapping changes nothing
     for array in arrays:
         array = np.ascontiguousarray(array)
+        data = array.tobytes()
         full.update(f"{array.shape}{array.dtype.str}".encode())
-        full.update(array.tobytes())
-        raw.update(array.tobytes())
-        swapped.update(array.byteswap().tobytes())
+        full.update(data)
+        raw.update(data)
+        if multibyte:
+            swapped.update(array.byteswap().tobytes())
     return {"status": "value", "shape": [list(a.shape) for a in arrays],
-            "dtype": [a.dtype.str for a in arrays], "digest": full.hexdigest(), "bytes": raw.hexdigest(),
-            "swapped": swapped.hexdigest() if any(a.dtype.itemsize > 1 for a in arrays) else None}
+            "dtype": [a.dtype.str for a in arrays], "digest": full.hexdigest(),
+            "bytes": raw.hexdigest(), "swapped": swapped.hexdigest() if multibyte else None}
 
 
 def _is_memory(exc: BaseException) -> bool:
