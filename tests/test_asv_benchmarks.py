@@ -115,10 +115,9 @@ def git(cwd, *args):
                    cwd=cwd, check=True, capture_output=True)
 
 
-def test_gate_fails_on_planted_larger_files(tmp_path):
-    """A two-commit repository whose second commit makes zstd files ~5 % larger (smaller
-    default blosc block): the gate, on the deterministic ratio benchmarks only, exits 1
-    naming the zstd ratio and nothing of the codecs the change does not affect."""
+def gate_repo(tmp_path) -> Path:
+    """A git repository of this tree's code, benchmarks, CI scripts, committed baseline and
+    README, as one first commit."""
     pytest.importorskip("asv")
     pytest.importorskip("mrczbench.movies.entropy")
     if shutil.which("git") is None:
@@ -129,19 +128,98 @@ def test_gate_fails_on_planted_larger_files(tmp_path):
         shutil.copytree(ROOT / name, repo / name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy(ROOT / "asv.conf.json", repo)
+    shutil.copy(ROOT / "README.md", repo)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "commit", "-q", "-m", "the tree")
+    return repo
+
+
+def plant_smaller_blocks(repo: Path):
+    """blosc's default block cap 64 KiB -> 8 KiB: every zstd file ~5 % larger."""
     source = repo / "mrczbench" / "mrc" / "chunks.py"
     text = source.read_text()
     assert text.count("DEFAULT_BLOCK_CAP = 2**16") == 1
     source.write_text(text.replace("DEFAULT_BLOCK_CAP = 2**16", "DEFAULT_BLOCK_CAP = 2**13"))
+
+
+def touch_readme(repo: Path, message: str):
+    with open(repo / "README.md", "a") as f:
+        f.write("\n<!-- a README line -->\n")
+    git(repo, "commit", "-q", "-am", message)
+
+
+def run_gate(repo: Path, *args):
+    return subprocess.run([sys.executable, "benchmarks/scripts/asv_gate.py", *args],
+                          cwd=repo, capture_output=True, text=True, timeout=900)
+
+
+def test_gate_sees_a_regression_in_any_commit_since_the_baseline(tmp_path):
+    """Three commits: the tree, blosc forced to 8 KiB blocks, a README line. HEAD's parent
+    already holds the regression, so only the committed baseline can see it: the gate (on
+    the deterministic ratio benchmarks) exits 1 naming the zstd values and nothing of the
+    codecs the change does not affect."""
+    repo = gate_repo(tmp_path)
+    plant_smaller_blocks(repo)
     git(repo, "commit", "-q", "-am", "smaller default block")
-    out = subprocess.run([sys.executable, "benchmarks/scripts/asv_gate.py", "-b", r"Ratio\."],
-                         cwd=repo, capture_output=True, text=True, timeout=600)
+    touch_readme(repo, "a README line")
+    out = run_gate(repo, "-b", r"Ratio\.")
     regressions = [line for line in out.stderr.splitlines() if "REGRESSION" in line]
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
-    assert any("track_ratio('zstd', 1)" in line for line in regressions), regressions
-    assert any("track_stored_bytes('zstd', 1)" in line for line in regressions), regressions
-    assert any("track_efficiency('zstd', 1)" in line for line in regressions), regressions
+    assert "compared with benchmarks/baseline.json" in out.stdout, out.stdout[-3000:]
+    for metric in ("track_ratio", "track_stored_bytes", "track_efficiency"):
+        assert any(f"{metric}('zstd', 1)" in line and "baseline" in line
+                   for line in regressions), regressions
     assert not any("blosclz" in line for line in regressions), regressions
+
+
+def test_gate_is_green_on_an_unchanged_tree(tmp_path):
+    repo = gate_repo(tmp_path)
+    touch_readme(repo, "a README line")
+    out = run_gate(repo, "-b", r"Ratio\.")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "0 regression(s)" in out.stdout
+    assert "REGRESSION" not in out.stderr
+
+
+def test_a_deliberate_baseline_update_passes(tmp_path):
+    """The same smaller blocks, committed with the baseline rewritten (only the Ratio
+    entries): the gate is green, and the change is visible as a baseline edit."""
+    repo = gate_repo(tmp_path)
+    before = json.loads((repo / "benchmarks" / "baseline.json").read_text())["values"]
+    plant_smaller_blocks(repo)
+    written = run_gate(repo, "--write-baseline", "-b", r"Ratio\.")
+    assert written.returncode == 0, written.stdout[-3000:] + written.stderr[-3000:]
+    git(repo, "commit", "-q", "-am", "smaller default block, baseline updated: 8 KiB blocks")
+    touch_readme(repo, "a README line")
+    after = json.loads((repo / "benchmarks" / "baseline.json").read_text())["values"]
+    assert set(after) == set(before)  # the other entries are kept
+    key = "bench_ratio.Ratio.track_stored_bytes('zstd', 1)"
+    assert after[key] > before[key]
+    assert after["bench_ratio.track_bound_ratio"] == before["bench_ratio.track_bound_ratio"]
+    out = run_gate(repo, "-b", r"Ratio\.")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def test_committed_baseline_matches_the_benchmarks():
+    """benchmarks/baseline.json lists every track_ benchmark and names its libraries."""
+    pytest.importorskip("asv_runner")
+    gate = load_gate()
+    baseline = gate.read_baseline(gate.BASELINE)
+    assert set(baseline["versions"]) == {"python", *gate.BASELINE_LIBRARIES}
+    tracks = {name.split("(")[0] for name in baseline["values"]}
+    discovered = {name for name in gate.benchmark_names() if gate.is_track(name)}
+    assert tracks == discovered
+
+
+def test_baseline_of_other_library_versions_is_not_used(tmp_path, capsys):
+    gate = load_gate()
+    baseline = json.loads(gate.BASELINE.read_text())
+    baseline["versions"]["blosc"] = "0.0.1"
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(baseline))
+    assert gate.usable_baseline(path) is None
+    assert "blosc 0.0.1 -> " in capsys.readouterr().out
+    path.write_text('{"values": {"a": "x"}, "versions": {}}')
+    with pytest.raises(gate.GateError, match="is not a baseline"):
+        gate.usable_baseline(path)

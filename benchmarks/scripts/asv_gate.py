@@ -1,5 +1,17 @@
-"""asv regression gate: run the asv benchmarks on a base commit (default: HEAD's parent) and
-on the working tree (in CI: the commit itself), compare, and exit 1 on a regression.
+"""asv regression gate: compare the deterministic metrics with the committed baseline
+(benchmarks/baseline.json) and the timings with a base commit (default: HEAD's parent) run in
+the same job, and exit 1 on a regression.
+
+Why a committed baseline: a submission often holds several commits, and comparing only HEAD
+with its parent lets a regression in any commit but the last pass unseen. Every track_ value
+(ratio, stored bytes, efficiency, traced peaks) is deterministic, so it is compared with the
+value the baseline file records; a regression anywhere since the baseline was written fails,
+and a deliberate change is an edit of benchmarks/baseline.json in the diff (written with
+`--write-baseline`, reason in the commit message). The baseline records the versions of the
+libraries that make those bytes (Python, numpy, blosc, blosc2, mrcz, zstandard, lz4): when
+they differ from the environment's, the deterministic values are compared with the base run
+instead, and the gate says so (the gate measures code, not dependency updates). Timings and
+peak RSS (peakmem_) depend on the machine, so they stay a same-run comparison with the base.
 
 Both sides run in the SAME Python environment (`asv run --python=same`): the base's
 `mrczbench/` package is extracted with `git archive` into a temporary folder and put first on
@@ -11,9 +23,11 @@ blosc2, ... : minutes per commit, and network). The gate measures code changes o
 of dependency versions is not what it compares.
 
 Rules (issue 19):
-- track_* (ratio, stored bytes, efficiency, bound): deterministic, so ANY regression fails
-  (larger ratio/bytes, smaller efficiency), beyond float rounding. Exception: track_*peak*
-  (traced memory, MiB) is a memory measure and gets the memory tolerance.
+- track_* (ratio, stored bytes, efficiency, bound): deterministic, so ANY regression from the
+  baseline fails (larger ratio/bytes, smaller efficiency), beyond float rounding; a value
+  better than the baseline passes with a note (write the baseline to lock it in); a track_
+  benchmark with no baseline value fails (add it with --write-baseline). Exception:
+  track_*peak* (traced memory, MiB) is a memory measure and gets the memory tolerance.
 - peakmem_* (and track_*peak*): fail when more than --memory-tolerance (10 %) larger.
 - time_*: 5 samples a side. Changes beyond 10 % that pass asv's significance test are
   reported. Benchmarks slower than --factor (1.5x) and significant are re-run alone, base
@@ -28,10 +42,14 @@ Rules (issue 19):
 
 Exit status: 0 green, 1 regression or benchmark failure, 2 the gate itself could not run.
 Usage: python benchmarks/scripts/asv_gate.py [--base REV] [--keep DIR] [-b REGEX]
-(see .ci/asv-gate, which falls back to the smoke run when HEAD has no parent).
+       python benchmarks/scripts/asv_gate.py --write-baseline [-b REGEX]
+(see .ci/asv-gate, which falls back to the smoke run when HEAD has no parent). With -b,
+--write-baseline replaces only the matching entries and keeps the others.
 """
 import argparse
+import importlib.metadata
 import json
+import platform
 import math
 import os
 import re
@@ -47,6 +65,10 @@ FLOAT_EPS = 1e-9  # relative: float rounding of a deterministic metric, not a ch
 HIGHER_IS_BETTER = ("track_efficiency",)  # every other metric: lower is better
 FIRST_PASS = ["-a", "repeat=5", "-a", "rounds=1", "-a", "warmup_time=0.05"]
 RERUN_PASS = ["-a", "repeat=6", "-a", "rounds=1", "-a", "warmup_time=0.05"]
+BASELINE = ROOT / "benchmarks" / "baseline.json"
+# The libraries whose versions decide the deterministic values (the bytes blosc writes, the
+# Poisson data numpy draws, python-mrcz's files, the allocations tracemalloc sees).
+BASELINE_LIBRARIES = ("numpy", "blosc", "blosc2", "mrcz", "zstandard", "lz4")
 RERUN_ROUNDS = 3  # base, new, base, new, base, new: a burst of load hits both sides
 REPORT_FACTOR = 1.1  # time changes listed in the report (the failing factor is --factor)
 
@@ -66,9 +88,18 @@ def main(argv=None) -> int:
                         help="only benchmarks matching this regex (default: all)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the results and config in this new folder")
+    parser.add_argument("--baseline", type=Path, default=BASELINE,
+                        help="the committed deterministic values (default "
+                             "benchmarks/baseline.json)")
+    parser.add_argument("--write-baseline", action="store_true",
+                        help="run the track_ benchmarks on the working tree and write their "
+                             "values to --baseline (with -b: only the matching entries)")
     args = parser.parse_args(argv)
     start = time.monotonic()
     try:
+        if args.write_baseline:
+            write_baseline(args)
+            return 0
         verdict = Gate(args).run()
     except GateError as exc:
         print(f"asv-gate: ERROR: {exc}", file=sys.stderr)
@@ -116,6 +147,7 @@ class Gate:
         message = git("log", "-1", "--format=%B", self.new)
         accepted = re.findall(r"^asv-gate-accept:\s*(.+?)\s*$", message, re.MULTILINE)
         self.accept = re.compile("|".join(f"(?:{a})" for a in accepted)) if accepted else None
+        self.baseline = usable_baseline(args.baseline)
 
     def run(self) -> Verdict:
         keep = self.args.keep
@@ -213,19 +245,25 @@ class Gate:
         only = self.args.bench
         lookahead = f"(?=.*(?:{only}))" if only else ""
         quick = rf"^{lookahead}.*\.(track_|peakmem_)"
+        # With a usable baseline the base needs no track_ run: its values are in the file.
+        base_quick = rf"^{lookahead}.*\.peakmem_" if self.baseline else quick
         timed = rf"^{lookahead}.*\.time_"
         failed_new = 0
         names = benchmark_names()
-        for bench, extra in ((quick, ["--quick"]), (timed, FIRST_PASS + ["--record-samples"])):
-            if not any(re.search(bench, name) for name in names):
-                continue  # asv exits 1 on "No benchmarks selected"
-            for commit in (self.base, self.new):
+        passes = ((quick, base_quick, ["--quick"]),
+                  (timed, timed, FIRST_PASS + ["--record-samples"]))
+        for new_bench, base_bench, extra in passes:
+            for commit, bench in ((self.base, base_bench), (self.new, new_bench)):
+                if not any(re.search(bench, name) for name in names):
+                    continue  # asv exits 1 on "No benchmarks selected"
                 status = self.run_side(work, commit, bench, extra)
                 failed_new += status != 0 and commit == self.new
         base, new = load(work / "results", self.base), load(work / "results", self.new)
+        if self.baseline:
+            self.check_baseline_coverage(new, verdict)
         if not new:
             raise GateError(f"no results for {self.new[:8]}: no benchmark matched or ran")
-        if base and all(value is None for value, _, _ in base.values()):
+        if base and all(value is None for value, _, _ in base.values()) and not self.baseline:
             raise GateError(f"every benchmark failed on the base {self.base[:8]} "
                             "(see its output above): nothing to compare against")
         self.asv(work, "compare", "--split", "--factor", str(REPORT_FACTOR), "--only-changed",
@@ -249,6 +287,10 @@ class Gate:
             value, stats, samples = new[name]
             old = base.get(name)
             kind = kind_of(name)
+            deterministic = is_track(name)
+            if deterministic and self.baseline:
+                recorded = self.baseline["values"].get(name)
+                old = None if recorded is None else (recorded, None, None)
             if value is None:
                 if old is not None and old[0] is not None:
                     self.fail(verdict, name, "failed on the new side (ran on the base)")
@@ -259,11 +301,15 @@ class Gate:
                 continue  # not run (n/a, new benchmark) on one side: nothing to compare
             verdict.counts[kind] += 1
             change = relative_change(name, old[0], value)
+            against = "baseline" if deterministic and self.baseline else "base"
             if kind == "track" and change > FLOAT_EPS:
-                self.fail(verdict, name, f"{old[0]:.6g} -> {value:.6g} "
+                self.fail(verdict, name, f"{against} {old[0]:.6g} -> {value:.6g} "
                                          f"({change:+.2%} worse; deterministic metric)")
+            elif deterministic and self.baseline and change < -FLOAT_EPS:
+                verdict.notes.append(f"{name}: {old[0]:.6g} -> {value:.6g}, better than the "
+                                     "baseline: write it (--write-baseline) to lock it in")
             elif kind == "memory" and change > self.args.memory_tolerance:
-                self.fail(verdict, name, f"{old[0]:.6g} -> {value:.6g} ({change:+.1%}, "
+                self.fail(verdict, name, f"{against} {old[0]:.6g} -> {value:.6g} ({change:+.1%}, "
                                          f"tolerance {self.args.memory_tolerance:.0%})")
             elif kind == "time":
                 ratio = value / old[0] if old[0] > 0 else math.inf
@@ -301,11 +347,136 @@ class Gate:
             else:
                 verdict.notes.append(f"{name}: not confirmed by the re-run: {what}")
 
+    def check_baseline_coverage(self, new: dict, verdict: Verdict):
+        """Every track_ benchmark that ran needs a baseline value; entries the run should
+        have produced but did not are stale."""
+        values = self.baseline["values"]
+        for name, (value, _, _) in sorted(new.items()):
+            if is_track(name) and name not in values and value is not None and not _isnan(value):
+                self.fail(verdict, name, f"no value in {display(self.args.baseline)}: add it "
+                                         "with `python benchmarks/scripts/asv_gate.py "
+                                         "--write-baseline`")
+        if self.args.bench is None:
+            stale = sorted(set(values) - set(new))
+            if stale:
+                verdict.notes.append(f"{len(stale)} baseline entries no benchmark produced "
+                                     f"(e.g. {stale[0]}): rewrite the baseline to drop them")
+
     def fail(self, verdict: Verdict, name: str, what: str):
         if self.accept is not None and self.accept.search(name):
             verdict.notes.append(f"{name}: {what}: accepted by asv-gate-accept in the commit")
         else:
             verdict.failures.append(f"{name}: {what}")
+
+
+def is_track(name: str) -> bool:
+    """A deterministic metric: compared with the committed baseline."""
+    return name.split("(")[0].rsplit(".", 1)[-1].startswith("track_")
+
+
+def display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def environment_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for library in BASELINE_LIBRARIES:
+        try:
+            versions[library] = importlib.metadata.version(library)
+        except importlib.metadata.PackageNotFoundError:
+            versions[library] = None
+    return versions
+
+
+def read_baseline(path: Path):
+    """The baseline file's content, or None when there is none; GateError when unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise GateError(f"{display(path)} is not a readable baseline ({exc}); rewrite it with "
+                        "`python benchmarks/scripts/asv_gate.py --write-baseline`")
+    if (not isinstance(data, dict) or not isinstance(data.get("values"), dict)
+            or not isinstance(data.get("versions"), dict)
+            or not all(isinstance(v, (int, float)) for v in data["values"].values())):
+        raise GateError(f"{display(path)} is not a baseline (want {{versions: {{...}}, values: "
+                        "{name: number}}); rewrite it with --write-baseline")
+    return data
+
+
+def usable_baseline(path: Path):
+    """The baseline when its library versions match this environment, else None (said)."""
+    data = read_baseline(path)
+    if data is None:
+        print(f"asv-gate: note: no baseline at {display(path)}: deterministic values are "
+              "compared with the base commit only (write one with --write-baseline)")
+        return None
+    here = environment_versions()
+    differ = {k: (data["versions"].get(k), v) for k, v in here.items()
+              if data["versions"].get(k) != v}
+    if differ:
+        what = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in sorted(differ.items()))
+        print(f"asv-gate: note: {display(path)} was written with other library versions "
+              f"({what}): deterministic values are compared with the base commit instead; "
+              "rewrite the baseline in this environment if the change is the libraries'")
+        return None
+    print(f"asv-gate: deterministic values are compared with {display(path)} "
+          f"({len(data['values'])} values)")
+    return data
+
+
+def write_baseline(args):
+    """Run the track_ benchmarks on the working tree and write their values (atomically)."""
+    only = args.bench
+    lookahead = f"(?=.*(?:{only}))" if only else ""
+    bench = rf"^{lookahead}.*\.track_"
+    if not any(re.search(bench, name) for name in benchmark_names()):
+        raise GateError(f"no track_ benchmark matches -b {only!r}")
+    old = read_baseline(args.baseline) if only else None
+    work = Path(tempfile.mkdtemp(prefix="asv-baseline-"))
+    try:
+        from asv import util
+        conf = util.load_json(str(ROOT / "asv.conf.json"), js_comments=True)
+        conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / "benchmarks"),
+                    results_dir=str(work / "results"), html_dir=str(work / "html"),
+                    env_dir=str(work / "env"), branches=["HEAD"])
+        (work / "asv.conf.json").write_text(json.dumps(conf, indent=1))
+        commit = git("rev-parse", "--verify", "HEAD^{commit}")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = env["ASV_PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        env["MRCZBENCH_ASV_TREE"] = str(ROOT)
+        env["MRCZBENCH_ASV_STRICT"] = "1"
+        config = ["--config", str(work / "asv.conf.json")]
+        subprocess.run([sys.executable, "-m", "asv", "machine", "--yes", *config], cwd=ROOT,
+                       stdout=subprocess.DEVNULL, check=True)
+        status = subprocess.run([sys.executable, "-m", "asv", "run", *config, "--python=same",
+                                 "--quick", "--set-commit-hash", commit, "--launch-method",
+                                 "forkserver", "--show-stderr", "-b", bench],
+                                cwd=ROOT, env=env).returncode
+        values = {name: value for name, (value, _, _) in load(work / "results", commit).items()
+                  if is_track(name)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    broken = sorted(name for name, value in values.items() if value is None)
+    if status not in (0, 2) or broken or not values:
+        raise GateError(f"the track_ benchmarks did not all run (asv exit {status}; failed: "
+                        f"{', '.join(broken) or 'none'}): baseline not written")
+    values = {name: value for name, value in values.items() if not _isnan(value)}
+    if old is not None:
+        values = {**old["values"], **values}
+    data = {"written_by": "python benchmarks/scripts/asv_gate.py --write-baseline",
+            "versions": environment_versions(),
+            "values": dict(sorted(values.items()))}
+    args.baseline.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.baseline.with_name(f".{args.baseline.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(temporary, args.baseline)
+    print(f"asv-gate: wrote {len(values)} values to {display(args.baseline)}")
 
 
 def benchmark_names() -> list:

@@ -4,6 +4,12 @@
 # (tracked and untracked, not ignored files): commit 1 = the tree, commit 2 = the tree with a
 # planted change; then runs the gate there and checks its exit status.
 #   larger-output  DEFAULT_BLOCK_CAP 2**16 -> 2**13: zstd files ~5 % larger  -> must be red
+#   three-commit   the same, then a third commit that only touches README.md (the
+#                  regression is in HEAD's parent: only the committed baseline sees it)
+#                                                                            -> must be red
+#   baseline-update  the same smaller blocks committed with benchmarks/baseline.json
+#                  rewritten (asv_gate.py --write-baseline), then a README commit
+#                                                                            -> must be green
 #   stream-memory  iter_frames decodes into a 2-frame buffer: traced streaming peak doubles
 #                                                                            -> must be red
 #   read-sleep     mrcz.read sleeps 50 ms first                              -> must be red
@@ -11,13 +17,15 @@
 # Takes 6-12 min per case on the shared 2-core machine (the gate runs every benchmark on
 # both commits), so it is a script, not a test. Each case's log: $LOGDIR/<case>-<n>.log.
 # Usage: ASV_PYTHON=/path/to/venv/bin/python bash benchmarks/scripts/check_asv_gate.sh \
-#          [case ...]      (default: larger-output stream-memory read-sleep unchanged x3)
+#          [case ...]      (default: larger-output three-commit baseline-update stream-memory
+#                           read-sleep unchanged x3)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${ASV_PYTHON:-$ROOT/.venv/bin/python}
 LOGDIR=${LOGDIR:-$(mktemp -d -t asv-gate-check-XXXXXX)}
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(larger-output stream-memory read-sleep unchanged unchanged unchanged)
+[ ${#cases[@]} -gt 0 ] || cases=(larger-output three-commit baseline-update stream-memory read-sleep
+                                 unchanged unchanged unchanged)
 
 plant() {  # plant CASE: edit the tree in the current folder
   "$PY" - "$1" <<'EOF'
@@ -31,7 +39,7 @@ def replace(path, old, new):
     Path(path).write_text(text.replace(old, new))
 
 case = sys.argv[1]
-if case == "larger-output":
+if case in ("larger-output", "three-commit", "baseline-update"):
     replace("mrczbench/mrc/chunks.py", "DEFAULT_BLOCK_CAP = 2**16", "DEFAULT_BLOCK_CAP = 2**13")
 elif case == "stream-memory":
     replace("mrczbench/mrcz.py",
@@ -46,8 +54,8 @@ elif case == "unchanged":
     with open("README.md", "a") as f:
         f.write("\n<!-- unchanged code -->\n")
 else:
-    sys.exit(f"check_asv_gate: unknown case {case!r}; use larger-output, stream-memory, "
-             "read-sleep or unchanged")
+    sys.exit(f"check_asv_gate: unknown case {case!r}; use larger-output, three-commit, "
+             "baseline-update, stream-memory, read-sleep or unchanged")
 EOF
 }
 
@@ -64,8 +72,15 @@ for case in "${cases[@]}"; do
     git init -q -b main && git add -A
     git -c user.name=check -c user.email=check@localhost commit -q -m "base"
     plant "$case"
+    if [ "$case" = baseline-update ]; then
+      "$PY" benchmarks/scripts/asv_gate.py --write-baseline >/dev/null
+    fi
     git add -A
     git -c user.name=check -c user.email=check@localhost commit -q -m "plant: $case"
+    if [ "$case" = three-commit ] || [ "$case" = baseline-update ]; then
+      plant unchanged
+      git -c user.name=check -c user.email=check@localhost commit -q -am "a README line"
+    fi
   )
   log="$LOGDIR/$case-$n.log"
   start=$SECONDS
@@ -73,7 +88,7 @@ for case in "${cases[@]}"; do
   ASV_PYTHON=$PY bash "$repo/.ci/asv-gate" >"$log" 2>&1 || status=$?
   elapsed=$((SECONDS - start))
   want=1
-  [ "$case" = unchanged ] && want=0
+  case "$case" in unchanged|baseline-update) want=0 ;; esac
   verdict=$(grep -E '^asv-gate: (ok|FAILED|ERROR)' "$log" | tail -1 || true)
   if [ "$status" -eq "$want" ]; then
     echo "check_asv_gate: $case: as expected (exit $status, ${elapsed}s): $verdict"
