@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 
 def load_results(path_or_dir, **kwargs):
-    from mrczbench.analysis.results import load_results as _load
+    from mrczbench.store import load_results as _load
 
     return _load(path_or_dir, **kwargs)
 

@@ -236,7 +236,7 @@ def _check_codec_options(path, codec, level, threads, blocksize, filter, mode101
 
 
 def _cpu_count() -> int:
-    from mrczbench.bench.machine import usable_cores  # on first use: keeps `import mrcz` light
+    from mrczbench.system import usable_cores  # on first use: keeps `import mrcz` light
     return usable_cores()
 
 
@@ -425,7 +425,7 @@ def read_limit(max_bytes: int | None = None) -> tuple[float, str]:
             return int(value), f"${MAX_READ_ENV}"
         except ValueError:
             raise MRCZError(f"${MAX_READ_ENV} must be a number of bytes, got {value!r}") from None
-    from mrczbench.bench.machine import available_memory  # on first use, as usable_cores
+    from mrczbench.system import available_memory  # on first use, as usable_cores
     available = available_memory()
     if available is None:
         return float("inf"), "no limit"

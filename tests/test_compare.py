@@ -9,7 +9,7 @@ import pytest
 
 from mrczbench.analysis import compare
 from mrczbench.cli import main
-from mrczbench.analysis import results
+from mrczbench import store
 from mrczbench.analysis.results import load_result_files
 
 MIB = 2**20
@@ -261,7 +261,7 @@ def identical_runs(tmp_path_factory):
 
 
 def _busy(paths) -> bool:
-    return any(results.read_run_metadata(path)["load_at_start"]["busy"] for path in paths)
+    return any(store.read_run_metadata(path)["load_at_start"]["busy"] for path in paths)
 
 
 def test_identical_runs_pass_the_gate(identical_runs, capsys):
@@ -316,7 +316,7 @@ def _plant_slowdown(base: Path, new: Path, folder: Path, contender: str, factor:
                 row["mib_per_s"] = row["raw_bytes"] / MIB / row["seconds"]
             rows.append(row)
     planted.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    results.meta_path_for(planted).write_text(results.meta_path_for(new).read_text())
+    store.meta_path_for(planted).write_text(store.meta_path_for(new).read_text())
     return planted
 
 
@@ -357,9 +357,9 @@ def _copy_run(run: Path, folder: Path, edit) -> Path:
     folder.mkdir()
     copy = folder / run.name
     copy.write_text(run.read_text())
-    meta = results.read_run_metadata(run)
+    meta = store.read_run_metadata(run)
     edit(meta)
-    results.meta_path_for(copy).write_text(json.dumps(meta))
+    store.meta_path_for(copy).write_text(json.dumps(meta))
     return copy
 
 
@@ -386,7 +386,7 @@ def _set(meta, path, value):
 def test_runs_that_are_not_comparable_are_warned_about(identical_runs, tmp_path, capsys,
                                                       edits, expected):
     base, new = identical_runs
-    base_meta = results.read_run_metadata(base)
+    base_meta = store.read_run_metadata(base)
     quiet = dict(load_at_start={**base_meta["load_at_start"], "busy": False})
 
     def edit(meta):
@@ -401,7 +401,7 @@ def test_runs_that_are_not_comparable_are_warned_about(identical_runs, tmp_path,
         expected = expected.replace("NEW fadvise", "NEW drop_caches")
     machine = base_meta["machine"]
     expected = expected.format(
-        run_id=base_meta["run_id"].replace(base_meta["run_id"], results.read_run_metadata(new)["run_id"]),
+        run_id=base_meta["run_id"].replace(base_meta["run_id"], store.read_run_metadata(new)["run_id"]),
         host=machine["hostname"], cpu=machine["cpu_model"],
         version=machine["libraries"]["mrczbench"], eviction=base_meta["eviction"]["method"])
     main(["compare", str(quiet_base), str(changed)])
@@ -450,7 +450,7 @@ def _sweep_rows(run_id: str, slower: str | None = None, seed: int = 0) -> list[d
     for c in range(18):
         label = f"contender-{c}"
         for dose in (0.1, 0.25, 0.5, 1, 1.5, 2, 4):
-            for op in results.OPS:
+            for op in store.OPS:
                 typical = 0.001 * (1 + c) * (1 + dose) * (1.2 if label == slower else 1)
                 for sample in range(5):
                     s = typical * rng.lognormvariate(0, 0.03)

@@ -1,5 +1,5 @@
 """analysis/findings.py: each claim of the MRCZ paper reaches each verdict from real result
-files (schema-v1 rows made by results.make_row, written as JSONL with a run.json beside them
+files (schema-v1 rows made by store.make_row, written as JSONL with a run.json beside them
 and read back by results.load_result_files), and the report shows the verdicts."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from mrczbench.analysis import findings
 from mrczbench.analysis.findings import NOT_MEASURABLE, REFUTED, REPRODUCED
-from mrczbench.analysis.results import dumps_row, load_result_files, make_row, write_run_metadata
+from mrczbench.analysis.results import load_result_files
+from mrczbench.store import dumps_row, make_row, write_run_metadata
 
 MIB = 2**20
 L2 = 512 * 1024

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from mrczbench import system
 from mrczbench.bench import machine
 
 
@@ -23,7 +24,7 @@ def test_capture_is_json_ready_and_describes_this_machine(tmp_path):
 
 
 def test_cache_sizes_come_from_sysfs():
-    sizes = machine.cache_sizes()
+    sizes = system.cache_sizes()
     if not os.path.isdir("/sys/devices/system/cpu/cpu0/cache"):
         assert sizes == {}
         return
@@ -32,7 +33,7 @@ def test_cache_sizes_come_from_sysfs():
 
 
 def test_filesystem_of_root_is_found():
-    found = machine.filesystem_of("/")
+    found = system.filesystem_of("/")
     assert found["mount_point"] == "/"
     assert found["fstype"]
 
@@ -53,7 +54,7 @@ MOUNTINFO = """\
     ("ext4", False), ("xfs", False), ("btrfs", False), ("tmpfs", False), ("overlay", False),
     ("fuseblk", False), ("", False), (None, False)])
 def test_network_filesystems_are_recognised(fstype, network):
-    assert machine.is_network_filesystem(fstype) is network
+    assert system.is_network_filesystem(fstype) is network
 
 
 @pytest.mark.parametrize("path, mount_point, fstype", [
@@ -61,7 +62,7 @@ def test_network_filesystems_are_recognised(fstype, network):
     ("/mnt/my share/a", "/mnt/my share", "cifs"), ("/home/me/remote", "/home/me/remote", "fuse.sshfs"),
     ("/scratch/u/r", "/scratch", "lustre"), ("/database", "/", "ext4"), ("/home/me", "/", "ext4")])
 def test_mount_of_a_path_is_the_longest_mount_prefix(path, mount_point, fstype):
-    found = machine.mount_of(path, machine.parse_mountinfo(MOUNTINFO))
+    found = system.mount_of(path, system.parse_mountinfo(MOUNTINFO))
     assert (found["mount_point"], found["fstype"]) == (mount_point, fstype)
 
 
@@ -69,11 +70,11 @@ def test_this_machines_mountinfo_parses_and_classifies():
     text = Path("/proc/self/mountinfo").read_text() if Path("/proc/self/mountinfo").exists() else ""
     if not text:
         pytest.skip("no /proc/self/mountinfo (not Linux)")
-    mounts = machine.parse_mountinfo(text)
+    mounts = system.parse_mountinfo(text)
     assert len(mounts) == len([line for line in text.splitlines() if " - " in line])
     assert any(m["mount_point"] == "/" for m in mounts)
-    found = machine.filesystem_of("/")
-    assert found["network"] == machine.is_network_filesystem(found["fstype"])
+    found = system.filesystem_of("/")
+    assert found["network"] == system.is_network_filesystem(found["fstype"])
 
 
 def test_version_comes_from_the_package_not_the_current_folder(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mrczbench import mrcz
-from mrczbench.analysis import results
+from mrczbench import store
 from mrczbench.bench.measure import read_subset
 from mrczbench.bench.plan import plan_run
 from mrczbench.bench.runner import run_suite, summary_table
@@ -28,7 +28,7 @@ def test_quick_data_dose_sweep_uses_cropped_frames_and_finishes(tmp_path, big_mo
     out = tmp_path / "out"
     run_path = run_suite("dose-sweep", quick=True, data=[str(big_movie)], out=out,
                          repeats=1, progress=False, summary=True)
-    rows = list(results.iter_rows(run_path))
+    rows = list(store.iter_rows(run_path))
     suite_rows = {row["case_id"] for row in rows}
     assert len(suite_rows) == len(plan_run("dose-sweep", quick=True, data=[str(big_movie)]).cases)
     timed = [row for row in rows if row["seconds"] is not None]
@@ -38,7 +38,7 @@ def test_quick_data_dose_sweep_uses_cropped_frames_and_finishes(tmp_path, big_mo
     assert {row["raw_bytes"] for row in timed} == {4 * 256 * 256}
     assert {row["dataset"] for row in rows} == {"mymovie"}
     assert not [row["error"] for row in rows if "timed out" in str(row["error"])]
-    meta = results.read_run_metadata(run_path)
+    meta = store.read_run_metadata(run_path)
     assert meta["data_subset"]["frames"] == 4 and meta["data_subset"]["shape"] == [256, 256]
     err = capfd.readouterr().err
     start = next(line for line in err.splitlines() if "first 4 frames" in line)
@@ -75,8 +75,8 @@ def test_subset_is_the_first_frames_and_a_central_crop(tmp_path):
 def test_a_timed_out_case_names_the_timeout_option_in_its_row_and_the_summary():
     base = dict(run_id="r", suite="s", dataset="mymovie", format="mrcz", label="mrcz zstd-1",
                 op="encode", valid=False)
-    rows = [results.make_row(case_id="a", error=timeout_message(60), **base),
-            results.make_row(case_id="b", error=timeout_message(60), **base)]
+    rows = [store.make_row(case_id="a", error=timeout_message(60), **base),
+            store.make_row(case_id="b", error=timeout_message(60), **base)]
     assert "--timeout 60" in rows[0]["error"] and "larger --timeout SECONDS" in rows[0]["error"]
     text = summary_table(rows)
     assert "2 case(s) timed out at the limit of 60 s per case (--timeout 60)" in text

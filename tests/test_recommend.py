@@ -10,7 +10,7 @@ import pytest
 
 from mrczbench import load_results, mrcz
 from mrczbench.analysis import recommend as model
-from mrczbench.analysis.results import make_row
+from mrczbench.store import make_row
 from mrczbench.cli import main
 from mrczbench.errors import MrczbenchError
 

@@ -17,7 +17,8 @@ import pytest
 from mrczbench.analysis import report, stats
 from mrczbench.analysis.report import figures as report_figures
 from mrczbench.analysis.report import links, paper, tables, writer
-from mrczbench.analysis.results import load_result_files, meta_path_for
+from mrczbench.analysis.results import load_result_files
+from mrczbench.store import meta_path_for
 from mrczbench.cli import main
 from mrczbench.errors import ResultsError
 from mrczbench.units import GBIT_IN_MIB_PER_S

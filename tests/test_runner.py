@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mrczbench import formats, load_results
-from mrczbench.analysis import results
+from mrczbench import store
 from mrczbench.bench import timing
 from mrczbench.atomic import atomic_output
 from mrczbench.cli import main
@@ -142,7 +142,7 @@ def run(tmp_path, suite_path, **kwargs):
     kwargs.setdefault("progress", False)
     kwargs.setdefault("summary", False)
     path = run_suite(str(suite_path), **kwargs)
-    return path, list(results.iter_rows(path))
+    return path, list(store.iter_rows(path))
 
 
 def test_good_contender_rows_follow_the_schema(tmp_path):
@@ -150,7 +150,7 @@ def test_good_contender_rows_follow_the_schema(tmp_path):
     assert {r["op"] for r in rows} == {"encode", "decode", "write", "read_warm"}
     assert len(rows) == 4 * 2
     for row in rows:
-        assert set(row) == set(results.COLUMNS)
+        assert set(row) == set(store.COLUMNS)
         assert row["error"] is None and row["valid"] and row["lossless"]
         assert row["raw_bytes"] == 2 * 48 * 40 and row["frames"] == 2 and row["ny"] == 48
         assert row["seconds"] > 0 and row["mib_per_s"] > 0
@@ -159,7 +159,7 @@ def test_good_contender_rows_follow_the_schema(tmp_path):
     memory = [r for r in rows if r["op"] in ("encode", "decode")]
     assert all(r["regime"] == "memory" and r["loops"] >= 1 for r in memory)
     assert all(r["ratio"] == 1.0 for r in memory)
-    meta = results.read_run_metadata(path)
+    meta = store.read_run_metadata(path)
     assert meta["suite"] == "tiny" and meta["machine"]["cpu_model"] is not None
     assert meta["case_order"] == ["contender=test-raw"]
     assert not list((tmp_path / "out").glob(".scratch-*"))  # scratch removed
@@ -231,7 +231,7 @@ def test_cold_reads_are_cold_and_warm_reads_are_not(tmp_path):
         assert row["residency"] is not None and row["residency"] <= timing.COLD_RESIDENCY_LIMIT
         assert row["valid"] and row["lossless"]
     assert all(r["residency"] is None and r["valid"] for r in warm)
-    assert results.read_run_metadata(path)["eviction"]["method"] == method
+    assert store.read_run_metadata(path)["eviction"]["method"] == method
 
 
 def test_without_eviction_cold_samples_are_marked_invalid(tmp_path):
@@ -289,7 +289,7 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
     assert run_file is not None, process.stderr.read().decode()
     process.send_signal(signal.SIGKILL)
     process.wait()
-    before = results.case_progress(run_file)
+    before = store.case_progress(run_file)
     runs_before = sum(len(progress.rounds) for progress in before.values())
     assert 1 <= runs_before < 27  # 9 cases x 3 rounds
     done_before = [case for case, progress in before.items() if len(progress.rounds) == 3]
@@ -301,7 +301,7 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
     assert (f"{9 - len(done_before)} of 9 cases to run ({27 - runs_before} case rounds of 27)"
             in resumed.stderr)
     assert list(out.glob("*.jsonl")) == [run_file]  # the same run continued
-    rows = list(results.iter_rows(run_file))
+    rows = list(store.iter_rows(run_file))
     per_case = {}
     for row in rows:
         per_case.setdefault(row["case_id"], set()).add((row["op"], row["sample"]))
@@ -313,7 +313,7 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
         key = (row["case_id"], row["op"], row["sample"])
         counts[key] = counts.get(key, 0) + 1
     assert set(counts.values()) == {1}  # no duplicated samples
-    meta = results.read_run_metadata(run_file)
+    meta = store.read_run_metadata(run_file)
     assert meta["resumed"][0]["cases_done_before"] == len(done_before)
     assert not list(out.glob(".scratch-*"))
     assert "json+zstd" in resumed.stdout  # the summary table
@@ -329,10 +329,10 @@ def test_resume_needs_an_earlier_run_with_the_same_profile(tmp_path):
     path, rows = run(tmp_path, suite, resume=True)
     assert len(rows) == 2  # nothing left to do, nothing duplicated
     # a run made case by case (mrczbench before rounds) cannot be continued in rounds
-    meta = results.read_run_metadata(path)
+    meta = store.read_run_metadata(path)
     assert meta["timing"]["sampling"] == "rounds"
     del meta["timing"]["sampling"]
-    results.write_run_metadata(path, meta)
+    store.write_run_metadata(path, meta)
     with pytest.raises(SuiteError, match="was made case by case .* start a new run"):
         run(tmp_path, suite, resume=True)
 
@@ -378,10 +378,10 @@ def test_resume_refuses_other_settings_and_keeps_the_original_ones(tmp_path):
         run(tmp_path, suite, resume=True, quick=True)
     # leave one case out, resume without options: the original repeats are used, not the suite's
     kept = [r for r in rows if r["case_id"] == rows[0]["case_id"]]
-    path.write_text("".join(results.dumps_row(r) + "\n" for r in kept))
+    path.write_text("".join(store.dumps_row(r) + "\n" for r in kept))
     path, rows = run(tmp_path, suite, resume=True)
     assert sorted(r["sample"] for r in rows if r["case_id"] != kept[0]["case_id"]) == [0, 1, 2]
-    meta = results.read_run_metadata(path)
+    meta = store.read_run_metadata(path)
     assert meta["timing"]["repeats"] == 3 and meta["seed"] == 7
 
 
@@ -392,12 +392,12 @@ def test_busy_machine_is_warned_and_recorded(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert re.search(r"warning: load average 64\.00 on \d+ cores: other work is running; "
                      r"timings will be noisy \(marked unstable\)", err)
-    load = results.read_run_metadata(path)["load_at_start"]
+    load = store.read_run_metadata(path)["load_at_start"]
     assert load["busy"] is True and load["load_average"] == 64.0
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     path, _ = run(tmp_path, suite, progress=True)
     assert "load average" not in capsys.readouterr().err
-    assert results.read_run_metadata(path)["load_at_start"]["busy"] is False
+    assert store.read_run_metadata(path)["load_at_start"]["busy"] is False
 
 
 def test_failed_starts_leave_no_empty_out_folder(tmp_path):
@@ -429,7 +429,7 @@ def test_a_bug_in_the_harness_stops_the_run_instead_of_becoming_an_error_row(tmp
     assert "internal error in mrczbench's benchmark harness" in text and "not a failure of the contender" in text
     assert "ZeroDivisionError: harness bug planted by the test" in text and "broken_calibration" in text
     (run_file,) = (tmp_path / "out").glob("*.jsonl")
-    assert list(results.iter_rows(run_file)) == []  # no error row blaming test-raw
+    assert list(store.iter_rows(run_file)) == []  # no error row blaming test-raw
 
 
 def _holder(run_file):
@@ -446,7 +446,7 @@ def test_a_second_writer_of_the_same_run_is_refused(tmp_path, capsys):
     suite = tiny_suite(tmp_path, ["test-raw"], ops=("encode",), extra_sweep="dose = [1.0, 2.0]", repeats=1)
     path, rows = run(tmp_path, suite)
     kept = [r for r in rows if r["case_id"] == rows[0]["case_id"]]
-    path.write_text("".join(results.dumps_row(r) + "\n" for r in kept))  # one case left to do
+    path.write_text("".join(store.dumps_row(r) + "\n" for r in kept))  # one case left to do
     holder = _holder(path)
     try:
         with pytest.raises(SuiteError, match="another mrczbench run is writing this run now"):
@@ -456,7 +456,7 @@ def test_a_second_writer_of_the_same_run_is_refused(tmp_path, capsys):
                      "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
         err = capsys.readouterr().err
         assert code == 2 and len(err.strip().splitlines()) == 1 and "another mrczbench run" in err
-        assert list(results.iter_rows(path)) == kept  # nothing appended by the refused runs
+        assert list(store.iter_rows(path)) == kept  # nothing appended by the refused runs
     finally:
         holder.communicate("")
     _, rows = run(tmp_path, suite, resume=True)  # the lock went with the other process
@@ -547,10 +547,10 @@ def test_resume_takes_the_original_runs_profile_without_quick_again(tmp_path):
     path, rows = run(tmp_path, suite, quick=True)
     assert {r["frames"] for r in rows} == {1} and len(rows) == 2
     kept = [r for r in rows if r["case_id"] == rows[0]["case_id"]]
-    path.write_text("".join(results.dumps_row(r) + "\n" for r in kept))
+    path.write_text("".join(store.dumps_row(r) + "\n" for r in kept))
     path, rows = run(tmp_path, suite, resume=True)  # no quick=True
     assert len(rows) == 2 and {r["frames"] for r in rows} == {1}  # quick settings, not the suite's
-    assert results.read_run_metadata(path)["profile"] == "quick"
+    assert store.read_run_metadata(path)["profile"] == "quick"
 
 
 def test_progress_advances_within_a_case(tmp_path, monkeypatch):

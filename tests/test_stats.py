@@ -7,7 +7,8 @@ import statistics
 import numpy as np
 import pytest
 
-from mrczbench.analysis import compare, results, stats
+from mrczbench import store
+from mrczbench.analysis import compare, stats
 from mrczbench.analysis.report import tables
 from mrczbench.analysis.results import load_result_files
 from mrczbench.cli import main
@@ -48,9 +49,9 @@ SERIES = {
 
 def write_series(folder, run_id):
     path = folder / f"{run_id}.jsonl"
-    with results.RunFile(path) as run:
+    with store.RunFile(path) as run:
         for case_id, seconds in SERIES.items():
-            run.append(results.make_row(
+            run.append(store.make_row(
                 run_id=run_id, suite="s", case_id=case_id, sample=i, dataset="d", dose=1.0,
                 format="mrcz", codec="zstd", params={"format": "mrcz", "case": case_id},
                 label=case_id, op="encode", raw_bytes=2**20, stored_bytes=2**18, seconds=s)

@@ -6,7 +6,7 @@ import pytest
 from mrczbench.bench import suites
 from mrczbench.cli import main
 from mrczbench.errors import DatasetError, SuiteError
-from mrczbench.bench.machine import usable_cores
+from mrczbench.system import usable_cores
 
 SHIPPED = ("dose-sweep", "level-sweep", "thread-sweep", "blocksize-sweep", "table1", "metadata",
            "detectors")

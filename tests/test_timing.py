@@ -133,11 +133,11 @@ def test_probe_without_mincore_marks_cold_reads_not_measurable(tmp_path, monkeyp
 
 
 def test_probe_on_a_network_filesystem_says_cold_reads_are_client_cold(tmp_path, monkeypatch):
-    from mrczbench.bench import machine
+    from mrczbench import system
 
-    real = machine.filesystem_of(tmp_path)
+    real = system.filesystem_of(tmp_path)
     assert real["network"] is False  # the test folder is local here
-    monkeypatch.setattr(machine, "filesystem_of",
+    monkeypatch.setattr(system, "filesystem_of",
                         lambda path: dict(real, fstype="nfs4", mount_point="/data", network=True))
     method, note = timing.probe_eviction(tmp_path)
     assert "nfs4 at /data is a network filesystem" in note

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from mrczbench.analysis import compare
-from mrczbench.analysis.results import load_result_files, meta_path_for
+from mrczbench.analysis.results import load_result_files
+from mrczbench.store import meta_path_for
 from mrczbench.bench.runner import run_suite
 
 MIB = 2 ** 20

@@ -40,6 +40,7 @@ from typing import Any
 from mrczbench.analysis import stats
 from mrczbench.atomic import atomic_output
 from mrczbench.errors import ResultsError
+from mrczbench.store import BUSY_LOAD_PER_CORE, CASE_BY_CASE, recorded
 from mrczbench.units import format_number
 
 MATCH_KEY = ["dataset", "dose", "frames", "ny", "nx", "dtype", "format", "params", "op"]
@@ -424,8 +425,6 @@ def summary_line(table, factor: float, alpha: float = DEFAULT_ALPHA,
 def _busy(run: dict) -> str | None:
     """'load average 3.1 on 2 usable cores' when the run was recorded as busy at its start
     (run.json `load_at_start`, the harness's rule; older runs: the machine's load average)."""
-    from mrczbench.bench.machine import recorded
-    from mrczbench.bench.plan import BUSY_LOAD_PER_CORE
     load = run.get("load_at_start")
     if isinstance(load, dict) and "busy" in load:
         if not load["busy"]:
@@ -444,7 +443,6 @@ def _busy(run: dict) -> str | None:
 
 def _software(run: dict) -> str | None:
     """'mrczbench 0.1.0, commit abc…'; None when the run recorded neither (nothing to compare)."""
-    from mrczbench.bench.machine import recorded
     machine = recorded(run)
     version = (machine.get("libraries") or {}).get("mrczbench")
     git = machine.get("git") or {}
@@ -456,7 +454,6 @@ def _software(run: dict) -> str | None:
 
 
 def _machine(run: dict) -> str | None:
-    from mrczbench.bench.machine import recorded
     machine = recorded(run)
     if not machine.get("hostname") and not machine.get("cpu_model"):
         return None  # not recorded: nothing to compare
@@ -469,7 +466,6 @@ def _eviction(run: dict) -> str | None:
 
 
 def _sampling(run: dict) -> str | None:
-    from mrczbench.bench.plan import CASE_BY_CASE
     if not run:
         return None  # no run.json: nothing to compare
     return (run.get("timing") or {}).get("sampling", CASE_BY_CASE)

@@ -109,7 +109,7 @@ def _readers(text: str) -> tuple[str, ...]:
 
 def scenario_from(args, movie_facts: dict[str, Any] | None) -> model.Scenario:
     import numpy as np
-    from mrczbench.bench.machine import usable_cores
+    from mrczbench.system import usable_cores
     from mrczbench.movies.datasets import load_spec
     preset = load_spec(model.DETECTORS[args.detector])
     facts = movie_facts or {}

@@ -73,7 +73,7 @@ def case_stats(rows):
     median_s, p10_s, p90_s, min_s, spread ((p90 - p10) / median), unstable (is_unstable),
     mib_per_s (raw MiB / median s), and the median ratio, bound_ratio, raw_bytes, stored_bytes."""
     import pandas as pd
-    from mrczbench.analysis.results import CASE_COLUMNS
+    from mrczbench.store import CASE_COLUMNS
     from mrczbench.units import MiB
     keys = ["run_id", "case_id", "op"]  # a case id is unique within its run
     case_columns = list(CASE_COLUMNS)
@@ -107,7 +107,7 @@ def case_table(stats):
     and per op `<op>_s`, `<op>_mibs`, `<op>_lo_mibs`/`<op>_hi_mibs` (MiB/s at p90/p10 time)
     and `<op>_unstable`."""
     import pandas as pd
-    from mrczbench.analysis.results import CASE_COLUMNS
+    from mrczbench.store import CASE_COLUMNS
     from mrczbench.units import MiB
     case_columns = list(CASE_COLUMNS)
     if stats.empty:

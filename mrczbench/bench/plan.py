@@ -11,24 +11,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mrczbench.analysis import results
+from mrczbench import store
 from mrczbench.bench import timing
 from mrczbench.bench.suites import PROFILES, Case, Suite, load_suite
 from mrczbench.errors import SuiteError
-
-BUSY_LOAD_PER_CORE = 0.75  # load average above this x usable cores: the machine is busy
-# (a 1-minute average still carries the previous run of a batch of suites: keep below 1 core)
+from mrczbench.store import BUSY_LOAD_PER_CORE, CASE_BY_CASE, SAMPLING
 
 # `--quick --data`: users' movies are cut to the quick profile's stack; a profile that names
 # no frame count or shape (its datasets are named specs) gets these
 QUICK_DATA_FRAMES = 4
 QUICK_DATA_SHAPE = [512, 512]
-
-
-# How samples are taken (run.json timing.sampling): "rounds" (round r times every case once,
-# as sample r: Plan.round_cases); runs recorded without it took all samples of a case at once.
-SAMPLING = "rounds"
-CASE_BY_CASE = "case by case"
 
 
 def order_cases(cases: list[Case], seed: int | str) -> list[Case]:
@@ -62,11 +54,11 @@ class Plan:
     cases: list[Case]              # all cases, in run order
     resume: bool
     data_subset: dict[str, Any] | None = None  # --quick --data: the part of each movie used
-    done: dict[str, results.CaseProgress] = dataclasses.field(default_factory=dict)  # resumed
+    done: dict[str, store.CaseProgress] = dataclasses.field(default_factory=dict)  # resumed
 
     def todo(self) -> list[Case]:
         """Cases with a round left to run (call while holding the run lock)."""
-        self.done = results.case_progress(self.run_path) if self.resume else {}
+        self.done = store.case_progress(self.run_path) if self.resume else {}
         if self.resume:
             self.meta["resumed"][-1]["cases_done_before"] = sum(
                 1 for case in self.cases if self._finished(case))
@@ -86,8 +78,8 @@ class Plan:
         return [dataclasses.replace(case, repeats=1, first_sample=number)
                 for case in order_cases(todo, f"{self.suite.seed}/{number}")]
 
-    def _progress(self, case: Case) -> results.CaseProgress:
-        return self.done.get(case.case_id) or results.CaseProgress()
+    def _progress(self, case: Case) -> store.CaseProgress:
+        return self.done.get(case.case_id) or store.CaseProgress()
 
     def rounds_left(self, case: Case) -> int:
         progress = self._progress(case)
@@ -133,11 +125,11 @@ def plan_run(name: str, quick: bool = False, profile: str | None = None, data: l
         if eviction == "auto" and original_method in timing.EVICTION_METHODS:
             eviction = original_method
         run_id = meta["run_id"]
-        meta.setdefault("resumed", []).append({"started": results.utc_now(),
+        meta.setdefault("resumed", []).append({"started": store.utc_now(),
                                                "command": command_line or sys.argv})
     else:
-        run_id = results.new_run_id()
-        run_path = out_dir / f"{run_id}{results.RUN_SUFFIX}"
+        run_id = store.new_run_id()
+        run_path = out_dir / f"{run_id}{store.RUN_SUFFIX}"
     _apply_settings(suite, repeats, timeout, seed)
     cases = order_cases(suite.cases(data=data_files or None), suite.seed)
     subset = quick_data_subset(suite) if data_files else None
@@ -183,11 +175,11 @@ def check_folder_option(option: str, folder: str | os.PathLike | None) -> None:
 
 
 def _latest_run(out_dir: Path, suite: str) -> tuple[Path, dict[str, Any]]:
-    previous = [p for p in results.run_files(out_dir)
-                if results.read_run_metadata(p).get("suite") == suite] if out_dir.is_dir() else []
+    previous = [p for p in store.run_files(out_dir)
+                if store.read_run_metadata(p).get("suite") == suite] if out_dir.is_dir() else []
     if not previous:
         raise SuiteError(f"--resume: no earlier run of suite {suite!r} in {out_dir}")
-    return previous[-1], results.read_run_metadata(previous[-1])
+    return previous[-1], store.read_run_metadata(previous[-1])
 
 
 def _check_resume_settings(run_path: Path, meta: dict[str, Any], repeats: int | None,
@@ -274,7 +266,7 @@ def run_metadata(plan: Plan, method: str, note: str, scratch_dir: Path,
         "load_at_start": load_at_start(),
     })
     meta.setdefault("command", command_line or sys.argv)
-    meta.setdefault("started", results.utc_now())
+    meta.setdefault("started", store.utc_now())
     meta["machine"] = capture(plan.out_dir)
     return meta
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mrczbench.analysis import results
+from mrczbench import store
 from mrczbench.argtypes import positive_int, positive_number
 from mrczbench.bench import timing
 from mrczbench.bench.measure import case_tag, error_row
@@ -54,24 +54,24 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
             todo = plan.todo()
             method, note = _eviction(plan, todo, scratch_dir)
             meta = run_metadata(plan, method, note, scratch_dir, command_line)
-            results.write_run_metadata(plan.run_path, meta)
+            store.write_run_metadata(plan.run_path, meta)
             _announce(plan, todo, method, note, meta["load_at_start"], progress or summary)
             settings = {"scratch": str(scratch_dir), "eviction": method,
                         "cache_dir": str(cache_dir) if cache_dir else None}
             base = {"run_id": plan.run_id, "suite": plan.suite.name, "eviction": method}
             execute(todo, plan, settings, base, progress)
-            meta["finished"] = results.utc_now()
-            results.write_run_metadata(plan.run_path, meta)
+            meta["finished"] = store.utc_now()
+            store.write_run_metadata(plan.run_path, meta)
     except BaseException:
         shutil.rmtree(scratch_dir, ignore_errors=True)
         if plan.run_path.exists() and plan.run_path.stat().st_size == 0 and not plan.resume \
-                and not results.meta_path_for(plan.run_path).exists():
+                and not store.meta_path_for(plan.run_path).exists():
             plan.run_path.unlink()  # the lock made it; nothing was written
         _remove_empty_dirs(new_dirs)
         raise
     shutil.rmtree(scratch_dir, ignore_errors=True)
     if summary:
-        print(summary_table(list(results.iter_rows(plan.run_path))))
+        print(summary_table(list(store.iter_rows(plan.run_path))))
         print(f"results: {plan.run_path}")
     return plan.run_path
 
@@ -156,7 +156,7 @@ def execute(cases: list[Case], plan: Plan, settings: dict[str, Any], base: dict[
     steps = 0
     worker: Worker | None = None
     try:
-        with results.RunFile(plan.run_path) as run_file:
+        with store.RunFile(plan.run_path) as run_file:
             for number in range(plan.rounds()):
                 for case in plan.round_cases(number, failed):
                     label = f"round {number + 1}/{plan.rounds()} {case.case_id}"
@@ -181,7 +181,7 @@ def execute(cases: list[Case], plan: Plan, settings: dict[str, Any], base: dict[
                     if any(row.get("error") for row in rows):
                         failed.add(case.case_id)
                     case_base = {**base, "case_id": case.case_id, "case_index": index_of[case.case_id]}
-                    run_file.append(results.make_row(**{**case_base, **row}) for row in rows)
+                    run_file.append(store.make_row(**{**case_base, **row}) for row in rows)
                     steps += 1
             progress.update(progress.total)
     except BaseException:
@@ -231,7 +231,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     cases = _per_case(rows)
     if not cases:
         return "(no results)"
-    ops = [op for op in results.OPS if any(op in e["ops"] for e in cases.values())]
+    ops = [op for op in store.OPS if any(op in e["ops"] for e in cases.values())]
     # show a parameter column only where it tells one contender's cases apart (a sweep)
     varying = []
     for key in ("level", "threads", "blocksize"):
@@ -373,5 +373,5 @@ def _cmd_run(args) -> int:
                      resume=args.resume, repeats=args.repeats, timeout=args.timeout, seed=args.seed,
                      cache_dir=args.cache_dir, eviction=args.eviction, progress=not args.no_progress,
                      command_line=["mrczbench"] + sys.argv[1:])
-    rows = list(results.iter_rows(path))
+    rows = list(store.iter_rows(path))
     return 1 if rows and all(row.get("error") for row in rows) else 0

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from mrczbench.errors import SuiteError
-from mrczbench.analysis.results import OPS
+from mrczbench.store import OPS
 from mrczbench.tomlfiles import Place, named_files, named_sources, read_toml, search_places
 
 TOP_KEYS = ("description", "figure", "ops", "repeats", "min_batch_seconds", "timeout",
@@ -122,7 +122,7 @@ def resolve_threads(value: Any, cores: int | None = None) -> int:
     if not match:
         raise ValueError(f"expected an integer >= 1 or 'cores', '2*cores'. Got {value!r}")
     if cores is None:
-        from mrczbench.bench.machine import usable_cores
+        from mrczbench.system import usable_cores
         cores = usable_cores()
     factor = float(match.group(1) or 1)
     return max(1, round(factor * cores))

@@ -14,7 +14,7 @@ other users' jobs included, so it is used only when asked for (`--eviction drop_
 Where posix_fadvise or mincore do not exist (macOS, Windows), `probe_eviction` says why and
 cold reads are marked not measurable; nothing raises. On a network filesystem the client's
 residency says nothing about the server's cache: the probe's note says so (and run.json's
-machine.filesystem.network is true, mrczbench.bench.machine).
+machine.filesystem.network is true, mrczbench.system).
 """
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ def probe_eviction(folder: str | os.PathLike, preferred: str = "auto") -> tuple[
 
 def network_note(folder: str | os.PathLike) -> str:
     """'' on a local filesystem; on a network one, why its cold reads are client-cold only."""
-    from mrczbench.bench.machine import filesystem_of
+    from mrczbench.system import filesystem_of
 
     found = filesystem_of(folder)
     if not found.get("network"):

@@ -166,7 +166,7 @@ def write_star_files(stars, out: Path) -> list[Path]:
 
 
 def run_convert(args) -> int:
-    from mrczbench.bench.machine import usable_cores
+    from mrczbench.system import usable_cores
     tasks, stars = inputs.expand(args.movies, inputs.OUTPUT_SUFFIX[args.format])
     settings, jobs = settings_from(args, usable_cores(), len(tasks))
     if settings.shard:

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Iterator
 
 from mrczbench.atomic import atomic_output
 from mrczbench.errors import MrczbenchError
+from mrczbench.jsonl import CUT_OFF, AppendLog, BadLine, Locked, parse_lines
 
 FIELDS = ("input", "output", "status", "error", "frames", "ny", "nx", "dtype", "input_bytes",
           "raw_bytes", "output_bytes", "ratio", "seconds", "mib_per_s", "checksum", "format",
@@ -30,22 +29,18 @@ def part_name(shard: tuple[int, int] | None) -> str:
 
 @contextlib.contextmanager
 def writer(folder: Path, shard: tuple[int, int] | None) -> Iterator:
-    """An append function for this batch's part; a second batch writing the same part at the
-    same time is refused (advisory lock)."""
+    """An append function for this batch's part (mrczbench.jsonl: fsync'd per record, a line
+    cut off by a killed batch is cut before appending); a second batch writing the same part
+    at the same time is refused (advisory lock)."""
     path = folder / part_name(shard)
-    with open(path, "a", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise MrczbenchError(f"{path}: another conversion is writing this manifest; wait for it "
-                                 f"or use another --out/--shard") from None
-
-        def append(record: dict) -> None:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-
-        yield append
+    try:
+        log = AppendLog(path, dumps=lambda record: json.dumps(record, sort_keys=True),
+                        exclusive=True)
+    except Locked:
+        raise MrczbenchError(f"{path}: another conversion is writing this manifest; wait for it "
+                             f"or use another --out/--shard") from None
+    with log:
+        yield lambda record: log.append([record])
 
 
 def records(source: Path) -> list[dict]:
@@ -56,22 +51,19 @@ def records(source: Path) -> list[dict]:
     latest: dict[str, dict] = {}
     for path in files:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise MrczbenchError(f"{path}: cannot read the manifest: {exc}") from None
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                if number == len(lines):  # cut off by a kill: the movie was not recorded
+        try:
+            for number, record in parse_lines(text):
+                if record is CUT_OFF:  # cut off by a kill: the movie was not recorded
                     print(f"mrczbench: warning: {path}: last line cut off, ignored", file=sys.stderr)
                     continue
-                raise MrczbenchError(f"{path}:{number}: not a manifest line") from None
-            if not isinstance(record, dict) or "output" not in record:
-                raise MrczbenchError(f"{path}:{number}: not a manifest line")
-            latest[record["output"]] = record
+                if not isinstance(record, dict) or "output" not in record:
+                    raise MrczbenchError(f"{path}:{number}: not a manifest line")
+                latest[record["output"]] = record
+        except BadLine as exc:
+            raise MrczbenchError(f"{path}:{exc.number}: not a manifest line") from None
     return list(latest.values())
 
 

@@ -323,7 +323,7 @@ def dataset_seeds(folder: Path) -> list[Seed]:
 
 
 def results_seeds(folder: Path) -> list[Seed]:
-    from mrczbench.analysis.results import dumps_row, make_row
+    from mrczbench.store import dumps_row, make_row
     rows = []
     for number, codec in enumerate(("zstd", "lz4", "zlib")):
         rows.append(make_row(run_id="fuzz", suite="fuzz", case_id=f"case{number}", dataset="quick",

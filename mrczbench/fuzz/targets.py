@@ -66,7 +66,7 @@ def preload() -> None:
     import pandas  # noqa: F401
     import tifffile  # noqa: F401
 
-    import mrczbench.analysis.results  # noqa: F401
+    import mrczbench.store  # noqa: F401
     import mrczbench.bench.suites  # noqa: F401
     import mrczbench.formats.framed  # noqa: F401
     import mrczbench.mrcz  # noqa: F401

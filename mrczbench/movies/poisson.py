@@ -51,7 +51,7 @@ def bit_generator(seed: int, *key: int) -> np.random.SFC64:
 
 def default_threads() -> int:
     """Generator threads when none are given: the CPUs this process may run on."""
-    from mrczbench.bench.machine import usable_cores
+    from mrczbench.system import usable_cores
     return usable_cores()
 
 

@@ -108,8 +108,8 @@ def check_not_compressed(path: Path) -> None:
 
 
 def available_memory() -> int:
-    """Bytes of memory available to a new allocation (bench.machine; unbounded if unknown)."""
-    from mrczbench.bench.machine import available_memory as machine_available
+    """Bytes of memory available to a new allocation (mrczbench.system; unbounded if unknown)."""
+    from mrczbench.system import available_memory as machine_available
     available = machine_available()
     return 2 ** 62 if available is None else available
 

@@ -51,7 +51,7 @@ def load_text(load: Any) -> tuple[str, bool | None]:
 def runs_table(results: LoadedResults):
     """One row per run: suite, profile, load at start, busy, physical cores, started."""
     import pandas as pd
-    from mrczbench.bench import machine as machine_capture
+    from mrczbench import store
     by_id = {str(run.get("run_id")): run for run in results.runs if run.get("run_id")}
     profiles = run_profiles(results)
     suites = results.rows.groupby("run_id")["suite"].first()
@@ -65,7 +65,7 @@ def runs_table(results: LoadedResults):
             "profile": profile + (" (smoke test)" if profile == QUICK else ""),
             "load at start": load,
             "busy (load > 3/4 of usable cores)": {True: "BUSY", False: "no", None: "unknown"}[busy],
-            "physical cores": machine_capture.recorded_physical_cores(run),
+            "physical cores": store.recorded_physical_cores(run),
             "started": run.get("started", ""),
         })
     return pd.DataFrame(table)
