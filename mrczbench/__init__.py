@@ -5,7 +5,7 @@ Public API:
 - `mrczbench.load_results(path_or_dir)`: result files → pandas DataFrame.
 - `mrczbench.run_suite(name, ...)`: run a benchmark suite from Python.
 """
-__version__ = "0.1.0"
+from mrczbench.version import __version__  # noqa: F401  (mrczbench.__version__)
 
 
 def load_results(path_or_dir, **kwargs):
@@ -15,6 +15,11 @@ def load_results(path_or_dir, **kwargs):
 
 
 def run_suite(name, **kwargs):
+    from mrczbench import store
     from mrczbench.bench.runner import run_suite as _run
+    from mrczbench.commands.run import print_summary
 
-    return _run(name, **kwargs)
+    path = _run(name, **kwargs)
+    if kwargs.get("summary", True):
+        print_summary(path, list(store.iter_rows(path)))
+    return path

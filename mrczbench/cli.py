@@ -1,9 +1,9 @@
 """The `mrczbench` command line.
 
-Each command lives beside the code it drives: a module in COMMAND_MODULES defines
-`add_commands(subparsers)`, which adds its sub-parsers and sets `func(args) -> int`.
-Modules keep heavy imports (pandas, matplotlib) inside their command functions so that
-`mrczbench --help` stays fast.
+Every command lives in mrczbench.commands, one module per command or group of subcommands:
+a module in COMMAND_MODULES defines `add_commands(subparsers)`, which adds its sub-parsers
+and sets `func(args) -> int`. Modules keep heavy imports (pandas, matplotlib) inside their
+command functions so that `mrczbench --help` stays fast.
 
 User errors (MrczbenchError, a ValueError) print one line on stderr and exit 2, and so do
 bad command-line values (`Parser.error`, used by every sub-parser) and the OSErrors of the
@@ -16,22 +16,22 @@ import argparse
 import importlib
 import sys
 
-from mrczbench import __version__
+from mrczbench.version import __version__
 from mrczbench.errors import MrczbenchError
 
-COMMAND_MODULES = (
-    "mrczbench.files",    # compress, decompress, info
-    "mrczbench.movies.datasets",   # datasets list|show|generate|cache|inspect
-    "mrczbench.formats",    # formats list
-    "mrczbench.bench.suites",     # suites list|show
-    "mrczbench.bench.runner",     # run
-    "mrczbench.analysis.report",     # report
-    "mrczbench.analysis.compare",    # compare
-    "mrczbench.analysis.recommend_cli",  # recommend
-    "mrczbench.convert.cli",  # convert, verify
-    "mrczbench.movies.gain",         # estimate-gain
-    "mrczbench.fuzz.cli",  # fuzz
-)
+COMMAND_MODULES = tuple(f"mrczbench.commands.{name}" for name in (
+    "files",      # compress, decompress, info
+    "datasets",   # datasets list|show|generate|cache|inspect
+    "formats",    # formats list
+    "suites",     # suites list|show
+    "run",        # run
+    "report",     # report
+    "compare",    # compare
+    "recommend",  # recommend
+    "convert",    # convert, verify
+    "gain",       # estimate-gain
+    "fuzz",       # fuzz
+))
 
 
 class Parser(argparse.ArgumentParser):

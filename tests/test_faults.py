@@ -31,7 +31,7 @@ IS_ROOT = os.geteuid() == 0
 # the command's modules, then drop to `nobody` before the command touches any user file.
 AS_USER = ("import os, sys\n"
            "import numpy, blosc, blosc2, mrcfile, tifffile\n"
-           "import mrczbench.cli, mrczbench.files, mrczbench.mrcz, mrczbench.movies.datasets\n"
+           "import mrczbench.cli, mrczbench.commands.files, mrczbench.mrcz, mrczbench.movies.datasets\n"
            "parser = mrczbench.cli.build_parser()\n"
            "os.setgroups([]); os.setgid(int(sys.argv[1])); os.setuid(int(sys.argv[1]))\n"
            "sys.exit(mrczbench.cli.main(sys.argv[2:]))\n")

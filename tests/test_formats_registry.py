@@ -9,7 +9,8 @@ import textwrap
 import pytest
 
 from mrczbench.errors import FormatError
-from mrczbench.formats import (BUILTIN, add_commands, describe_formats, format_class,
+from mrczbench.commands.formats import add_commands
+from mrczbench.formats import (BUILTIN, describe_formats, format_class,
                                format_from_dict, format_from_json, format_names, get_format)
 from mrczbench.formats.base import Format
 

@@ -10,7 +10,8 @@ from mrczbench import mrcz
 from mrczbench import store
 from mrczbench.bench.measure import read_subset
 from mrczbench.bench.plan import plan_run
-from mrczbench.bench.runner import run_suite, summary_table
+from mrczbench.analysis.summary import summary_table
+from mrczbench.bench.runner import run_suite
 from mrczbench.bench.worker import timeout_message
 from mrczbench.movies.readers import open_movies
 

@@ -70,7 +70,7 @@ def mrczbench_source() -> dict[str, Any]:
     (source tree, PYTHONPATH or editable install): that checkout's HEAD and dirty flag;
     (2) installed from a VCS URL: the commit PEP 610's direct_url.json records; (3) installed
     from a folder or wheel: its URL, commit None."""
-    from mrczbench import __version__
+    from mrczbench.version import __version__
 
     info: dict[str, Any] = {"version": __version__, "commit": None, "dirty": None, "from": None}
     package_root = Path(__file__).resolve().parents[2]

@@ -1,4 +1,5 @@
-"""`mrczbench run`: the command, its steps, progress and the terminal summary.
+"""Running a suite: its steps and progress (the `run` command is mrczbench.commands.run, the
+terminal summary it prints mrczbench.analysis.summary).
 
 A run is: plan (bench/plan.py: suite → validated cases, resume, run.json), then execute the
 cases in rounds: round r times every case once, as sample r, each round in its own seeded
@@ -13,7 +14,6 @@ its traceback.
 """
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import sys
@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from mrczbench import store
-from mrczbench.argtypes import positive_int, positive_number
 from mrczbench.bench import timing
 from mrczbench.bench.measure import case_tag, error_row
-from mrczbench.bench.plan import (Plan, RunLock, check_folder_option, order_cases, plan_run,
+from mrczbench.bench.plan import (Plan, RunLock, check_folder_option, plan_run,
                                   run_metadata)
-from mrczbench.bench.suites import PROFILES, Case, load_suite
-from mrczbench.bench.worker import TIMED_OUT, Worker
+from mrczbench.bench.suites import Case
+from mrczbench.bench.worker import Worker
 from mrczbench.errors import SuiteError
 from mrczbench.progress import Progress
 
@@ -42,7 +41,9 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
 
     Results go to `out` (default results/<suite>/); scratch files to `scratch` (default: a
     hidden folder inside `out`, i.e. the same filesystem), removed at the end. With `resume`,
-    the latest run of the suite in `out` continues with its own profile and settings."""
+    the latest run of the suite in `out` continues with its own profile and settings.
+    `summary`: announce the run on stderr (mrczbench.run_suite and the `run` command then
+    print its summary table)."""
     plan = plan_run(name, quick=quick, profile=profile, data=data, out=out, resume=resume, repeats=repeats,
                     timeout=timeout, seed=seed, eviction=eviction, cache_dir=cache_dir,
                     command_line=command_line)
@@ -70,9 +71,6 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
         _remove_empty_dirs(new_dirs)
         raise
     shutil.rmtree(scratch_dir, ignore_errors=True)
-    if summary:
-        print(summary_table(list(store.iter_rows(plan.run_path))))
-        print(f"results: {plan.run_path}")
     return plan.run_path
 
 
@@ -200,178 +198,3 @@ def _remove_case_files(scratch: Path, case: Case) -> None:
     """Files a killed worker left behind (temp files of atomic writes included)."""
     for path in scratch.glob(f"*case{case_tag(case)}-*"):
         path.unlink(missing_ok=True)
-
-
-# --- terminal summary -----------------------------------------------------------------------------
-
-def _per_case(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """case id -> first row, ratios, MiB/s of valid samples per op, errors, invalid count."""
-    cases: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        entry = cases.setdefault(row["case_id"], {"first": row, "ops": {}, "ratios": [], "errors": [],
-                                                  "invalid": 0})
-        if row.get("error"):
-            entry["errors"].append(f"{row.get('op') or 'case'}: {row['error']}")
-            continue
-        if row.get("ratio") is not None and row.get("op") in ("write", "write_fsync", "encode"):
-            entry["ratios"].append(row["ratio"])
-        if not row.get("valid"):
-            entry["invalid"] += 1
-            continue
-        if row.get("mib_per_s") is not None:
-            entry["ops"].setdefault(row["op"], []).append(row["mib_per_s"])
-    return cases
-
-
-def summary_table(rows: list[dict[str, Any]]) -> str:
-    """Median per case: ratio (stored/raw), Shannon bound, efficiency, MiB/s per op.
-    A '*' marks an unstable series (mrczbench.analysis.stats: the report's and compare's rule)."""
-    from mrczbench.analysis.stats import MIN_SAMPLES_FOR_SPREAD, UNSTABLE_SPREAD, summarise
-
-    cases = _per_case(rows)
-    if not cases:
-        return "(no results)"
-    ops = [op for op in store.OPS if any(op in e["ops"] for e in cases.values())]
-    # show a parameter column only where it tells one contender's cases apart (a sweep)
-    varying = []
-    for key in ("level", "threads", "blocksize"):
-        per_label: dict[str, set] = {}
-        for entry in cases.values():
-            per_label.setdefault(str(entry["first"].get("label")), set()).add(entry["first"].get(key))
-        if any(len(values) > 1 for values in per_label.values()):
-            varying.append(key)
-    header = ["contender", "dataset", "dose (e/px/frame)"] + [_param_header(k) for k in varying] + \
-        ["ratio (stored/raw)", "bound (stored/raw)", "efficiency (%)"] + [f"{op} (MiB/s)" for op in ops]
-    table = []
-    unstable = 0
-    notes = []
-    def sort_key(entry):
-        first = entry["first"]
-        return (str(first.get("dataset")), first.get("dose") or 0, str(first.get("format")),
-                str(first.get("codec")), *[first.get(k) or 0 for k in ("level", "threads", "blocksize")],
-                str(first.get("label")))
-    order = sorted(cases.values(), key=sort_key)
-    for entry in order:
-        first = entry["first"]
-        ratio = summarise(entry["ratios"]).median if entry["ratios"] else None
-        bound = first.get("bound_ratio")
-        line = [str(first.get("label")), str(first.get("dataset")), _num(first.get("dose"))]
-        line += [_num(first.get(k)) if k != "blocksize" else _blocksize(first.get(k)) for k in varying]
-        line += [_num(ratio, 3), _num(bound, 3),
-                 _num(100 * bound / ratio, 0) if (ratio and bound is not None) else "-"]
-        for op in ops:
-            values = entry["ops"].get(op)
-            if not values:
-                line.append("-")
-                continue
-            series = summarise(values)
-            median = series.median
-            mark = "*" if series.unstable else ""
-            unstable += series.unstable
-            line.append(f"{median:,.0f}{mark}" if median >= 100 else f"{median:.3g}{mark}")
-        if entry["errors"]:
-            notes.append(f"{first.get('label')} / {first.get('dataset')}: {entry['errors'][0]}"
-                         + (f" (+{len(entry['errors']) - 1} more)" if len(entry["errors"]) > 1 else ""))
-        if entry["invalid"]:
-            notes.append(f"{first.get('label')} / {first.get('dataset')}: {entry['invalid']} invalid "
-                         f"sample(s) left out (cold read not cold)")
-        table.append(line)
-    keep = [i for i in range(len(header)) if i < 2 or any(r[i] != "-" for r in table)]
-    header = [header[i] for i in keep]
-    table = [[r[i] for i in keep] for r in table]
-    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
-    text = ["  ".join(h.rjust(w) if i >= 2 else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths)))]
-    text.append("  ".join("-" * w for w in widths))
-    for line in table:
-        text.append("  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))))
-    text.append("ratio = stored/raw (0.37 = 37 % of the raw size); MiB = 2^20 bytes of raw data per "
-                "second, median of valid samples; efficiency = bound/ratio.")
-    if unstable:
-        text.append(f"* {unstable} series unstable: p10-p90 spread > {UNSTABLE_SPREAD:.0%} of the "
-                    f"median (series of {MIN_SAMPLES_FOR_SPREAD} or more samples).")
-    for note in notes:
-        text.append("! " + note)
-    timed_out = {row["case_id"]: row["error"] for row in rows
-                 if str(row.get("error") or "").startswith(TIMED_OUT)}
-    if timed_out:
-        limit = next(iter(timed_out.values()))[len(TIMED_OUT):].split()[0]
-        text.append(f"! {len(timed_out)} case(s) timed out at the limit of {limit} s per case "
-                    f"(--timeout {limit}): run again with a larger --timeout SECONDS, or with "
-                    f"--quick for a short run")
-    return "\n".join(text)
-
-
-def _param_header(key: str) -> str:
-    return {"blocksize": "blocksize (bytes)", "threads": "threads", "level": "level"}[key]
-
-
-def _blocksize(value: Any) -> str:
-    if value == 0:
-        return "auto"
-    if isinstance(value, int) and value >= 1024:
-        return f"{value // 1024}KiB" if value < 2**20 else f"{value / 2**20:g}MiB"
-    return _num(value)
-
-
-def _num(value: Any, digits: int | None = None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if digits is not None:
-        return f"{value:.{digits}f}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-# --- command line ---------------------------------------------------------------------------------
-
-def add_commands(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "run", help="run a benchmark suite",
-        description="Run a benchmark suite and append one result row per sample to "
-                    "results/<suite>/<run-id>.jsonl (metadata in <run-id>.run.json).",
-        epilog="Example: mrczbench run --suite dose-sweep --quick")
-    parser.add_argument("--suite", required=True, help="suite name (see `mrczbench suites list`) or a .toml file")
-    parser.add_argument("--quick", action="store_true", help="the suite's quick profile: small frames, few "
-                        "repeats; a smoke test, not figures to quote (= --profile quick)")
-    parser.add_argument("--profile", choices=PROFILES, help="full (default: what to quote), quick, or "
-                        "reference (the full profile reduced as the suite's [reference] table says, "
-                        "for the committed reference runs)")
-    parser.add_argument("--data", nargs="+", metavar="FILE",
-                        help="your movies (or .lst/.star lists of them) in place of the suite's synthetic datasets")
-    parser.add_argument("--out", metavar="DIR", help="folder for the run files (default: results/<suite>)")
-    parser.add_argument("--scratch", metavar="DIR",
-                        help="folder for the files written while timing (default: inside --out, the same "
-                             "filesystem); removed at the end")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the latest run of this suite in the output folder, skipping "
-                             "finished cases, with that run's profile, data and settings")
-    parser.add_argument("--repeats", type=positive_int, metavar="N",
-                        help="samples per operation (overrides the suite)")
-    parser.add_argument("--timeout", type=positive_number, metavar="SECONDS",
-                        help="limit per case (overrides the suite)")
-    parser.add_argument("--seed", type=int, help="seed of the shuffled case order (overrides the suite)")
-    parser.add_argument("--cache-dir", metavar="DIR", help="dataset cache (default $MRCZBENCH_CACHE or ~/.cache/mrczbench)")
-    parser.add_argument("--eviction", choices=("auto",) + timing.EVICTION_METHODS, default="auto",
-                        help="page-cache eviction before cold reads. Default auto = fadvise: fsync + "
-                             "posix_fadvise DONTNEED on the benchmark's own files only (on --resume: the "
-                             "original run's method). drop_caches empties the page cache of the whole "
-                             "machine, other users' jobs included: opt-in, for a dedicated machine, as "
-                             "root. none: cold reads are marked invalid")
-    parser.add_argument("--list-cases", action="store_true", help="print the cases in run order and exit")
-    parser.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
-    parser.set_defaults(func=_cmd_run)
-
-
-def _cmd_run(args) -> int:
-    if args.list_cases:
-        suite = load_suite(args.suite, quick=args.quick, profile=args.profile)
-        if args.seed is not None:
-            suite.seed = args.seed
-        for case in order_cases(suite.cases(data=args.data), suite.seed):
-            print(case.case_id)
-        return 0
-    path = run_suite(args.suite, quick=args.quick, profile=args.profile, data=args.data, out=args.out, scratch=args.scratch,
-                     resume=args.resume, repeats=args.repeats, timeout=args.timeout, seed=args.seed,
-                     cache_dir=args.cache_dir, eviction=args.eviction, progress=not args.no_progress,
-                     command_line=["mrczbench"] + sys.argv[1:])
-    rows = list(store.iter_rows(path))
-    return 1 if rows and all(row.get("error") for row in rows) else 0

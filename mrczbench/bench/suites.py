@@ -53,7 +53,7 @@ from typing import Any
 
 from mrczbench.errors import SuiteError
 from mrczbench.store import OPS
-from mrczbench.tomlfiles import Place, named_files, named_sources, read_toml, search_places
+from mrczbench.tomlfiles import Place, named_files, read_toml, search_places
 
 TOP_KEYS = ("description", "figure", "ops", "repeats", "min_batch_seconds", "timeout",
             "seed", "dataset", "format", "contenders", "sweep", "quick", "reference")
@@ -433,67 +433,3 @@ def _check_dataset_value(where: str, key: str, value: Any, fail) -> None:
     elif key == "options":
         if not isinstance(value, dict):
             raise fail(where, f"expected a table. Got {value!r}")
-
-
-# --- CLI ---------------------------------------------------------------------------------------
-
-def add_commands(subparsers) -> None:
-    parser = subparsers.add_parser("suites", help="list and show benchmark suites",
-                                   description="Benchmark suites: the package's own, overridden by "
-                                               "$MRCZBENCH_SUITES folders and ~/.config/mrczbench/suites "
-                                               "($XDG_CONFIG_HOME).")
-    sub = parser.add_subparsers(dest="suites_command", metavar="{list,show}")
-    list_parser = sub.add_parser("list", help="list suites with case counts")
-    list_parser.add_argument("--json", action="store_true", help="machine-readable output")
-    list_parser.set_defaults(func=_cmd_list)
-    show = sub.add_parser("show", help="show a suite's settings and cases")
-    show.add_argument("name", help="suite name or path to a .toml file")
-    show.add_argument("--quick", action="store_true", help="show the --quick profile")
-    show.add_argument("--profile", choices=PROFILES, help="show this profile (full, quick, reference)")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(func=_cmd_show)
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
-
-
-def _cmd_list(args) -> int:
-    rows = []
-    for name, (path, source) in named_sources(suite_places(), SuiteError, "suites", SUITES_VAR).items():
-        full = load_suite(path)
-        quick = load_suite(path, quick=True)
-        rows.append({"name": name, "cases": len(full.cases()), "quick_cases": len(quick.cases()),
-                     "figure": full.figure, "description": full.description, "path": str(path),
-                     "source": source})
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    width = max([len(r["name"]) for r in rows] + [5])
-    source_width = max(len(r["source"]) for r in rows)
-    print(f"{'suite':<{width}}  cases  quick  {'paper':<9}  {'source':<{source_width}}  description")
-    for r in rows:
-        print(f"{r['name']:<{width}}  {r['cases']:>5}  {r['quick_cases']:>5}  {r['figure']:<9}  "
-              f"{r['source']:<{source_width}}  {r['description']}")
-    return 0
-
-
-def _cmd_show(args) -> int:
-    suite = load_suite(args.name, quick=args.quick, profile=args.profile)
-    cases = suite.cases()
-    if args.json:
-        print(json.dumps({"suite": suite.to_dict(), "cases": [c.to_dict() for c in cases]}, indent=2))
-        return 0
-    print(f"suite      {suite.name} ({suite.profile} profile)  {suite.path}")
-    print(f"about      {suite.description}" + (f"  [{suite.figure}]" if suite.figure else ""))
-    print(f"ops        {', '.join(suite.ops)}")
-    print(f"repeats    {suite.repeats} samples per op; in-memory batches >= {suite.min_batch_seconds:g} s; "
-          f"timeout {suite.timeout:g} s per case")
-    print(f"dataset    {json.dumps(suite.dataset)}")
-    if suite.format:
-        print(f"format     {json.dumps(suite.format)}")
-    for name, params in suite.contenders.items():
-        print(f"contender  {name}: {json.dumps(params)}")
-    for key, options in suite.sweep.items():
-        print(f"sweep      {key} = {json.dumps(options)}")
-    print(f"cases      {len(cases)}")
-    for case in cases:
-        print(f"  {case.case_id}")
-    return 0

@@ -52,7 +52,7 @@ def load_spec(path):
 
 
 def load_results(path):
-    from mrczbench import load_results as load
+    from mrczbench.store import load_results as load
     frame = load(path, warn=False)
     return frame.drop(columns=["source_file"]).to_json(orient="records", date_format="iso")
 

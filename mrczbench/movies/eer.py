@@ -21,10 +21,12 @@ import numpy as np
 
 from mrczbench.errors import DatasetError
 from mrczbench.movies import tiffpages
-from mrczbench.movies.readers import (EER_7BIT, EER_8BIT, EER_MAX_PIXELS_PER_BIT, Movie,
-                                      _check_fits_memory, check_eer_options)
+from mrczbench.movies.movie import Movie, check_eer_options, check_fits_memory
 from mrczbench.movies.tiffpages import TiffLog
 
+# An EER code covers at most 255 pixels (8-bit) in 12 bits: about 21.3 pixels a bit.
+EER_MAX_PIXELS_PER_BIT = 22
+EER_8BIT, EER_7BIT = 65000, 65001
 EER_VARIABLE = 65002
 EER_COMPRESSIONS = (EER_8BIT, EER_7BIT, EER_VARIABLE)
 FRAME = "EER frame"
@@ -135,7 +137,7 @@ class EerMovie(Movie):
         dtype = np.uint8 if grouping <= 255 else np.uint16
         shape = (self.physical[0] * upsampling, self.physical[1] * upsampling)
         super().__init__(path, (internal // grouping, *shape), dtype)
-        _check_fits_memory(path, 2 * shape[0] * shape[1], "one rendered EER fraction")
+        check_fits_memory(path, 2 * shape[0] * shape[1], "one rendered EER fraction")
 
     def _check_claims(self, path: Path, page, index: int) -> None:
         """Claimed sizes against the page's stored bytes, before anything is decoded."""
@@ -208,3 +210,14 @@ class EerMovie(Movie):
             raise ValueError(f"the codes end before the frame does ({8 * len(data)} bits "
                              f"stored, {need} needed to reach pixel {npix})")
         return pixels
+
+
+def is_eer(path: Path) -> bool:
+    """Whether a TIFF file is EER (tifffile's test of the first page); False for a file
+    tifffile cannot open, which the TIFF reader then reports."""
+    import tifffile
+    try:
+        with TiffLog(), tifffile.TiffFile(path) as tif:
+            return bool(tif.is_eer)
+    except Exception:  # tifffile raises many types for damaged files
+        return False

@@ -187,7 +187,7 @@ def _update_block(v, g, c, tolerance) -> tuple[int, int, int]:
             int(np.count_nonzero(negative)))
 
 
-def _movie_key(movie) -> str:
+def movie_key(movie) -> str:
     return str(Path(movie.path).resolve())
 
 
@@ -210,7 +210,7 @@ def estimate(movies, thresh: int = 50, tolerance: float = 1e-4,
     for movie in movies:
         if result is None:
             result = GainEstimate(movie.shape[1:], thresh, tolerance)
-        if _movie_key(movie) in result.movies_done:
+        if movie_key(movie) in result.movies_done:
             continue
         if movie.dtype.kind != "f":
             print(f"mrczbench: warning: {movie.path} holds {movie.dtype} (not float): its "
@@ -219,7 +219,7 @@ def estimate(movies, thresh: int = 50, tolerance: float = 1e-4,
             stats = result.update(frame, movie.name, index, movie.shape[0])
             if progress is not None:
                 progress(stats)
-        result.movies_done.append(_movie_key(movie))
+        result.movies_done.append(movie_key(movie))
         if state is not None:
             result.save(state)
     return result
@@ -456,105 +456,3 @@ def describe_section(meta: dict | None) -> dict | None:
     summary["gain_bytes"] = len(section.get("gain", b""))
     summary["unreliable_values_bytes"] = sum(len(b) for b in section.get("unreliable_values", []))
     return {**meta, META_KEY: summary}
-
-
-# --- command line ----------------------------------------------------------------------------
-
-def add_commands(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "estimate-gain", help="estimate the gain of gain-normalised float32 movies",
-        description="Estimate the per-pixel gain of gain-normalised float32 movies (K2/K3 saved "
-        "by EPU/DigitalMicrograph) as relion_convert_to_tiff --estimate_gain does: the smallest "
-        "positive value per pixel, reliable after --thresh consistent observations. Prints one "
-        "line per frame (#Changed #Mismatch #Negative #Unreliable). Writes OUT (float32 MRC, 1.0 "
-        "at unreliable pixels), OUT_reliability.mrc (uint8, 1 = reliable), and OUT_state.npz "
-        "after every movie: run the same command again to resume; use the gain with "
-        "`mrczbench compress IN OUT.mrcz --gain OUT`.")
-    parser.add_argument("movies", metavar="MOVIES", nargs="+",
-                        help="movie files (.mrc/.mrcs/.mrcz/.tif/.npy), folders, .lst lists or "
-                        "RELION .star files (rlnMicrographMovieName)")
-    parser.add_argument("--out", required=True, metavar="GAIN.mrc", help="gain reference to write")
-    parser.add_argument("--thresh", type=int, default=50, metavar="N",
-                        help="consistent observations before a pixel is reliable (default: 50)")
-    parser.add_argument("--tolerance", type=float, default=1e-4, metavar="T",
-                        help="|gain x round(v/gain) - v| above this is a mismatch (default: 1e-4)")
-    parser.add_argument("--restart", action="store_true",
-                        help="ignore a saved state and start again")
-    parser.set_defaults(func=cmd_estimate_gain)
-
-
-def cmd_estimate_gain(args) -> int:
-    from mrczbench.movies.readers import open_movies
-
-    if args.thresh < 1:
-        raise GainError(f"--thresh: expected an integer >= 1, got {args.thresh}")
-    if not args.tolerance >= 0:
-        raise GainError(f"--tolerance: expected a number >= 0, got {args.tolerance}")
-    out = Path(args.out)
-    if not out.resolve().parent.is_dir():
-        raise GainError(f"{out}: folder {out.resolve().parent} does not exist")
-    state = state_path(out)
-    if args.restart and state.exists():
-        state.unlink()
-    movies = open_movies(args.movies)
-    done = set()
-    if state.exists():
-        done = set(GainEstimate.load(state, args.thresh, args.tolerance).movies_done)
-        print(f"resuming from {state}: {len(done)} movie(s) done", flush=True)
-    total = sum(m.shape[0] for m in movies if _movie_key(m) not in done)
-    seen = [0]
-
-    def progress(stats: FrameStats) -> None:
-        seen[0] += 1
-        print(f"{stats.line()}  [{seen[0]}/{total} frames]", flush=True)
-
-    try:
-        result = estimate(movies, args.thresh, args.tolerance, state=state, progress=progress)
-    except KeyboardInterrupt:  # as RELION: stop any time, the finished movies count
-        if state.exists():
-            saved = GainEstimate.load(state, args.thresh, args.tolerance)
-            write_reference(out, saved)
-            print(f"interrupted: wrote {out} from the {len(saved.movies_done)} finished movie(s);"
-                  " run the same command again to continue", file=sys.stderr, flush=True)
-        raise
-    gain_file, reliability = write_reference(out, result)
-    print(f"{gain_file}: gain reference ({result.frames} frames, {len(result.movies_done)} movies,"
-          f" {result.unreliable} of {result.minimum.size} pixels unreliable); {reliability}: "
-          f"reliability map; state {state}")
-    return 0
-
-
-def cmd_compress_counts(args, open_input) -> int:
-    """`mrczbench compress IN OUT.mrcz --gain GAIN.mrc [--ignore-error]` (called by files.py)."""
-    from mrczbench import mrcz
-
-    source = open_input(args.input)
-    gain, reliable = read_reference(args.gain, _source_shape(args.input))
-    dtype, section, frames = convert_source(
-        str(args.input), lambda: open_input(args.input).frames, source.count, gain, reliable,
-        ignore_error=args.ignore_error)
-    section["gain_file"] = Path(args.gain).name
-    if dtype == np.uint8:
-        from mrczbench.files import UINT8_WARNING
-
-        print(f"mrczbench compress: warning: counts up to 255 are stored as uint8: {UINT8_WARNING}",
-              file=sys.stderr, flush=True)
-    meta = dict(source.meta or {})
-    meta[META_KEY] = section
-    written = mrcz.write(args.output, frames, codec=args.codec, level=args.level,
-                         threads=args.threads, blocksize=args.blocksize, filter=args.filter,
-                         meta=meta, meta_format="msgpack", **source.microscope)
-    ratio = f", ratio {written / source.raw_bytes:.3f}" if source.raw_bytes else ""
-    print(f"{args.output}: {source.count} frames of {dtype.name} counts with the gain of "
-          f"{args.gain} ({section['unreliable_pixels']} unreliable pixels kept as float32), "
-          f"{written} bytes{ratio}")
-    if section["changed_values"]:
-        print(f"{args.output}: NOT LOSSLESS: --ignore-error rounded {section['changed_values']} "
-              "value(s) that were not exact multiples of their reliable gain")
-    return 0
-
-
-def _source_shape(path) -> tuple[int, int]:
-    from mrczbench.movies.readers import open_movies
-
-    return tuple(open_movies([path])[0].shape[1:])

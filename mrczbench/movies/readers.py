@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import struct
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -44,134 +43,23 @@ from mrczbench.errors import DatasetError, MRCZError
 from mrczbench.movies import lists
 from mrczbench.movies.lists import STAR_MOVIE_COLUMN  # noqa: F401  (part of this API)
 from mrczbench.movies import tiffpages
+from mrczbench.movies.eer import EerMovie, is_eer
+from mrczbench.movies.movie import (Movie, available_memory, check_eer_options, check_fits_memory,
+                                    check_not_compressed, check_regular_file)
 from mrczbench.movies.tiffpages import TiffLog
 
 MOVIE_SUFFIXES = (".mrc", ".mrcs", ".mrcz", ".tif", ".tiff", ".eer", ".npy")
 MRC_SUFFIXES = (".mrc", ".mrcs", ".mrcz")
 LIST_SUFFIXES = (".lst", ".star")
-# Magic bytes of whole-file compressors: such a file must be decompressed first.
-COMPRESSED_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
-                    (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"))
 # A compressed TIFF page may claim at most this many times its stored bytes (or 256 MiB,
 # whichever is more): a 612-byte file claiming 65535 x 65535 pixels is refused, not allocated.
 MAX_TIFF_EXPANSION = 4096
 MIN_TIFF_CLAIM = 256 * 2 ** 20
-# An EER code covers at most 255 pixels (8-bit) in 12 bits: about 21.3 pixels a bit.
-EER_MAX_PIXELS_PER_BIT = 22
-EER_8BIT, EER_7BIT = 65000, 65001
 MRC_MODE_ITEMSIZE = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}
 
 
 # --------------------------------------------------------------------------------------
-# Checks shared by every reader
-
-
-def check_regular_file(path: Path, what: str = "movie") -> None:
-    """DatasetError unless `path` (after symlinks) is a regular file (whether it can be read
-    shows when it is opened: compressed_with)."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot open: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise DatasetError(f"{path}: is a folder, not a {what} file")
-    if not stat.S_ISREG(info.st_mode):
-        raise DatasetError(f"{path}: is a {_file_kind(info.st_mode)}, not a regular file; "
-                           f"give a {what} file")
-
-
-def _file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return name
-    return "special file"
-
-
-def compressed_with(path: Path) -> str | None:
-    """The whole-file compressor whose magic bytes start `path` (gzip, bzip2, ...), or None."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read: {exc.strerror.lower() if exc.strerror else exc}") from None
-    return next((name for magic, name in COMPRESSED_MAGIC if head.startswith(magic)), None)
-
-
-def check_not_compressed(path: Path) -> None:
-    name = compressed_with(path)
-    if name:
-        raise DatasetError(f"{path}: compressed with {name}: decompress it first "
-                           f"(e.g. {'bzip2 -d' if name == 'bzip2' else name + ' -d'} -k FILE)")
-
-
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (mrczbench.system; unbounded if unknown)."""
-    from mrczbench.system import available_memory as machine_available
-    available = machine_available()
-    return 2 ** 62 if available is None else available
-
-
-def _check_fits_memory(path: Path, nbytes: int, what: str, free: int | None = None) -> None:
-    free = available_memory() if free is None else free
-    if nbytes > free:
-        raise DatasetError(f"{path}: {what} needs {nbytes / 2 ** 30:.1f} GiB but only "
-                           f"{free / 2 ** 30:.1f} GiB of memory is available")
-
-
-# --------------------------------------------------------------------------------------
 # Movies
-
-
-class Movie:
-    """One movie file: `name`, `path`, `kind` (mrc, mrcz, tiff, eer, npy), `shape` (frames, ny,
-    nx), `dtype`; `meta` and `microscope` (header values worth carrying into a converted
-    file, MRC only). `iter_frames()` streams 2-D frames and checks their count; `read()`
-    returns the whole stack."""
-
-    kind = ""
-    meta: dict | None = None
-    microscope: dict | None = None
-
-    def __init__(self, path: Path, shape: tuple[int, int, int], dtype):
-        self.path = path if isinstance(path, Path) else Path(path)
-        self.name = self.path.name
-        self.shape = tuple(int(v) for v in shape)
-        self.dtype = np.dtype(dtype)
-        if len(self.shape) != 3 or min(self.shape) < 1:
-            raise DatasetError(f"{self.path}: the movie has shape {self.shape}: no frames or "
-                               "empty frames; a movie needs at least one frame of at least 1 x 1")
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.shape) * self.dtype.itemsize
-
-    def iter_frames(self) -> Iterator[np.ndarray]:
-        """The frames in order; a movie that ends early or runs long is a DatasetError."""
-        count = 0
-        for count, frame in enumerate(self._frames(), 1):
-            if count > self.shape[0]:
-                raise DatasetError(f"{self.path}: more frames than the {self.shape[0]} expected")
-            yield frame
-        if count != self.shape[0]:
-            raise DatasetError(f"{self.path}: the movie ends early: expected {self.shape[0]} "
-                               f"frames, found {count} (truncated file?)")
-
-    def _frames(self) -> Iterator[np.ndarray]:
-        raise NotImplementedError
-
-    def read(self) -> np.ndarray:
-        """The whole (frames, ny, nx) stack, filled frame by frame into one array."""
-        _check_fits_memory(self.path, self.nbytes, f"the whole {self.shape} {self.dtype} stack")
-        out = np.empty(self.shape, self.dtype)
-        for index, frame in enumerate(self.iter_frames()):
-            out[index] = frame
-        return out
-
-    def __repr__(self):
-        return f"{type(self).__name__}({str(self.path)!r}, shape={self.shape}, dtype={self.dtype.name})"
 
 
 class MrcMovie(Movie):
@@ -283,7 +171,7 @@ def _check_tiff_page(path: Path, page, index: int, free: int) -> None:
     if int(page.compression) != 1 and claimed > max(MIN_TIFF_CLAIM, MAX_TIFF_EXPANSION * stored):
         raise DatasetError(f"{path}: TIFF page {index} claims {page.shape} {page.dtype} "
                            f"({claimed} bytes) from {stored} stored bytes: damaged header")
-    _check_fits_memory(path, claimed, f"TIFF page {index}", free)
+    check_fits_memory(path, claimed, f"TIFF page {index}", free)
 
 
 class TiffMovie(Movie):
@@ -300,8 +188,6 @@ class TiffMovie(Movie):
         import tifffile
         file_size, free = path.stat().st_size, available_memory()
         with TiffLog() as log, tifffile.TiffFile(path) as tif:
-            if tif.is_eer:
-                raise _IsEer()
             first = tif.pages[0]
             frames, extents = 0, []
             for index, page in tiffpages.iter_pages(path, tif):
@@ -355,15 +241,6 @@ def _declared_frames(tif) -> int | None:
         return None
 
 
-def check_eer_options(grouping: Any, upsampling: Any) -> None:
-    """DatasetError unless grouping is an integer >= 1 and upsampling is 1 or 2."""
-    if isinstance(grouping, bool) or not isinstance(grouping, int) or grouping < 1:
-        raise DatasetError(f"eer_grouping: expected an integer >= 1 (internal frames per "
-                           f"fraction), got {grouping!r}")
-    if isinstance(upsampling, bool) or upsampling not in (1, 2):
-        raise DatasetError(f"eer_upsampling: {upsampling!r} is not one of 1 (4K), 2 (8K)")
-
-
 class NpyMovie(Movie):
     """A numpy .npy file: a 2-D frame or a 3-D (z, y, x) stack of numbers, memory-mapped so
     that frames stream from disk."""
@@ -409,10 +286,6 @@ class NpyMovie(Movie):
             yield np.array(frame, dtype=self.dtype)
 
 
-class _IsEer(Exception):
-    """A .tif that turned out to be EER."""
-
-
 # --------------------------------------------------------------------------------------
 # Opening files, folders and lists
 
@@ -425,25 +298,18 @@ def open_movie(path: str | os.PathLike, eer_grouping: int = 32, eer_upsampling: 
     if suffix not in MOVIE_SUFFIXES:
         check_regular_file(path)
         check_not_compressed(path)
-        raise DatasetError(f"{path}: unsupported movie type {suffix or '(no extension)'!r}; {_supported()}")
+        raise DatasetError(f"{path}: unsupported movie type {suffix or '(no extension)'!r}; {supported_text()}")
     check_regular_file(path)
     check_not_compressed(path)
     if suffix in MRC_SUFFIXES:
         return _open_mrc(path)
     if suffix == ".eer":
-        return _open_with(_eer_movie(), path, "EER", eer_grouping, eer_upsampling)
+        return _open_with(EerMovie, path, "EER", eer_grouping, eer_upsampling)
     if suffix == ".npy":
         return _open_with(NpyMovie, path, ".npy")
-    try:
-        return _open_with(TiffMovie, path, "TIFF")
-    except _IsEer:
-        return _open_with(_eer_movie(), path, "EER", eer_grouping, eer_upsampling)
-
-
-def _eer_movie():
-    """EerMovie (movies/eer.py builds on this module, so it is imported on first use)."""
-    from mrczbench.movies.eer import EerMovie
-    return EerMovie
+    if is_eer(path):  # EER files are TIFF files too, whatever their name
+        return _open_with(EerMovie, path, "EER", eer_grouping, eer_upsampling)
+    return _open_with(TiffMovie, path, "TIFF")
 
 
 def _open_mrc(path: Path) -> Movie:
@@ -469,7 +335,7 @@ def _open_mrc(path: Path) -> Movie:
 def _open_with(cls, path: Path, what: str, *args) -> Movie:
     try:
         return cls(path, *args)
-    except (DatasetError, _IsEer):
+    except DatasetError:
         raise
     except MemoryError:
         raise DatasetError(f"{path}: cannot read as {what}: it claims more memory than is "
@@ -527,7 +393,7 @@ def _expand(paths: Iterable, ancestors: tuple) -> Iterator[tuple[Path, bool]]:
         if _is_dir(path):
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in MOVIE_SUFFIXES and p.is_file())
             if not found:
-                raise DatasetError(f"{path}: folder holds no movie files ({_supported()})")
+                raise DatasetError(f"{path}: folder holds no movie files ({supported_text()})")
             yield from ((p, True) for p in found)
             continue
         suffix = path.suffix.lower()
@@ -551,5 +417,5 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def _supported() -> str:
+def supported_text() -> str:
     return "supported: " + " ".join(MOVIE_SUFFIXES + LIST_SUFFIXES) + " and folders"

@@ -48,8 +48,8 @@ def findings_table(results: LoadedResults):
 # --- recommended defaults ----------------------------------------------------------------------
 @dataclasses.dataclass
 class Recommendation:
-    text: str | None        # recommend_cli.as_text of the default scenario, None when none
-    document: dict | None   # recommend_cli.as_json of it
+    text: str | None        # recommend_text.as_text of the default scenario, None when none
+    document: dict | None   # recommend_text.as_json of it
     reason: str             # why there is none ("" when there is one)
     scenario: str           # the stated scenario in one line
 
@@ -91,7 +91,7 @@ def recommended_defaults(results: LoadedResults) -> Recommendation:
     """recommend() for DEFAULT_SCENARIO at the dose of the rows nearest 1 e/px/frame and the
     physical cores of the runs' machine."""
     from mrczbench.analysis import recommend as model
-    from mrczbench.analysis.recommend_cli import as_json, as_text
+    from mrczbench.analysis.recommend_text import as_json, as_text
     from mrczbench.movies.datasets import load_spec
     import numpy as np
     rows = _movie_rows(results.rows)

@@ -4,7 +4,6 @@ The model itself is `mrczbench.analysis.recommend`."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -13,12 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from mrczbench.analysis import recommend as model
+from mrczbench.analysis.recommend_text import as_json, as_text
 from mrczbench.argtypes import positive_int, positive_number
 from mrczbench.errors import MrczbenchError
-from mrczbench.units import MiB, format_number
-
-ALTERNATIVES = 4
-
 
 def add_commands(sub) -> None:
     p = sub.add_parser(
@@ -186,10 +182,10 @@ def _inline(config: dict) -> str:
 
 
 def measured_rows(args, scenario: model.Scenario, out: Path):
-    from mrczbench import load_results
+    from mrczbench.bench.runner import run_suite
+    from mrczbench.store import load_results
     if args.results:
         return load_results(args.results), None
-    from mrczbench import run_suite
     out.mkdir(parents=True, exist_ok=True)
     suite_file = out / f"sweep-{time.strftime('%Y%m%dT%H%M%S')}.toml"
     suite_file.write_text(sweep_suite(scenario), encoding="utf-8")
@@ -197,103 +193,6 @@ def measured_rows(args, scenario: model.Scenario, out: Path):
           f"results go to {out / 'results'}", file=sys.stderr)
     jsonl = run_suite(str(suite_file), data=args.data, out=out / "results", summary=False)
     return load_results(jsonl), jsonl
-
-
-# ---- output --------------------------------------------------------------------------------
-
-def snippets(e: model.Evaluation, s: model.Scenario) -> dict[str, str]:
-    cfg, threads = e.candidate.config, s.writer_cores
-    fmt = cfg.get("format")
-    if fmt == "mrcz":
-        extra = f" --blocksize {cfg['blocksize']}" if cfg.get("blocksize") else ""
-        filt = f" --filter {cfg['filter']}" if cfg.get("filter", "bitshuffle") != "bitshuffle" else ""
-        py_extra = f", blocksize={cfg['blocksize']}" if cfg.get("blocksize") else ""
-        py_filt = f", filter={cfg['filter']!r}" if filt else ""
-        return {"mrczbench": f"mrczbench compress movie.mrc movie.mrcz --codec {cfg['codec']} "
-                             f"--level {cfg['level']} --threads {threads}{extra}{filt}",
-                "python": f"mrcz.write('movie.mrcz', stack, codec={cfg['codec']!r}, "
-                          f"level={cfg['level']}, threads={threads}{py_extra}{py_filt})"}
-    if fmt == "tiff":
-        comp = cfg.get("compression", "none")
-        level = cfg.get("level")
-        relion = {"lzw": "--compression lzw", "deflate": f"--compression zip --deflate_level {level or 6}",
-                  "none": "--compression none"}.get(comp, f"--compression {comp}")
-        imod = {"lzw": "-c lzw", "deflate": f"-c zip -q {level or 6}", "none": ""}.get(comp, "")
-        return {"relion": f"relion_convert_to_tiff --i movies.star --o Converted/ {relion}",
-                "imod": f"mrc2tif -s {imod} movie.mrc movie.tif".replace("  ", " ")}
-    if fmt in ("bzip2", "lbzip2"):
-        return {"shell": f"lbzip2 -{cfg.get('level', 9)} -n {threads} -k movie.mrc   # -> movie.mrc.bz2"
-                if fmt == "lbzip2" else f"bzip2 -{cfg.get('level', 9)} -k movie.mrc   # -> movie.mrc.bz2"}
-    if fmt == "mrc-uint4":
-        return {"imod": "newstack -mode 101 movie.mrc movie-4bit.mrc",
-                "python": "mrcz.write('movie-4bit.mrc', stack, mode101=True)"}
-    return {}
-
-
-def as_json(result: dict[str, Any]) -> dict[str, Any]:
-    s: model.Scenario = result["scenario"]
-    ranked = result["ranked"]
-
-    def entry(e: model.Evaluation) -> dict[str, Any]:
-        c = e.candidate
-        return {"label": c.label, "format": c.config.get("format"), "codec": c.config.get("codec"),
-                "compression": c.config.get("compression"), "level": c.config.get("level"),
-                "blocksize": c.config.get("blocksize"), "filter": c.config.get("filter"),
-                "threads": s.writer_cores, "config": c.config, "ratio": c.ratio,
-                "ratio_dose": c.dose, "native": c.native,
-                "write_mib_per_s": c.write.mib_per_s, "write_op": c.write.op, "write_note": c.write.note,
-                "read_mib_per_s": c.read.mib_per_s, "read_op": c.read.op, "read_note": c.read.note,
-                "seconds_per_movie": {"write": e.write_s, "send": e.send_s, "read": e.read_s,
-                                      "convert": e.convert_s, "transfer": e.transfer_s},
-                "keeps_up": e.keeps_up, "margin": e.margin, "tb_per_year": e.tb_per_year,
-                "cost_per_year": e.cost_per_year, "snippets": snippets(e, s)}
-
-    return {"recommended": entry(ranked[0]),
-            "alternatives": [entry(e) for e in ranked[1:1 + ALTERNATIVES]],
-            "assumptions": {**dataclasses.asdict(s), "raw_bytes_per_movie": s.raw_bytes,
-                            "interval_s": s.interval_s, "link_mib_per_s": s.link_bytes_per_s / MiB,
-                            "model": model.__doc__.split("The model, per movie")[1].split("Speeds come")[0].strip()},
-            "notes": result["notes"]}
-
-
-def as_text(result: dict[str, Any]) -> str:
-    s: model.Scenario = result["scenario"]
-    ranked = result["ranked"][:1 + ALTERNATIVES]
-    best = ranked[0]
-    lines = [f"Recommended for goal '{s.goal}': {best.candidate.label} "
-             f"({json.dumps(best.candidate.config, sort_keys=True)}, threads {s.writer_cores})", ""]
-    header = ["", "contender", "ratio", "write MiB/s", "read MiB/s", "write s", "send s",
-              "read s", "transfer s", "keeps up (margin)", "TB/year", "$/year"]
-    rows = []
-    for i, e in enumerate(ranked):
-        c = e.candidate
-        mark = lambda sp: format_number(sp.mib_per_s) + ("*" if sp.note else "")
-        rows.append(["->" if i == 0 else str(i + 1), c.label + ("" if c.native else " (convert)"),
-                     f"{c.ratio:.3f}", mark(c.write), mark(c.read), f"{e.write_s:.2f}",
-                     f"{e.send_s:.2f}", f"{e.read_s + e.convert_s:.2f}", f"{e.transfer_s:.2f}",
-                     f"{'yes' if e.keeps_up else 'NO'} ({100 * e.margin:.0f} %)",
-                     format_number(round(e.tb_per_year, 1)), format_number(round(e.cost_per_year))])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines.append("  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-    derived = [(e.candidate.label, sp) for e in ranked for sp in (e.candidate.write, e.candidate.read) if sp.note]
-    for label, sp in derived:
-        lines.append(f"* {label} {sp.op}: {sp.note}")
-    lines += ["", "Use it:"] + [f"  {k}: {v}" for k, v in snippets(best, s).items()]
-    lines += ["", f"Assumptions: {s.detector}, {s.frames} x {s.shape[0]} x {s.shape[1]} x "
-              f"{s.bytes_per_pixel} B = {s.raw_bytes / MiB:,.0f} MiB per movie, dose {s.dose:g} "
-              f"e/px/frame; {s.movies_per_hour:g} movies/hour (one every {s.interval_s:,.0f} s); "
-              f"link {s.link_gbps:g} Gbit/s x {s.link_fraction:g} usable = {s.link_bytes_per_s / MiB:,.0f} MiB/s; "
-              f"writer {s.writer_cores} / reader {s.reader_cores} cores; headroom {100 * s.headroom:.0f} %; "
-              f"storage ${s.storage_cost:g}/TB/year over {s.hours_per_year:,.0f} h/year; "
-              f"readers: {', '.join(s.readers)}.",
-              "ratio = stored/raw; write = encode + file write into the page cache; transfer = "
-              "max(write, send) + read (compression and sending overlap).",
-              "Speeds, ratios and sizes are measured on this machine unless marked *; the model: "
-              "`mrczbench recommend --help` and docs/DESIGN.md."]
-    lines += [f"! {note}" for note in result["notes"]]
-    return "\n".join(lines)
 
 
 def run_command(args) -> int:

@@ -20,6 +20,7 @@ import numpy as np
 from mrczbench import mrcz
 from mrczbench.argtypes import positive_int
 from mrczbench.errors import MrczbenchError
+from mrczbench.movies import gain
 
 INPUT_SUFFIXES = (".mrc", ".mrcz", ".mrcs", ".tif", ".tiff", ".npy")
 MRCZ_SUFFIX = ".mrcz"
@@ -116,9 +117,7 @@ def add_commands(subparsers) -> None:
 def cmd_compress(args) -> int:
     _check_output(args.input, args.output, compressed=True)
     if args.gain:
-        from mrczbench.movies import gain  # counts + gain + unreliable pixels (issue 11)
-
-        return gain.cmd_compress_counts(args, open_input)
+        return _compress_counts(args)  # counts + gain + unreliable pixels (issue 11)
     if args.ignore_error:
         raise MrczbenchError("--ignore-error only applies with --gain")
     source = open_input(args.input)
@@ -134,6 +133,39 @@ def cmd_compress(args) -> int:
     return 0
 
 
+def _compress_counts(args) -> int:
+    """`mrczbench compress IN OUT.mrcz --gain GAIN.mrc [--ignore-error]`: integer counts, the
+    gain and the unreliable pixels' values (mrczbench.movies.gain)."""
+    source = open_input(args.input)
+    gain_map, reliable = gain.read_reference(args.gain, _source_shape(args.input))
+    dtype, section, frames = gain.convert_source(
+        str(args.input), lambda: open_input(args.input).frames, source.count, gain_map, reliable,
+        ignore_error=args.ignore_error)
+    section["gain_file"] = Path(args.gain).name
+    if dtype == np.uint8:
+        print(f"mrczbench compress: warning: counts up to 255 are stored as uint8: {UINT8_WARNING}",
+              file=sys.stderr, flush=True)
+    meta = dict(source.meta or {})
+    meta[gain.META_KEY] = section
+    written = mrcz.write(args.output, frames, codec=args.codec, level=args.level,
+                         threads=args.threads, blocksize=args.blocksize, filter=args.filter,
+                         meta=meta, meta_format="msgpack", **source.microscope)
+    ratio = f", ratio {written / source.raw_bytes:.3f}" if source.raw_bytes else ""
+    print(f"{args.output}: {source.count} frames of {dtype.name} counts with the gain of "
+          f"{args.gain} ({section['unreliable_pixels']} unreliable pixels kept as float32), "
+          f"{written} bytes{ratio}")
+    if section["changed_values"]:
+        print(f"{args.output}: NOT LOSSLESS: --ignore-error rounded {section['changed_values']} "
+              "value(s) that were not exact multiples of their reliable gain")
+    return 0
+
+
+def _source_shape(path) -> tuple[int, int]:
+    from mrczbench.movies import readers
+
+    return tuple(readers.open_movies([path])[0].shape[1:])
+
+
 def cmd_decompress(args) -> int:
     _check_output(args.input, args.output, compressed=False)
     source = open_input(args.input)
@@ -142,8 +174,6 @@ def cmd_decompress(args) -> int:
     meta_format = "json"
     section = (source.meta or {}).get("gain_counts")
     if args.normalise:
-        from mrczbench.movies import gain
-
         if section is None:
             raise MrczbenchError(f"{args.input}: --normalise needs a file written by "
                                  "`mrczbench compress --gain` (this one holds no gain)")
@@ -235,8 +265,6 @@ def _summarised_meta(meta):
     if meta and mrcz.CHECKSUM_KEY in meta:
         meta = {**meta, mrcz.CHECKSUM_KEY: f"{len(meta[mrcz.CHECKSUM_KEY])} SHA-256 digests"}
     if meta and "gain_counts" in meta:
-        from mrczbench.movies import gain
-
         return gain.describe_section(meta)
     return meta
 

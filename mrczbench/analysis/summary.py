@@ -1,0 +1,125 @@
+"""The terminal summary of one run (`mrczbench run` prints it when the run ends): the median
+per case of ratio, Shannon bound, efficiency and MiB/s per op, with the rows' errors."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mrczbench.analysis.stats import MIN_SAMPLES_FOR_SPREAD, UNSTABLE_SPREAD, summarise
+from mrczbench.bench.worker import TIMED_OUT
+from mrczbench.store import OPS
+
+
+def _per_case(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """case id -> first row, ratios, MiB/s of valid samples per op, errors, invalid count."""
+    cases: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = cases.setdefault(row["case_id"], {"first": row, "ops": {}, "ratios": [], "errors": [],
+                                                  "invalid": 0})
+        if row.get("error"):
+            entry["errors"].append(f"{row.get('op') or 'case'}: {row['error']}")
+            continue
+        if row.get("ratio") is not None and row.get("op") in ("write", "write_fsync", "encode"):
+            entry["ratios"].append(row["ratio"])
+        if not row.get("valid"):
+            entry["invalid"] += 1
+            continue
+        if row.get("mib_per_s") is not None:
+            entry["ops"].setdefault(row["op"], []).append(row["mib_per_s"])
+    return cases
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """Median per case: ratio (stored/raw), Shannon bound, efficiency, MiB/s per op.
+    A '*' marks an unstable series (mrczbench.analysis.stats: the report's and compare's rule)."""
+    cases = _per_case(rows)
+    if not cases:
+        return "(no results)"
+    ops = [op for op in OPS if any(op in e["ops"] for e in cases.values())]
+    # show a parameter column only where it tells one contender's cases apart (a sweep)
+    varying = []
+    for key in ("level", "threads", "blocksize"):
+        per_label: dict[str, set] = {}
+        for entry in cases.values():
+            per_label.setdefault(str(entry["first"].get("label")), set()).add(entry["first"].get(key))
+        if any(len(values) > 1 for values in per_label.values()):
+            varying.append(key)
+    header = ["contender", "dataset", "dose (e/px/frame)"] + [_param_header(k) for k in varying] + \
+        ["ratio (stored/raw)", "bound (stored/raw)", "efficiency (%)"] + [f"{op} (MiB/s)" for op in ops]
+    table = []
+    unstable = 0
+    notes = []
+    def sort_key(entry):
+        first = entry["first"]
+        return (str(first.get("dataset")), first.get("dose") or 0, str(first.get("format")),
+                str(first.get("codec")), *[first.get(k) or 0 for k in ("level", "threads", "blocksize")],
+                str(first.get("label")))
+    order = sorted(cases.values(), key=sort_key)
+    for entry in order:
+        first = entry["first"]
+        ratio = summarise(entry["ratios"]).median if entry["ratios"] else None
+        bound = first.get("bound_ratio")
+        line = [str(first.get("label")), str(first.get("dataset")), _num(first.get("dose"))]
+        line += [_num(first.get(k)) if k != "blocksize" else _blocksize(first.get(k)) for k in varying]
+        line += [_num(ratio, 3), _num(bound, 3),
+                 _num(100 * bound / ratio, 0) if (ratio and bound is not None) else "-"]
+        for op in ops:
+            values = entry["ops"].get(op)
+            if not values:
+                line.append("-")
+                continue
+            series = summarise(values)
+            median = series.median
+            mark = "*" if series.unstable else ""
+            unstable += series.unstable
+            line.append(f"{median:,.0f}{mark}" if median >= 100 else f"{median:.3g}{mark}")
+        if entry["errors"]:
+            notes.append(f"{first.get('label')} / {first.get('dataset')}: {entry['errors'][0]}"
+                         + (f" (+{len(entry['errors']) - 1} more)" if len(entry["errors"]) > 1 else ""))
+        if entry["invalid"]:
+            notes.append(f"{first.get('label')} / {first.get('dataset')}: {entry['invalid']} invalid "
+                         f"sample(s) left out (cold read not cold)")
+        table.append(line)
+    keep = [i for i in range(len(header)) if i < 2 or any(r[i] != "-" for r in table)]
+    header = [header[i] for i in keep]
+    table = [[r[i] for i in keep] for r in table]
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
+    text = ["  ".join(h.rjust(w) if i >= 2 else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths)))]
+    text.append("  ".join("-" * w for w in widths))
+    for line in table:
+        text.append("  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))))
+    text.append("ratio = stored/raw (0.37 = 37 % of the raw size); MiB = 2^20 bytes of raw data per "
+                "second, median of valid samples; efficiency = bound/ratio.")
+    if unstable:
+        text.append(f"* {unstable} series unstable: p10-p90 spread > {UNSTABLE_SPREAD:.0%} of the "
+                    f"median (series of {MIN_SAMPLES_FOR_SPREAD} or more samples).")
+    for note in notes:
+        text.append("! " + note)
+    timed_out = {row["case_id"]: row["error"] for row in rows
+                 if str(row.get("error") or "").startswith(TIMED_OUT)}
+    if timed_out:
+        limit = next(iter(timed_out.values()))[len(TIMED_OUT):].split()[0]
+        text.append(f"! {len(timed_out)} case(s) timed out at the limit of {limit} s per case "
+                    f"(--timeout {limit}): run again with a larger --timeout SECONDS, or with "
+                    f"--quick for a short run")
+    return "\n".join(text)
+
+
+def _param_header(key: str) -> str:
+    return {"blocksize": "blocksize (bytes)", "threads": "threads", "level": "level"}[key]
+
+
+def _blocksize(value: Any) -> str:
+    if value == 0:
+        return "auto"
+    if isinstance(value, int) and value >= 1024:
+        return f"{value // 1024}KiB" if value < 2**20 else f"{value / 2**20:g}MiB"
+    return _num(value)
+
+
+def _num(value: Any, digits: int | None = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if digits is not None:
+        return f"{value:.{digits}f}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
