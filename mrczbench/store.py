@@ -305,7 +305,7 @@ def recorded_cache_bytes(run_meta: dict[str, Any], level: str) -> int | None:
 
 
 def recorded_columns(run_meta: dict[str, Any]) -> dict[str, Any]:
-    """The machine columns results.load_results adds to every row of a run, to tell machines
+    """The machine columns load_results adds to every row of a run, to tell machines
     apart: host, cpu_model, kernel, fstype."""
     machine = recorded(run_meta)
     filesystem = machine.get("filesystem")

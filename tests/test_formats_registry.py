@@ -173,7 +173,7 @@ def test_labels_are_short_table_names(name, params, label):
 
 # --- `mrczbench formats list` -------------------------------------------------------------
 def run_formats_command(argv, capsys):
-    """The command as the CLI wires it (this module's add_commands on a fresh parser)."""
+    """The command as the CLI wires it (mrczbench.commands.formats.add_commands on a fresh parser)."""
     parser = argparse.ArgumentParser(prog="mrczbench")
     add_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
