@@ -15,11 +15,10 @@ def load_results(path_or_dir, **kwargs):
 
 
 def run_suite(name, **kwargs):
-    from mrczbench import store
+    from mrczbench.analysis.summary import print_summary
     from mrczbench.bench.runner import run_suite as _run
-    from mrczbench.commands.run import print_summary
 
     path = _run(name, **kwargs)
     if kwargs.get("summary", True):
-        print_summary(path, list(store.iter_rows(path)))
+        print_summary(path)
     return path

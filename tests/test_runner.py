@@ -145,6 +145,21 @@ def run(tmp_path, suite_path, **kwargs):
     return path, list(store.iter_rows(path))
 
 
+def test_the_summary_is_printed_by_the_command_and_the_public_run_suite_not_the_harness(tmp_path, capsys):
+    import mrczbench
+    suite = tiny_suite(tmp_path, ["test-raw"])
+    path, _ = run(tmp_path, suite, out=tmp_path / "harness", summary=True)
+    assert capsys.readouterr().out == ""  # bench/ announces on stderr only
+    path = mrczbench.run_suite(str(suite), out=tmp_path / "public", cache_dir=tmp_path / "cache",
+                               progress=False)
+    out = capsys.readouterr().out
+    assert "ratio (stored/raw)" in out and out.rstrip().endswith(f"results: {path}")
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "cli"), "--cache-dir",
+                 str(tmp_path / "cache"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio (stored/raw)" in out and "results: " + str(tmp_path / "cli") in out
+
+
 def test_good_contender_rows_follow_the_schema(tmp_path):
     path, rows = run(tmp_path, tiny_suite(tmp_path, ["test-raw"]))
     assert {r["op"] for r in rows} == {"encode", "decode", "write", "read_warm"}

@@ -7,7 +7,7 @@ from typing import Any
 
 from mrczbench.analysis.stats import MIN_SAMPLES_FOR_SPREAD, UNSTABLE_SPREAD, summarise
 from mrczbench.bench.worker import TIMED_OUT
-from mrczbench.store import OPS
+from mrczbench.store import OPS, iter_rows
 
 
 def _per_case(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -123,3 +123,10 @@ def _num(value: Any, digits: int | None = None) -> str:
     if digits is not None:
         return f"{value:.{digits}f}"
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def print_summary(run_path) -> None:
+    """The summary table of a finished run and where its rows are (what `mrczbench run` and
+    mrczbench.run_suite print at the end)."""
+    print(summary_table(list(iter_rows(run_path))))
+    print(f"results: {run_path}")

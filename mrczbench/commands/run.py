@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from mrczbench import store
-from mrczbench.analysis.summary import summary_table
+from mrczbench.analysis.summary import print_summary
 from mrczbench.argtypes import positive_int, positive_number
 from mrczbench.bench import plan, runner, suites, timing
 
@@ -56,17 +56,12 @@ def _cmd_run(args) -> int:
         for case in plan.order_cases(suite.cases(data=args.data), suite.seed):
             print(case.case_id)
         return 0
-    path = runner.run_suite(args.suite, quick=args.quick, profile=args.profile, data=args.data, out=args.out, scratch=args.scratch,
-                     resume=args.resume, repeats=args.repeats, timeout=args.timeout, seed=args.seed,
-                     cache_dir=args.cache_dir, eviction=args.eviction, progress=not args.no_progress,
-                     command_line=["mrczbench"] + sys.argv[1:])
+    path = runner.run_suite(args.suite, quick=args.quick, profile=args.profile, data=args.data,
+                            out=args.out, scratch=args.scratch, resume=args.resume,
+                            repeats=args.repeats, timeout=args.timeout, seed=args.seed,
+                            cache_dir=args.cache_dir, eviction=args.eviction,
+                            progress=not args.no_progress,
+                            command_line=["mrczbench"] + sys.argv[1:])
+    print_summary(path)
     rows = list(store.iter_rows(path))
-    print_summary(path, rows)
     return 1 if rows and all(row.get("error") for row in rows) else 0
-
-
-def print_summary(path, rows) -> None:
-    """The summary table of a finished run and where its rows are."""
-    print(summary_table(rows))
-    print(f"results: {path}")
-
