@@ -48,3 +48,10 @@ def test_no_two_modules_import_each_other():
             if back:
                 circles.append(f"{importer} -> {' -> '.join(back)}")
     assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+def test_nothing_imports_the_public_facade():
+    # mrczbench/__init__.py (load_results, run_suite) reaches into the upper floors: a module
+    # importing it would import upwards (the layers contract sees only the subpackages)
+    graph = grimp.build_graph("mrczbench")
+    assert graph.find_modules_that_directly_import("mrczbench") == set()
