@@ -1,5 +1,5 @@
-"""RELION STAR files for batch conversion: read the movie names of the movies block and write
-the same file back with new names, every other line (optics block, other columns, comments)
+"""RELION STAR files for batch conversion: the movie rows (read by movies.lists, the one STAR
+parser) and the same file written back with new names, every other line (optics block, other columns, comments)
 kept as it was."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mrczbench.errors import MrczbenchError
-from mrczbench.movies.lists import STAR_MOVIE_COLUMN as MOVIE_COLUMN, star_values
+from mrczbench.movies.lists import star_movie_rows
 
 @dataclass
 class StarMovies:
@@ -37,39 +37,13 @@ def _quoted(value: str) -> str:
 
 
 def read_star(path: Path) -> StarMovies:
-    """The movie rows of `path`: the `movies` block's loop if there is one, else any loop with
-    a rlnMicrographMovieName column (RELION's own fallback for files without optics groups)."""
+    """The lines of `path` and its movie rows, as movies.lists.star_movie_rows chooses them."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # split as the parser's text reader does (not splitlines: it also splits on \f, \x1c...)
+        lines = path.read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise MrczbenchError(f"{path}: cannot read the STAR file: {exc}") from None
-    found = StarMovies(path, lines)
-    block, columns, in_loop, in_rows = "", [], False, False
-    candidates: dict[str, list] = {}
-    for index, raw in enumerate(lines):
-        line = raw.strip()
-        if line.startswith("data_"):
-            block, in_loop, in_rows = line[5:], False, False
-            continue
-        if line == "loop_":
-            columns, in_loop, in_rows = [], True, False
-            continue
-        if not in_loop or not line or line.startswith("#"):
-            if in_rows and not line:
-                in_loop = in_rows = False
-            continue
-        if line.startswith("_") and not in_rows:
-            columns.append(line.split()[0][1:])
-            continue
-        in_rows = True
-        if MOVIE_COLUMN not in columns:
-            continue
-        tokens = star_values(path, index + 1, line)
-        if len(tokens) != len(columns):
-            raise MrczbenchError(f"{path}:{index + 1}: {len(tokens)} values for {len(columns)} columns")
-        candidates.setdefault(block, []).append((index, tokens, columns.index(MOVIE_COLUMN)))
-    rows = candidates.get("movies") or next(iter(candidates.values()), None)
-    if not rows:
-        raise MrczbenchError(f"{path}: no {MOVIE_COLUMN} column with movies in any loop")
-    found.rows = rows
-    return found
+    if lines[-1] == "":
+        lines.pop()
+    rows = [(row.number - 1, row.values, row.column) for row in star_movie_rows(path)]
+    return StarMovies(path, lines, rows)

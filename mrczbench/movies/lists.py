@@ -1,10 +1,11 @@
 """Movie lists: `.lst` (one path a line, `#` comments) and RELION `.star` files (column
-rlnMicrographMovieName in any loop), read line by line so that a list of 10^6 movies is
+rlnMicrographMovieName of the movies block), read line by line so that a list of 10^6 movies is
 never held in memory; and how an entry's relative path resolves."""
 from __future__ import annotations
 
 import errno
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -33,15 +34,27 @@ def list_entries(path: Path) -> Iterator[str]:
         raise DatasetError(f"{path}: the list names no movies")
 
 
-def star_entries(path: Path) -> Iterator[str]:
-    """Values of rlnMicrographMovieName from every loop of a RELION .star file, streamed."""
-    columns: list[str] = []
+@dataclass(frozen=True)
+class StarRow:
+    """One row of a STAR file's movie loop."""
+    number: int          # line number, from 1
+    values: list[str]
+    column: int          # index of rlnMicrographMovieName in values
+
+    @property
+    def movie(self) -> str:
+        return self.values[self.column]
+
+
+def _movie_loop_lines(path: Path) -> Iterator[tuple[str, int, str, list[str]]]:
+    """(block, line number, line, columns) of each row of a loop with a rlnMicrographMovieName
+    column, streamed, values not yet split."""
+    block, columns = "", []
     in_loop = reading_rows = False
-    count = 0
     for number, raw in _lines(path, "STAR file"):
         line = raw.strip()
         if line.startswith("data_"):
-            in_loop = reading_rows = False
+            block, in_loop, reading_rows = line[5:], False, False
             continue
         if line == "loop_":
             in_loop, reading_rows, columns = True, False, []
@@ -55,14 +68,41 @@ def star_entries(path: Path) -> Iterator[str]:
             continue
         reading_rows = True
         if STAR_MOVIE_COLUMN in columns:
-            values = star_values(path, number, line)
-            if len(values) != len(columns):
-                raise DatasetError(f"{path}: line {number} has {len(values)} values for "
-                                   f"{len(columns)} columns: {line!r}")
-            count += 1
-            yield values[columns.index(STAR_MOVIE_COLUMN)]
-    if not count:
+            yield block, number, line, columns
+
+
+def star_movie_block(path: Path) -> str:
+    """The block that lists the movies: `movies` when the file has one with movie rows
+    (RELION 3.1: data_optics + data_movies), else the first block with a loop of
+    rlnMicrographMovieName rows (RELION 3.0's single block, RELION's own fallback)."""
+    first = None
+    for block, *_ in _movie_loop_lines(path):
+        if block == "movies":
+            return block
+        if first is None:
+            first = block
+    if first is None:
         raise DatasetError(f"{path}: no {STAR_MOVIE_COLUMN} column with movies in any loop")
+    return first
+
+
+def star_movie_rows(path: Path) -> Iterator[StarRow]:
+    """The rows of the movie block (star_movie_block), streamed: the one STAR reader that
+    both the movie lists and `convert` use."""
+    chosen = star_movie_block(path)
+    for block, number, line, columns in _movie_loop_lines(path):
+        if block != chosen:
+            continue
+        values = star_values(path, number, line)
+        if len(values) != len(columns):
+            raise DatasetError(f"{path}: line {number} has {len(values)} values for "
+                               f"{len(columns)} columns: {line!r}")
+        yield StarRow(number, values, columns.index(STAR_MOVIE_COLUMN))
+
+
+def star_entries(path: Path) -> Iterator[str]:
+    """The movie names of a RELION .star file (star_movie_rows), streamed."""
+    return (row.movie for row in star_movie_rows(path))
 
 
 def star_values(path: Path, number: int, line: str) -> list[str]:
