@@ -77,6 +77,22 @@ def test_folder_to_relion_tiff_is_flipped_like_relion(project):
     assert main(["verify", "T"]) == 0
 
 
+@pytest.mark.parametrize("compression", ["lzw", "deflate"])
+def test_tiff_contender_stores_the_bytes_convert_writes(project, compression):
+    """The benchmark measures the file `convert` writes (formats.tiff.write_relion_tiff)."""
+    from mrczbench.formats import get_format
+    root, stacks = project
+    assert main(["convert", "Movies/a/m0.mrc", "--out", "T", "--format", "tiff",
+                 "--compression", compression]) == 0
+    converted = next((root / "T").rglob("m0.tif")).read_bytes()
+    contender = get_format("tiff", compression=compression)
+    stack = stacks["Movies/a/m0.mrc"]
+    assert contender.encode(stack) == converted
+    contender.write(root / "contender.tif", stack)
+    assert (root / "contender.tif").read_bytes() == converted
+    np.testing.assert_array_equal(contender.read(root / "contender.tif"), stack)
+
+
 def test_dask_local_cluster(project):
     distributed = pytest.importorskip("distributed")
     root, stacks = project

@@ -5,7 +5,8 @@ process pool and on Dask workers, so it takes and returns plain picklable values
 
 TIFF orientation: relion_convert_to_tiff writes each frame's rows bottom-up ("Have to flip
 the Y axis") because RELION flips TIFF along Y when reading; mrczbench writes TIFF the same
-way, so RELION sees the orientation of the MRC input, and flips back when verifying.
+way (formats.tiff.write_relion_tiff, which the `tiff` contender also writes), so RELION sees
+the orientation of the MRC input, and flips back when verifying.
 """
 from __future__ import annotations
 
@@ -76,15 +77,9 @@ def _write_counts(path: Path, movie, settings: Settings, digests: list[bytes]) -
 
 
 def _write_tiff(path: Path, frames, settings: Settings, nx: int) -> None:
-    import tifffile
-    from mrczbench.formats.tiff import TIFF_COMPRESSION
-    compression = tiff_compression(settings, nx)
-    args = {"level": settings.tiff_level} if compression == "deflate" else None
-    with tifffile.TiffWriter(path) as tif:
-        for frame in frames:
-            tif.write(frame[::-1], photometric="minisblack", compression=TIFF_COMPRESSION[compression],
-                      compressionargs=args, rowsperstrip=frame.shape[0], software="mrczbench",
-                      contiguous=False)
+    from mrczbench.formats.tiff import write_relion_tiff
+    write_relion_tiff(path, frames, compression=tiff_compression(settings, nx),
+                      level=settings.tiff_level)
 
 
 def decoded_frames(path: Path, fmt: str) -> Iterator[np.ndarray]:
@@ -98,10 +93,8 @@ def decoded_frames(path: Path, fmt: str) -> Iterator[np.ndarray]:
         else:
             yield from mrcz.iter_frames(path)
         return
-    import tifffile
-    with tifffile.TiffFile(path) as tif:
-        for page in tif.pages:
-            yield page.asarray()[::-1]
+    from mrczbench.formats.tiff import iter_relion_tiff
+    yield from iter_relion_tiff(path)
 
 
 def frame_digests(path: Path, fmt: str) -> list[bytes]:

@@ -3,7 +3,9 @@
 `tiff` is what RELION's relion_convert_to_tiff and SerialEM write: one page per frame,
 LZW or deflate (zip), and by default the whole frame in one strip ("treats all rows in a frame
 as one TIFF strip to improve the compression ratio"); `line_by_line` writes one strip per row
-as RELION's --line_by_line does.
+as RELION's --line_by_line does. Each frame's rows are stored bottom-up as
+relion_convert_to_tiff stores them: the file is the one `mrczbench convert --format tiff`
+writes (both call write_relion_tiff), byte for byte.
 
 `jpeg2000` and `jpegxl` are the lossless image codecs in the same container: one codestream per
 frame, written as TIFF compression 34712 (JPEG 2000) and 50002 (JPEG XL) so a stack is one file
@@ -19,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterable, Iterator
 
 import numpy as np
 
@@ -45,6 +47,34 @@ def write_tiff(target: Path | BinaryIO, stack: np.ndarray, *, compression: str |
         compressionargs=compressionargs or None,
         rowsperstrip=rowsperstrip or stack.shape[1], maxworkers=threads,
         metadata={"dtype": dtype} if dtype else {})
+
+
+def write_relion_tiff(target: Path | BinaryIO, frames: Iterable[np.ndarray], *, compression: str,
+                      level: int | None = None, rowsperstrip: int | None = None,
+                      threads: int | None = None) -> None:
+    """The TIFF that `convert` writes and the `tiff` contender measures: relion_convert_to_tiff's
+    file, one page per frame written as it comes (a stream of frames is never held whole), each
+    frame's rows bottom-up ("Have to flip the Y axis": RELION flips TIFF along Y when reading,
+    so RELION sees the orientation of the input). `compression` is lzw | deflate | none;
+    `level` applies to deflate; `rowsperstrip` None is the whole frame in one strip;
+    `threads` None is tifffile's default."""
+    import tifffile
+
+    args = {"level": level} if compression == "deflate" and level else None
+    with tifffile.TiffWriter(target) as tif:
+        for frame in frames:
+            tif.write(frame[::-1], photometric="minisblack", compression=TIFF_COMPRESSION[compression],
+                      compressionargs=args, rowsperstrip=rowsperstrip or frame.shape[0],
+                      software="mrczbench", contiguous=False, maxworkers=threads)
+
+
+def iter_relion_tiff(source: str | Path | BinaryIO) -> Iterator[np.ndarray]:
+    """The frames of a write_relion_tiff file as they were given (each page flipped back)."""
+    import tifffile
+
+    with tifffile.TiffFile(source) as tif:
+        for page in tif.pages:
+            yield page.asarray()[::-1]
 
 
 def read_tiff(source: str | Path | BinaryIO, threads: int = 1) -> np.ndarray:
@@ -78,13 +108,16 @@ class _TiffContainer(Format):
         pixels, options = self.tiff_options(stack)
         write_tiff(target, pixels, threads=self.config.threads, **options)
 
+    def _read(self, source: Path | BinaryIO) -> np.ndarray:
+        return read_tiff(source, self.config.threads)
+
     def encode(self, stack: np.ndarray) -> bytes:
         buffer = io.BytesIO()
         self._write(buffer, stack)
         return buffer.getvalue()
 
     def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        data = read_tiff(io.BytesIO(blob), self.config.threads)
+        data = self._read(io.BytesIO(blob))
         return data.view(np.dtype(dtype)).reshape(shape)
 
     def write(self, path: Path, stack: np.ndarray) -> int:
@@ -94,7 +127,7 @@ class _TiffContainer(Format):
         return Path(path).stat().st_size
 
     def read(self, path: Path) -> np.ndarray:
-        return read_tiff(Path(path), self.config.threads)
+        return self._read(Path(path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,13 +165,26 @@ class TiffFormat(_TiffContainer):
             kind = f"deflate-{self.deflate_level()}"
         return f"tiff {kind}" + (" lines" if self.config.line_by_line else "")
 
-    def tiff_options(self, stack):
-        level = self.deflate_level()
-        return stack, {
-            "compression": TIFF_COMPRESSION[self.config.compression],
-            "compressionargs": {"level": level} if level else None,
-            "rowsperstrip": 1 if self.config.line_by_line else stack.shape[1],
-        }
+    def _write(self, target: Path | BinaryIO, stack: np.ndarray) -> None:
+        # the file `convert` writes (write_relion_tiff), so the benchmark measures that file
+        self.require_data(stack)
+        write_relion_tiff(target, stack, compression=self.config.compression,
+                          level=self.deflate_level(),
+                          rowsperstrip=1 if self.config.line_by_line else None,
+                          threads=self.config.threads)
+
+    def _read(self, source: Path | BinaryIO) -> np.ndarray:
+        import tifffile
+
+        try:
+            frames = list(iter_relion_tiff(source))
+        except (tifffile.TiffFileError, ValueError, IndexError) as exc:
+            raise FormatError(f"{source if not hasattr(source, 'read') else 'TIFF'}: "
+                              f"cannot read TIFF ({exc})") from None
+        if not frames:
+            raise FormatError(f"{source if not hasattr(source, 'read') else 'TIFF'}: "
+                              f"cannot read TIFF (no pages)")
+        return np.stack(frames)
 
 
 @dataclasses.dataclass(frozen=True)
