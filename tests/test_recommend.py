@@ -175,3 +175,13 @@ def test_focused_sweep_end_to_end(tmp_path, monkeypatch):
     assert all(p.endswith(".jsonl") and (tmp_path / p).exists() for p in document["results"])
     ratios = [best["ratio"]] + [a["ratio"] for a in document["alternatives"] if a["keeps_up"]]
     assert best["ratio"] == min(ratios)  # archive: the smallest store that keeps up
+
+
+def test_default_out_is_under_results(tmp_path, monkeypatch, capsys):
+    """Without --out the recommendation goes to results/recommend (ignored by git), not to a
+    ./recommend folder left in the checkout."""
+    monkeypatch.chdir(tmp_path)
+    write_rows(tmp_path / "r.jsonl", {"mrcz lz4-1": FAST, "tiff lzw": TIFF})
+    assert main(["recommend", "--results", "r.jsonl", "--json"]) == 0
+    assert sorted((tmp_path / "results/recommend").glob("recommendation-*.json"))
+    assert not (tmp_path / "recommend").exists()

@@ -67,8 +67,8 @@ def add_commands(sub) -> None:
     how = p.add_argument_group("measurements and output")
     how.add_argument("--results", nargs="+", metavar="FILE_OR_DIR", help="result files or folders "
                      "from `mrczbench run` (default: run a short focused sweep now)")
-    how.add_argument("--out", default="recommend", help="folder for the recommendation and the "
-                     "sweep's results (default ./recommend)")
+    how.add_argument("--out", default="results/recommend", help="folder for the recommendation "
+                     "and the sweep's results (default results/recommend, beside `run`'s results)")
     how.add_argument("--json", action="store_true", help="print JSON instead of the table")
     how.add_argument("--list-readers", action="store_true",
                      help="print which formats each program reads, with sources, and exit")
