@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from mrczbench.errors import FormatError
-from mrczbench.formats import framed, get_format
+from mrczbench.formats import framed, framed_formats, get_format
 from mrczbench.formats.base import Format
 
-FRAMED = ("pcodec", "htj2k", "jpegls", "lerc")
+FRAMED = tuple(framed_formats().values())  # the registry's FramedFormat contenders
 STREAMS = ("zstd", "lz4")
 ALL_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "float16", "float32",
               "float64", "complex64")
@@ -291,3 +291,9 @@ def test_streams_use_no_filter_and_levels_change_output():
     # zstandard's worker threads give a valid stream of the same data
     threaded = available("zstd", threads=2).encode(stack)
     assert zstandard.ZstdDecompressor().decompress(threaded) == stack.astype("<i2").tobytes()
+
+
+def test_framed_formats_come_from_the_registry():
+    """The fuzz seeds and the tests above find every FramedFormat contender by its class."""
+    assert framed_formats() == {".pco.frames": "pcodec", ".htj2k.frames": "htj2k",
+                                ".jls.frames": "jpegls", ".lerc.frames": "lerc"}

@@ -185,3 +185,23 @@ def test_default_out_is_under_results(tmp_path, monkeypatch, capsys):
     assert main(["recommend", "--results", "r.jsonl", "--json"]) == 0
     assert sorted((tmp_path / "results/recommend").glob("recommendation-*.json"))
     assert not (tmp_path / "recommend").exists()
+
+
+def test_readers_and_sweep_come_from_the_formats():
+    """--readers and the focused sweep are declared on the Format classes (native_readers,
+    sweep_contenders), so a new contender needs no list here."""
+    from mrczbench.formats import format_class, format_names
+    assert model.native_formats("relion") == {
+        ("mrc", None), ("mrc-uint4", None), ("tiff", "lzw"), ("tiff", "deflate"), ("tiff", "none"),
+        ("bzip2", None), ("lbzip2", None)}
+    assert model.native_formats("motioncor") == {
+        ("mrc", None), ("tiff", "lzw"), ("tiff", "deflate"), ("tiff", "none")}
+    declared = {r for name in format_names() for r in format_class(name).native_readers}
+    assert declared <= set(model.READER_SOURCES)  # every program named has its source
+    sweep = model.sweep_contenders()
+    assert sweep["mrcz zstd-1"] == {"format": "mrcz", "codec": "zstd", "level": 1}
+    assert sweep["mrc uint4"] == {"format": "mrc-uint4"}
+    assert len(sweep) == 10
+    for label, config in sweep.items():  # each is a valid config
+        format_class(config["format"]).config_from_dict(
+            {k: v for k, v in config.items() if k != "format"})

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -44,34 +45,20 @@ from mrczbench.units import MiB
 
 GOALS = ("live", "transfer", "archive")
 
-# Formats each program reads natively, as (format, compression) keys: TIFF carries its
-# compression, other formats carry None. Sources are printed with --list-readers.
-READERS: dict[str, dict[str, Any]] = {
-    "relion": {
-        "formats": {("mrc", None), ("mrc-uint4", None), ("tiff", "lzw"), ("tiff", "deflate"),
-                    ("tiff", "none"), ("bzip2", None), ("lbzip2", None)},
-        "source": "RELION movie-compression page (MRC, TIFF LZW/deflate, EER >= 3.1.1, 4-bit MRC); "
-                  ".mrc.bz2 movies from RELION 4.0.1 (EMPIAR PDBj compression note); no MRCZ",
-    },
-    "cryosparc": {
-        "formats": {("mrc", None), ("tiff", "lzw"), ("tiff", "deflate"), ("tiff", "none"),
-                    ("bzip2", None), ("lbzip2", None)},
-        "source": "CryoSPARC guide, Import Movies: .mrc, .mrc.bz2, .tif, .eer; MRC mode 101 "
-                  "unsupported (discuss.cryosparc.com/t/importing-mrc-movies/3115)",
-    },
-    "motioncor": {
-        "formats": {("mrc", None), ("tiff", "lzw"), ("tiff", "deflate"), ("tiff", "none")},
-        "source": "MotionCor2 manual: -InMrc, -InTiff (libtiff: LZW/deflate), -InEer; 4-bit MRC "
-                  "not confirmed, so left out",
-    },
-    "imod": {
-        "formats": {("mrc", None), ("mrc-uint4", None), ("tiff", "lzw"), ("tiff", "deflate"),
-                    ("tiff", "none")},
-        "source": "IMOD: MRC incl. mode 101 (SerialEM's 4-bit format), TIFF via libtiff (mrc2tif, "
-                  "newstack)",
-    },
+# The programs `--readers` names, with the sources for the formats they read natively (printed
+# with --list-readers). Which formats each reads is declared on the formats
+# (Format.native_readers) and collected by native_formats().
+READER_SOURCES: dict[str, str] = {
+    "relion": "RELION movie-compression page (MRC, TIFF LZW/deflate, EER >= 3.1.1, 4-bit MRC); "
+              ".mrc.bz2 movies from RELION 4.0.1 (EMPIAR PDBj compression note); no MRCZ",
+    "cryosparc": "CryoSPARC guide, Import Movies: .mrc, .mrc.bz2, .tif, .eer; MRC mode 101 "
+                 "unsupported (discuss.cryosparc.com/t/importing-mrc-movies/3115)",
+    "motioncor": "MotionCor2 manual: -InMrc, -InTiff (libtiff: LZW/deflate), -InEer; 4-bit MRC "
+                 "not confirmed, so left out",
+    "imod": "IMOD: MRC incl. mode 101 (SerialEM's 4-bit format), TIFF via libtiff (mrc2tif, "
+            "newstack)",
 }
-READER_CHOICES = tuple(READERS) + ("any",)
+READER_CHOICES = tuple(READER_SOURCES) + ("any",)
 
 # --detector -> dataset spec: shape, frames, dtype, kind and a typical dose
 DETECTORS = {
@@ -80,19 +67,6 @@ DETECTORS = {
     "eer": "falcon4-eer-4k", "super-resolution": "k2-superres-4bit",
 }
 
-# The focused sweep run when no --results are given: the usual candidates of each family.
-SWEEP_CONTENDERS = {
-    "mrcz zstd-1": {"format": "mrcz", "codec": "zstd", "level": 1},
-    "mrcz zstd-5": {"format": "mrcz", "codec": "zstd", "level": 5},
-    "mrcz lz4-1": {"format": "mrcz", "codec": "lz4", "level": 1},
-    "mrcz zlib-1": {"format": "mrcz", "codec": "zlib", "level": 1},
-    "tiff lzw": {"format": "tiff", "compression": "lzw"},
-    "tiff deflate-6": {"format": "tiff", "compression": "deflate", "level": 6},
-    "bzip2-9": {"format": "bzip2", "level": 9},
-    "lbzip2-9": {"format": "lbzip2", "level": 9},
-    "mrc uint4": {"format": "mrc-uint4"},
-    "mrc": {"format": "mrc"},
-}
 PAPER_SCALING = 0.7        # speed-up per added thread, the MRCZ paper's blosc figure
 DEFAULT_LINK_FRACTION = 0.63  # the paper's 60-90 MB/s (MiB) on 1 Gbit/s: 75 MiB/s midpoint
 
@@ -169,8 +143,40 @@ def format_key(config: dict) -> tuple[str, str | None]:
     return (fmt, config.get("compression", "none")) if fmt == "tiff" else (fmt, None)
 
 
+def _format_classes() -> list:
+    """The registered format classes that load here (a broken plugin is left out)."""
+    from mrczbench import formats
+    found = []
+    for name in formats.format_names():
+        try:
+            found.append(formats.format_class(name))
+        except MrczbenchError:
+            continue
+    return found
+
+
+@functools.cache
+def native_formats(program: str) -> frozenset[tuple[str, str | None]]:
+    """The format_key()s `program` reads natively, from the formats' native_readers: TIFF once
+    per compression (all of them: libtiff), other formats with None."""
+    from mrczbench.formats.tiff import TIFF_COMPRESSION
+    keys = set()
+    for cls in _format_classes():
+        if program in cls.native_readers:
+            codecs = TIFF_COMPRESSION if cls.name == "tiff" else (None,)
+            keys.update((cls.name, codec) for codec in codecs)
+    return frozenset(keys)
+
+
+def sweep_contenders() -> dict[str, dict[str, Any]]:
+    """The focused sweep run when no --results are given: each format's declared
+    sweep_contenders (the usual candidates of each family), label -> config."""
+    return {label: {"format": cls.name, **fields} for cls in _format_classes()
+            for label, fields in cls.sweep_contenders.items()}
+
+
 def is_native(config: dict, readers: tuple[str, ...]) -> bool:
-    return all(format_key(config) in READERS[r]["formats"] for r in readers if r != "any")
+    return all(format_key(config) in native_formats(r) for r in readers if r != "any")
 
 
 def _ignores_threads(fmt: str) -> bool:

@@ -145,12 +145,12 @@ def sweep_suite(scenario: model.Scenario) -> str:
     from mrczbench import formats
     from mrczbench.movies.datasets import load_spec
     preset = load_spec(model.DETECTORS[scenario.detector])
-    names = [n for n, cfg in model.SWEEP_CONTENDERS.items()
-             if cfg["format"] in formats.format_names()
-             and not formats.format_class(cfg["format"]).unavailable_reason()
+    sweep = model.sweep_contenders()
+    names = [n for n, cfg in sweep.items()
+             if not formats.format_class(cfg["format"]).unavailable_reason()
              and (scenario.allow_conversion or model.is_native(cfg, scenario.readers))]
     threads = sorted({scenario.writer_cores, scenario.reader_cores})
-    contenders = "\n".join(f'"{n}" = {_inline(model.SWEEP_CONTENDERS[n])}' for n in names)
+    contenders = "\n".join(f'"{n}" = {_inline(sweep[n])}' for n in names)
     options = "".join(f"\n{k} = {json.dumps(v)}" for k, v in preset.options.items())
     return f'''description = "recommend: focused sweep for {scenario.detector} at dose {scenario.dose:g}"
 figure = "recommend"
@@ -197,9 +197,10 @@ def measured_rows(args, scenario: model.Scenario, out: Path):
 
 def run_command(args) -> int:
     if args.list_readers:
-        for name, entry in model.READERS.items():
-            formats = ", ".join(f"{f}" + (f" {c}" if c else "") for f, c in sorted(entry["formats"], key=str))
-            print(f"{name}: {formats}\n    source: {entry['source']}")
+        for name, source in model.READER_SOURCES.items():
+            formats = ", ".join(f"{f}" + (f" {c}" if c else "") for f, c in
+                                sorted(model.native_formats(name), key=str))
+            print(f"{name}: {formats}\n    source: {source}")
         return 0
     from mrczbench.atomic import atomic_output
     facts = measure_movies(args.data) if args.data else None

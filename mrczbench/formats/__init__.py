@@ -11,6 +11,7 @@ A built-in name wins over a plugin of the same name.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from importlib.metadata import entry_points
@@ -19,7 +20,7 @@ from typing import Any
 from mrczbench.errors import FormatError
 from mrczbench.formats.base import Format, FormatConfig
 
-__all__ = ["Format", "FormatConfig", "get_format", "format_class", "format_names",
+__all__ = ["Format", "FormatConfig", "get_format", "format_class", "format_names", "framed_formats",
            "format_from_dict", "format_from_json", "describe_formats"]
 
 # name -> "module:Class"; imported lazily so one missing optional library breaks one format only
@@ -75,6 +76,22 @@ def format_class(name: str) -> type[Format]:
     if not (isinstance(cls, type) and issubclass(cls, Format)):
         raise FormatError(f"format {name!r} ({registry[name]}) is not a mrczbench Format")
     return cls
+
+
+@functools.cache
+def framed_formats() -> dict[str, str]:
+    """suffix -> name of every registered format stored in the framed container
+    (FramedFormat subclasses); a plugin that does not load here is left out."""
+    from mrczbench.formats.framed import FramedFormat
+    found = {}
+    for name in format_names():
+        try:
+            cls = format_class(name)
+        except FormatError:
+            continue
+        if issubclass(cls, FramedFormat):
+            found[cls.suffix] = name
+    return found
 
 
 def get_format(name: str, **params: Any) -> Format:

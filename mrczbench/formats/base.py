@@ -127,6 +127,12 @@ class Format:
     # Result-row columns this contender fills (see row_columns): row column -> config field,
     # for the columns whose config field has another name (TIFF's `compression` is its codec).
     column_fields: ClassVar[dict[str, str]] = {}
+    # Programs that read this format's files as they are (`recommend --readers`; the programs
+    # and their sources are analysis.recommend.READER_SOURCES).
+    native_readers: ClassVar[tuple[str, ...]] = ()
+    # The configurations `recommend` measures in its focused sweep: contender label -> the
+    # config fields besides `format` (empty: not in the sweep).
+    sweep_contenders: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: FormatConfig | None = None, **params: Any):
         if config is None:

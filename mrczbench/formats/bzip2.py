@@ -29,6 +29,8 @@ class Bzip2Format(_StreamFormat):
     name = "bzip2"
     description = "Python bz2 (libbz2) stream of a plain MRC file"
     suffix = ".mrc.bz2"
+    native_readers = ("relion", "cryosparc")  # .mrc.bz2 movies
+    sweep_contenders = {"bzip2-9": {"level": 9}}
     Config = Bzip2Config
     threads_note = "ignored: libbz2 is single-threaded (see lbzip2 for the parallel tool)"
 

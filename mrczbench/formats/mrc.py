@@ -57,6 +57,8 @@ class MrcFormat(_MrcFamily):
     name = "mrc"
     description = "plain MRC (mrczbench.mrcz, no compression): the uncompressed baseline"
     suffix = ".mrc"
+    native_readers = ("relion", "cryosparc", "motioncor", "imod")
+    sweep_contenders = {"mrc": {}}
     Config = FormatConfig
     has_memory_codec = True
     lossless_dtypes = MRC_DTYPES
@@ -96,6 +98,12 @@ class MrczFormat(_MrcFamily):
     name = "mrcz"
     description = "MRCZ (mrczbench.mrcz): MRC header + one blosc chunk per frame"
     suffix = ".mrcz"
+    sweep_contenders = {  # RELION does not read MRCZ: no native readers
+        "mrcz zstd-1": {"codec": "zstd", "level": 1},
+        "mrcz zstd-5": {"codec": "zstd", "level": 5},
+        "mrcz lz4-1": {"codec": "lz4", "level": 1},
+        "mrcz zlib-1": {"codec": "zlib", "level": 1},
+    }
     Config = MrczConfig
     has_memory_codec = True
     lossless_dtypes = MRC_DTYPES
@@ -166,6 +174,9 @@ class MrcUint4Format(_MrcFamily):
     name = "mrc-uint4"
     description = "IMOD/SerialEM 4-bit MRC (mode 101), two pixels per byte; counts 0-15 only"
     suffix = ".mrc"
+    # CryoSPARC: mode 101 unsupported; MotionCor2: not confirmed, so left out
+    native_readers = ("relion", "imod")
+    sweep_contenders = {"mrc uint4": {}}
     Config = FormatConfig
     has_memory_codec = True  # the packing itself
     # 8-bit counts; read() returns uint8 (mode 101 is unsigned), the same bytes as int8 0-15

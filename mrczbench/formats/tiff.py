@@ -149,6 +149,9 @@ class TiffFormat(_TiffContainer):
     description = "TIFF (tifffile), one page per frame, LZW / deflate / none, RELION's strips"
     Config = TiffConfig
     column_fields = {"codec": "compression"}  # the result rows' codec column
+    native_readers = ("relion", "cryosparc", "motioncor", "imod")  # every compression here (libtiff)
+    sweep_contenders = {"tiff lzw": {"compression": "lzw"},
+                        "tiff deflate-6": {"compression": "deflate", "level": 6}}
     lossless_dtypes = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "float16",
                        "float32")
     threads_note = ("tifffile maxworkers: parallel over strips of a page when writing (one "

@@ -132,6 +132,8 @@ class Lbzip2Format(ToolFormat):
     name = "lbzip2"
     description = "lbzip2 (parallel bzip2) command line on a plain MRC file"
     suffix = ".mrc.bz2"
+    native_readers = ("relion", "cryosparc")  # .mrc.bz2 movies
+    sweep_contenders = {"lbzip2-9": {"level": 9}}
     tool = "lbzip2"
     install_hint = "Debian package lbzip2"
     Config = Lbzip2Config

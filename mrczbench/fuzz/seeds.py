@@ -252,16 +252,12 @@ def npy_seeds(folder: Path) -> list[Seed]:
 
 # ----------------------------------------------------------------- framed containers
 
-FRAMED_FORMATS = {".pco.frames": "pcodec", ".lerc.frames": "lerc", ".jls.frames": "jpegls",
-                  ".htj2k.frames": "htj2k"}
-
-
 def framed_seeds(folder: Path) -> list[Seed]:
     """The per-frame containers (CRC-32 per payload: payload flips must be caught)."""
-    from mrczbench.formats import get_format
+    from mrczbench.formats import framed_formats, get_format
     from mrczbench.errors import FormatError
     seeds = []
-    for suffix, name in FRAMED_FORMATS.items():
+    for suffix, name in framed_formats().items():
         stack = _stack((3, 16, 16), np.uint16, 500 + len(seeds))
         path = folder / f"movie{suffix}"
         try:
@@ -348,4 +344,4 @@ SEED_GROUPS = {
 
 
 __all__ = ["Region", "Field", "Seed", "SEED_GROUPS", "make_seeds", "encode_eer_frame",
-           "write_eer", "EER_GROUPING", "FRAMED_FORMATS"]
+           "write_eer", "EER_GROUPING"]

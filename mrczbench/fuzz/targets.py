@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mrczbench.fuzz.seeds import EER_GROUPING, FRAMED_FORMATS
+from mrczbench.formats import framed_formats
+from mrczbench.fuzz.seeds import EER_GROUPING
 
 
 def _open_movies():
@@ -37,7 +38,7 @@ def eer_movies(path):
 
 def read_framed(path):
     from mrczbench.formats import get_format
-    name = next(name for suffix, name in FRAMED_FORMATS.items() if str(path).endswith(suffix))
+    name = next(name for suffix, name in framed_formats().items() if str(path).endswith(suffix))
     return get_format(name).read(path)
 
 
