@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 import sys
 import warnings
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 
 from mrczbench import mrcz
 from mrczbench.errors import DatasetError, MRCZError
+from mrczbench.mrc import chunks, header as mrc_header
 from mrczbench.movies import lists
 from mrczbench.movies.lists import STAR_MOVIE_COLUMN  # noqa: F401  (part of this API)
 from mrczbench.movies import tiffpages
@@ -55,7 +55,6 @@ LIST_SUFFIXES = (".lst", ".star")
 # whichever is more): a 612-byte file claiming 65535 x 65535 pixels is refused, not allocated.
 MAX_TIFF_EXPANSION = 4096
 MIN_TIFF_CLAIM = 256 * 2 ** 20
-MRC_MODE_ITEMSIZE = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}
 
 
 # --------------------------------------------------------------------------------------
@@ -101,18 +100,17 @@ def plain_mrc_problem(path: Path) -> str | None:
     size = path.stat().st_size
     if len(head) < 1024:
         return f"{size} bytes is shorter than the 1024-byte MRC header"
-    order = ">" if head[212] == 0x11 else "<"
-    nx, ny, nz, mode = struct.unpack(order + "4i", head[:16])
-    nsymbt = struct.unpack(order + "i", head[92:96])[0]
-    if mode >= 1000:
+    _, record = mrc_header.parse(head)  # the one header table and byte-order rule
+    nx, ny, nz, mode, nsymbt = (int(record[name]) for name in ("nx", "ny", "nz", "mode", "nsymbt"))
+    if mode >= mrc_header.MRC_COMP_RATIO:
         return f"the header says MRCZ (mode {mode})"
-    if mode not in MRC_MODE_ITEMSIZE:
+    if mode not in mrc_header.MODE_DTYPES or mode == mrc_header.MODE_4BIT:  # mrcfile: no mode 101
         return f"mode {mode} is not an MRC pixel mode"
     if min(nx, ny, nz) < 1 or nsymbt < 0:
         return f"header sizes {nx} x {ny} x {nz}, extended header {nsymbt} bytes are invalid"
     if b"MRCZ" in head[224:1024] or _starts_with_blosc_chunk(path, 1024 + nsymbt, size):
         return "the file holds MRCZ (blosc) chunks under a damaged mode word"
-    needed = 1024 + nsymbt + nx * ny * nz * MRC_MODE_ITEMSIZE[mode]
+    needed = 1024 + nsymbt + nx * ny * nz * mrc_header.MODE_DTYPES[mode].itemsize
     if needed > size:
         return (f"the header claims {needed} bytes ({nz} x {ny} x {nx}, mode {mode}) but the "
                 f"file has {size}: truncated or not plain MRC")
@@ -127,9 +125,9 @@ def _starts_with_blosc_chunk(path: Path, offset: int, size: int) -> bool:
     with open(path, "rb") as handle:
         handle.seek(offset)
         chunk = handle.read(16)
-    version, _, _, typesize, nbytes, _, cbytes = struct.unpack("<4B3I", chunk)
-    return version == 2 and typesize in (1, 2, 4, 8) and nbytes > 0 and \
-        16 <= cbytes <= size - offset
+    head = chunks.parse_chunk_header(chunk)  # the MRCZ chunk layout's one parser
+    return head.version == 2 and head.typesize in (1, 2, 4, 8) and head.nbytes > 0 and \
+        chunks.CHUNK_HEADER_BYTES <= head.cbytes <= size - offset
 
 
 class PermissiveMrcMovie(Movie):
