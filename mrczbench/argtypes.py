@@ -4,25 +4,57 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Callable, Iterable
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1. Got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1. Got {text!r}")
-    return value
+def integer(valid: str, accept: Callable[[int], bool]) -> Callable[[str], int]:
+    """A validator for integers that `accept` takes; `valid` says which in the error
+    ('expected {valid}. Got ...')."""
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {valid}. Got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {valid}. Got {text!r}")
+        return value
+    check.__name__ = check.__qualname__ = "integer"
+    return check
 
 
-def positive_number(text: str) -> float:
-    """A finite number > 0 ('1e309', 'inf' and 'nan' are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0. Got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0. Got {text!r}")
-    return value
+def number(valid: str, accept: Callable[[float], bool]) -> Callable[[str], float]:
+    """A validator for finite numbers that `accept` takes ('1e309', 'inf', 'nan' refused)."""
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {valid}. Got {text!r}") from None
+        if not (math.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(f"expected {valid}. Got {text!r}")
+        return value
+    check.__name__ = check.__qualname__ = "number"
+    return check
+
+
+def names_from(choices: Iterable[str], what: str) -> Callable[[str], tuple[str, ...]]:
+    """A validator for a comma-separated list of names from `choices` (case-insensitive)."""
+    choices = tuple(choices)
+
+    def check(text: str) -> tuple[str, ...]:
+        names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+        bad = [n for n in names if n not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad) or text!r}; "
+                                             f"valid: {', '.join(choices)}")
+        return names
+    check.__name__ = check.__qualname__ = "names"
+    return check
+
+
+positive_int = integer("an integer >= 1", lambda value: value >= 1)
+positive_int.__doc__ = "An integer >= 1."
+positive_number = number("a finite number > 0", lambda value: value > 0)
+positive_number.__doc__ = "A finite number > 0 ('1e309', 'inf' and 'nan' are refused)."
+non_negative_number = number("a number >= 0", lambda value: value >= 0)
+fraction = number("a fraction in (0, 1]", lambda value: 0 < value <= 1)
+fraction_below_one = number("a fraction in [0, 1)", lambda value: 0 <= value < 1)

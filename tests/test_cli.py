@@ -1,12 +1,12 @@
 """mrczbench.cli: bad command-line values give one error line and exit 2, for every command."""
-import subprocess
-import sys
 
 import argparse
 
 import pytest
 
 from mrczbench.cli import Parser, build_parser, main
+
+from conftest import run_cli
 
 
 def parsers(parser):
@@ -59,8 +59,24 @@ def test_no_command_prints_help_and_exits_2(capsys):
 
 
 def test_one_line_in_a_subprocess():
-    done = subprocess.run([sys.executable, "-m", "mrczbench", "compress", "a.mrc", "b.mrcz",
-                           "--level", "0"], capture_output=True, text=True, timeout=60)
+    done = run_cli("compress", "a.mrc", "b.mrcz", "--level", "0")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith("mrczbench compress: error: argument --level")
+
+
+def test_argtypes_validators_name_the_valid_values():
+    from mrczbench import argtypes
+    assert argtypes.positive_int("3") == 3 and argtypes.fraction("1") == 1.0
+    assert argtypes.fraction_below_one("0") == 0.0
+    assert argtypes.names_from(("a", "b"), "reader")(" A,b ") == ("a", "b")
+    for check, text, message in [
+            (argtypes.positive_int, "0", "expected an integer >= 1. Got '0'"),
+            (argtypes.positive_number, "inf", "expected a finite number > 0. Got 'inf'"),
+            (argtypes.fraction, "1.5", "expected a fraction in (0, 1]. Got '1.5'"),
+            (argtypes.fraction_below_one, "1", "expected a fraction in [0, 1). Got '1'"),
+            (argtypes.non_negative_number, "-1", "expected a number >= 0. Got '-1'"),
+            (argtypes.names_from(("a", "b"), "reader"), "a,c", "unknown reader 'c'; valid: a, b")]:
+        with pytest.raises(argparse.ArgumentTypeError) as info:
+            check(text)
+        assert str(info.value) == message

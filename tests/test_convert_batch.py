@@ -22,9 +22,11 @@ from mrczbench.movies import synthetic
 
 from mrczbench.fuzz.seeds import write_eer
 
+from conftest import cli_exit, poisson_stack
+
 
 def movie(seed, frames=3, shape=(48, 40)):
-    return np.random.default_rng(seed).poisson(1.0, (frames, *shape)).astype(np.int8)
+    return poisson_stack((frames, *shape), np.int8, dose=1.0, seed=seed)
 
 
 @pytest.fixture
@@ -187,18 +189,11 @@ def test_existing_output_not_ours_is_left_alone(project):
     assert "not in this folder's manifest" in record["error"]
 
 
-def exit_code(argv) -> int:
-    try:
-        return main(argv)
-    except SystemExit as exc:  # argparse's own errors
-        return exc.code
-
-
 @pytest.mark.parametrize("argv", [
     ["--shard", "2/2"], ["--shard", "x"], ["--codec", "zsdt"], ["--level", "0"], ["--jobs", "0"],
 ])
 def test_bad_options_exit_2(project, argv):
-    assert exit_code(["convert", "Movies", "--out", "X", *argv]) == 2
+    assert cli_exit(["convert", "Movies", "--out", "X", *argv]) == 2
 
 
 def test_two_inputs_with_one_output_exit_2(project, capsys):
@@ -225,4 +220,4 @@ def test_gain_normalised_movies_convert_to_counts_and_verify(tmp_path, monkeypat
         assert header.file_bytes < frames[20 * i:20 * (i + 1)].nbytes / 2
         assert len(mrcz.read(out, verify=True)) == 20  # the per-frame checksums hold
     assert main(["verify", "G"]) == 0  # decoded x gain == the float32 input, bit for bit
-    assert exit_code(["convert", "float", "--out", "T", "--format", "tiff", "--gain", "gain.mrc"]) == 2
+    assert cli_exit(["convert", "float", "--out", "T", "--format", "tiff", "--gain", "gain.mrc"]) == 2

@@ -11,6 +11,8 @@ from mrczbench.movies import datasets, readers, synthetic
 from mrczbench.cli import main
 from mrczbench.errors import DatasetError
 
+from conftest import one_error_line
+
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
@@ -366,15 +368,10 @@ def test_eer_grouping_must_be_at_least_one(tmp_path, stack, grouping):
 
 
 def test_cli_rejects_zero_eer_grouping_and_threads_before_any_work(cache, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["datasets", "inspect", str(tmp_path), "--eer-grouping", "0"])
-    assert exc.value.code == 2
-    assert "--eer-grouping: expected an integer >= 1" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        main(["datasets", "generate", "quick-counting", "--threads", "0"])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert "--threads: expected an integer >= 1" in err and "generating" not in err
+    one_error_line(capsys, ["datasets", "inspect", tmp_path, "--eer-grouping", "0"],
+                   "--eer-grouping: expected an integer >= 1")
+    one_error_line(capsys, ["datasets", "generate", "quick-counting", "--threads", "0"],
+                   "--threads: expected an integer >= 1")
     assert not cache.exists() or not list(cache.iterdir())
 
 

@@ -1,7 +1,5 @@
 """`mrczbench compress`, `decompress` and `info`, through mrczbench.cli.main."""
 import json
-import subprocess
-import sys
 
 import mrcfile
 import numpy as np
@@ -11,9 +9,11 @@ import tifffile
 from mrczbench import mrcz
 from mrczbench.cli import main
 
+from conftest import one_error_line, poisson_stack, run_cli
+
 
 def movie(shape=(4, 24, 32), dtype=np.int8):
-    return np.random.default_rng(0).poisson(1.0, shape).astype(dtype)
+    return poisson_stack(shape, dtype, dose=1.0)
 
 
 @pytest.mark.parametrize("suffix", (".npy", ".tif", ".tiff", ".mrc", ".mrcz"))
@@ -128,31 +128,17 @@ def test_user_errors_are_one_line_exit_2(tmp_path, capsys):
         ["info", str(tmp_path / "missing.mrc")],
     ]
     for argv in cases:
-        assert main(argv) == 2, argv
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "error" in err, (argv, err)
+        one_error_line(capsys, argv, "error")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mrcz", "f64.npy", "notes.txt",
                                                           "ok.npy"]
-
-
-def error_line(capsys, argv) -> str:
-    """Run main(argv), which must fail with exit 2 and exactly one stderr line."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    assert code == 2, argv
-    captured = capsys.readouterr()
-    assert captured.err.count("\n") == 1 and "error" in captured.err, (argv, captured.err)
-    return captured.err
 
 
 def test_output_suffix_must_match_the_format(tmp_path, capsys):
     mrcz.write(tmp_path / "m1.mrc", movie())
     mrcz.write(tmp_path / "x.mrcz", movie(), codec="zstd")
-    err = error_line(capsys, ["compress", str(tmp_path / "m1.mrc"), str(tmp_path / "out.mrc")])
+    err = one_error_line(capsys, ["compress", str(tmp_path / "m1.mrc"), str(tmp_path / "out.mrc")])
     assert ".mrcz" in err and "misread" in err
-    err = error_line(capsys, ["decompress", str(tmp_path / "x.mrcz"),
+    err = one_error_line(capsys, ["decompress", str(tmp_path / "x.mrcz"),
                               str(tmp_path / "out.mrcz")])
     assert "must not end in .mrcz" in err and ".mrc" in err
     assert not (tmp_path / "out.mrc").exists() and not (tmp_path / "out.mrcz").exists()
@@ -166,23 +152,23 @@ def test_messages_name_the_problem_not_internals(tmp_path, capsys):
     (tmp_path / "adir.mrcz").mkdir()
     (tmp_path / "folder").mkdir()
     # output is a folder: name it, not our temporary file
-    err = error_line(capsys, ["compress", str(tmp_path / "m1.mrc"), str(tmp_path / "adir.mrcz")])
+    err = one_error_line(capsys, ["compress", str(tmp_path / "m1.mrc"), str(tmp_path / "adir.mrcz")])
     assert "Is a directory" in err and err.rstrip().endswith("adir.mrcz") and ".tmp" not in err
-    err = error_line(capsys, ["decompress", str(tmp_path / "m1.mrc"), str(tmp_path / "folder")])
+    err = one_error_line(capsys, ["decompress", str(tmp_path / "m1.mrc"), str(tmp_path / "folder")])
     assert "Is a directory" in err and ".tmp" not in err
     # input is a folder
-    err = error_line(capsys, ["compress", str(tmp_path / "folder"), str(tmp_path / "o.mrcz")])
+    err = one_error_line(capsys, ["compress", str(tmp_path / "folder"), str(tmp_path / "o.mrcz")])
     assert "is a folder" in err and "(none)" not in err
     # parameter errors name the parameter, not the output file
     for flag, value in (("--threads", "-1"), ("--threads", "0"), ("--blocksize", "-5"),
                         ("--blocksize", "100"), ("--blocksize", "abc")):
-        err = error_line(capsys, ["compress", str(tmp_path / "m1.mrc"), str(tmp_path / "o.mrcz"),
+        err = one_error_line(capsys, ["compress", str(tmp_path / "m1.mrc"), str(tmp_path / "o.mrcz"),
                                   flag, value])
         assert flag in err and "o.mrcz" not in err, err
     assert "1024-2147483647" in err
     # a TIFF is not an MRC file with a strange mode
     tifffile.imwrite(tmp_path / "t1.tif", np.zeros((64, 64), np.uint8))
-    err = error_line(capsys, ["info", str(tmp_path / "t1.tif")])
+    err = one_error_line(capsys, ["info", str(tmp_path / "t1.tif")])
     assert "this is a TIFF/EER movie" in err and "datasets inspect" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.mrcz", "folder", "m1.mrc",
                                                           "t1.tif"]
@@ -199,13 +185,10 @@ def test_info_says_there_is_no_payload_checksum(tmp_path, capsys):
 
 def test_cli_in_a_subprocess(tmp_path):
     np.save(tmp_path / "m.npy", movie())
-    run = [sys.executable, "-m", "mrczbench"]
-    done = subprocess.run(run + ["compress", str(tmp_path / "m.npy"), str(tmp_path / "m.mrcz")],
-                          capture_output=True, text=True, timeout=60)
+    done = run_cli("compress", tmp_path / "m.npy", tmp_path / "m.mrcz")
     assert done.returncode == 0, done.stderr
     assert mrcz.read_header(tmp_path / "m.mrcz").codec == "zstd"
-    done = subprocess.run(run + ["info", str(tmp_path / "nothing.mrcz")],
-                          capture_output=True, text=True, timeout=60)
+    done = run_cli("info", tmp_path / "nothing.mrcz")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
 
 
@@ -222,6 +205,6 @@ def test_help_mentions_units(capsys):
 
 def test_dtype_error_names_the_input_not_the_output(tmp_path, capsys):
     np.save(tmp_path / "doubles.npy", np.ones((2, 8, 8), np.float64))
-    err = error_line(capsys, ["compress", str(tmp_path / "doubles.npy"), str(tmp_path / "o.mrcz")])
+    err = one_error_line(capsys, ["compress", str(tmp_path / "doubles.npy"), str(tmp_path / "o.mrcz")])
     assert "doubles.npy" in err and "float64" in err and "o.mrcz" not in err
     assert not (tmp_path / "o.mrcz").exists()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -16,6 +14,8 @@ import pytest
 from mrczbench import mrcz
 from mrczbench.errors import MRCZError
 from mrczbench.fuzz import READERS, Reader, run_fuzz
+
+from conftest import run_cli
 
 HERE = os.path.abspath(__file__)
 
@@ -123,8 +123,7 @@ def test_every_reader_fuzzed_without_unexpected_outcomes():
 
 def test_fuzz_command_exit_codes(tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "mrczbench", "fuzz", *args],
-                              capture_output=True, text=True)
+        return run_cli("fuzz", *args, timeout=300)
     bad = cli("--readers", "mrc,nope")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr
     assert cli("--seconds", "-1").returncode == 2

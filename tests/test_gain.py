@@ -12,6 +12,8 @@ from mrczbench.cli import main
 from mrczbench.formats import get_format
 from mrczbench.movies import gain, synthetic
 
+from conftest import one_error_line
+
 SHAPE = (48, 40)
 DEFECTS = 12
 
@@ -263,3 +265,11 @@ def test_cli_resumes_on_a_longer_list(tmp_path, frames, capsys):
     assert np.array_equal(mrcz.read(tmp_path / "gain_reliability.mrc")[0] == 1, fresh.reliable)
     assert main(["estimate-gain", *paths, "--out", str(out), "--thresh", "20"]) == 2
     assert "--thresh 10" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [("--thresh", "0"), ("--thresh", "x"),
+                                           ("--tolerance", "-1"), ("--tolerance", "nan")])
+def test_estimate_gain_options_are_checked_by_argtypes(tmp_path, capsys, option, value):
+    one_error_line(capsys, ["estimate-gain", tmp_path / "m.mrc", "--out", tmp_path / "g.mrc",
+                                  option, value], f"argument {option}: expected")
+    assert not (tmp_path / "g.mrc").exists()

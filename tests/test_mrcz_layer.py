@@ -14,11 +14,13 @@ from mrczbench.errors import MRCZError
 from mrczbench.formats import mrcraw
 from mrczbench.mrc import chunks, header
 
+from conftest import poisson_stack
+
 python_mrcz = pytest.importorskip("mrcz")
 
 
 def stack(dtype="int16", shape=(3, 24, 40)):
-    return np.random.default_rng(5).poisson(3.0, shape).astype(dtype)
+    return poisson_stack(shape, dtype, dose=3.0, seed=5)
 
 
 def test_header_table_has_mrcfile_layout():

@@ -4,8 +4,6 @@ permissive guessing at MRCZ, claimed sizes checked, lists streamed, EER errors w
 import bz2
 import gzip
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,24 +15,14 @@ from mrczbench.errors import DatasetError
 from mrczbench.movies import eer, readers
 from mrczbench.fuzz.seeds import write_eer
 
-
-def stack(frames=4, shape=(24, 32), dtype=np.int16):
-    return np.random.default_rng(0).poisson(2.0, (frames, *shape)).astype(dtype)
-
-
-def one_error_line(capsys, argv) -> str:
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert code == 2, (argv, captured)
-    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
-    return captured.err
+from conftest import one_error_line, poisson_stack, run_cli
 
 
 # ---------------------------------------------------------------- the API
 
 
 def test_open_movie_gives_name_shape_dtype_frames_and_read(tmp_path):
-    data = stack()
+    data = poisson_stack()
     mrcz.write(tmp_path / "m.mrcz", data, codec="zstd")
     movie = readers.open_movie(tmp_path / "m.mrcz")
     assert (movie.name, movie.shape, movie.dtype) == ("m.mrcz", (4, 24, 32), np.int16)
@@ -43,13 +31,6 @@ def test_open_movie_gives_name_shape_dtype_frames_and_read(tmp_path):
 
 
 # ---------------------------------------------------------------- non-regular inputs (#10)
-
-
-def run_cli(*argv, timeout=30):
-    """The CLI in a child process: a reader that blocks on a FIFO fails the test, not hangs it."""
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
-    return subprocess.run([sys.executable, "-m", "mrczbench", *argv], capture_output=True,
-                          text=True, timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize("command", [["info"], ["datasets", "inspect"], ["compress"]])
@@ -87,7 +68,7 @@ def test_zero_frame_npy_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("opener,name", [(gzip.open, "gzip"), (bz2.open, "bzip2")])
 def test_compressed_movie_is_named_whatever_its_suffix(tmp_path, capsys, opener, name):
-    mrcz.write(tmp_path / "plain.mrc", stack())
+    mrcz.write(tmp_path / "plain.mrc", poisson_stack())
     packed = tmp_path / "movie.mrc"  # a .mrc.gz renamed: the suffix does not say
     with opener(packed, "wb") as handle:
         handle.write((tmp_path / "plain.mrc").read_bytes())
@@ -102,7 +83,7 @@ def test_compressed_movie_is_named_whatever_its_suffix(tmp_path, capsys, opener,
 
 
 def test_truncated_tiff_is_an_error_with_expected_and_found(tmp_path, capsys):
-    tifffile.imwrite(tmp_path / "full.tif", stack(5, (64, 64), np.uint16), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "full.tif", poisson_stack((5, 64, 64), np.uint16), photometric="minisblack")
     data = (tmp_path / "full.tif").read_bytes()
     (tmp_path / "cut.tif").write_bytes(data[: len(data) * 3 // 5])
     with pytest.raises(DatasetError, match=r"cut.tif: the TIFF movie ends early: expected 5 frames, found 1"):
@@ -112,7 +93,7 @@ def test_truncated_tiff_is_an_error_with_expected_and_found(tmp_path, capsys):
 
 
 def test_truncated_plain_tiff_without_shape_metadata_is_an_error(tmp_path):
-    tifffile.imwrite(tmp_path / "full.tif", stack(5, (64, 64), np.uint16), photometric="minisblack",
+    tifffile.imwrite(tmp_path / "full.tif", poisson_stack((5, 64, 64), np.uint16), photometric="minisblack",
                      metadata=None)
     data = (tmp_path / "full.tif").read_bytes()
     (tmp_path / "cut.tif").write_bytes(data[: len(data) * 3 // 5])
@@ -121,9 +102,9 @@ def test_truncated_plain_tiff_without_shape_metadata_is_an_error(tmp_path):
 
 
 def test_movie_ending_early_while_streaming_names_expected_and_found(tmp_path):
-    np.save(tmp_path / "m.npy", stack())
+    np.save(tmp_path / "m.npy", poisson_stack())
     movie = readers.open_movie(tmp_path / "m.npy")
-    np.save(tmp_path / "m.npy", stack()[:2])  # the file shrank after it was opened
+    np.save(tmp_path / "m.npy", poisson_stack()[:2])  # the file shrank after it was opened
     with pytest.raises(DatasetError, match=r"m.npy: the movie ends early: expected 4 frames, found 2"):
         list(movie.iter_frames())
 
@@ -145,7 +126,7 @@ def test_mrcz_with_damaged_mode_is_an_error_not_compressed_bytes_as_pixels(tmp_p
 
 def test_plain_mrc_with_trailing_bytes_still_reads_through_mrcfile(tmp_path):
     import mrcfile
-    data = stack()
+    data = poisson_stack()
     with mrcfile.new(tmp_path / "odd.mrc") as mrc:
         mrc.set_data(data)
     with open(tmp_path / "odd.mrc", "ab") as handle:
@@ -174,7 +155,7 @@ def test_tiny_tiff_claiming_65535_squared_is_refused_before_allocating(tmp_path)
 
 
 def test_star_value_with_an_apostrophe_is_a_plain_value(tmp_path):
-    mrcz.write(tmp_path / "it's.mrc", stack())
+    mrcz.write(tmp_path / "it's.mrc", poisson_stack())
     (tmp_path / "movies.star").write_text(
         "data_movies\nloop_\n_rlnMicrographMovieName #1\n_rlnOpticsGroup #2\nit's.mrc 1\n")
     (movie,) = readers.open_movies(tmp_path / "movies.star")
@@ -195,7 +176,7 @@ def test_list_entry_longer_than_a_file_name_is_one_line(tmp_path, capsys):
 
 
 def test_same_sub_list_twice_is_not_a_loop_but_a_list_naming_itself_is(tmp_path):
-    mrcz.write(tmp_path / "a.mrc", stack())
+    mrcz.write(tmp_path / "a.mrc", poisson_stack())
     (tmp_path / "sub.lst").write_text("a.mrc\n")
     (tmp_path / "top.lst").write_text("sub.lst\nsub.lst\n")
     assert [m.name for m in readers.open_movies(tmp_path / "top.lst")] == ["a.mrc", "a.mrc"]
@@ -206,7 +187,7 @@ def test_same_sub_list_twice_is_not_a_loop_but_a_list_naming_itself_is(tmp_path)
 
 
 def test_lists_are_streamed_movies_opened_one_at_a_time(tmp_path):
-    mrcz.write(tmp_path / "a.mrc", stack())
+    mrcz.write(tmp_path / "a.mrc", poisson_stack())
     (tmp_path / "movies.lst").write_text("a.mrc\nmissing.mrc\n")
     movies = readers.iter_movies(tmp_path / "movies.lst")
     assert next(movies).name == "a.mrc"  # before the list's second line is looked at
@@ -215,7 +196,7 @@ def test_lists_are_streamed_movies_opened_one_at_a_time(tmp_path):
 
 
 def test_inspect_prints_movies_as_it_opens_them(tmp_path, capsys):
-    mrcz.write(tmp_path / "a.mrc", stack())
+    mrcz.write(tmp_path / "a.mrc", poisson_stack())
     (tmp_path / "movies.lst").write_text("a.mrc\nmissing.mrc\n")
     assert main(["datasets", "inspect", str(tmp_path / "movies.lst")]) == 2
     captured = capsys.readouterr()

@@ -16,9 +16,11 @@ from mrczbench.fuzz.seeds import write_eer
 from mrczbench.fuzz.worker import describe
 from mrczbench.movies import readers
 
+from conftest import poisson_stack
+
 
 def stack(dtype=np.uint16, shape=(4, 12, 20), seed=0):
-    return np.random.default_rng(seed).poisson(3.0, shape).astype(dtype)
+    return poisson_stack(shape, dtype, dose=3.0, seed=seed)
 
 
 def tiff(path, data, **options):

@@ -14,6 +14,8 @@ from mrczbench.store import make_row
 from mrczbench.cli import main
 from mrczbench.errors import MrczbenchError
 
+from conftest import one_error_line
+
 MIB = 2 ** 20
 
 
@@ -149,11 +151,7 @@ def test_nearest_dose_is_used_and_said(tmp_path):
     ["--link-fraction", "1.5"], ["--storage-cost", "-5"],
 ])
 def test_bad_input_exits_2(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["recommend", *argv])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "error" in err[0]
+    one_error_line(capsys, ["recommend", *argv], "error")
 
 
 def test_focused_sweep_end_to_end(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from mrczbench.argtypes import positive_int
 from mrczbench.movies import datasets, readers, synthetic
 
 
@@ -41,7 +42,7 @@ def add_commands(subparsers) -> None:
                        "Progress and the cache's new size go to stderr.")
     p.add_argument("names", nargs="+", metavar="NAME", help="spec names or .toml paths")
     cache_option(p)
-    p.add_argument("--threads", type=_at_least_one, default=None, metavar="N",
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="generator and compression threads, >= 1 (default: all cores)")
     p.add_argument("--force", action="store_true", help="generate again even if cached")
     p.set_defaults(func=_cmd_generate)
@@ -58,23 +59,11 @@ def add_commands(subparsers) -> None:
                        f"the way benchmarks will ({readers.supported_text()}) and print what was found, one "
                        "line a movie as it is opened.")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--eer-grouping", type=_at_least_one, default=32, metavar="N",
+    p.add_argument("--eer-grouping", type=positive_int, default=32, metavar="N",
                    help="EER internal frames per fraction, >= 1 (default 32)")
     p.add_argument("--eer-upsampling", type=int, default=1, choices=(1, 2),
                    help="EER rendering grid: 1 = 4K, 2 = 8K (default 1)")
     p.set_defaults(func=_cmd_inspect)
-
-
-def _at_least_one(text: str) -> int:
-    """argparse type: an integer >= 1 (the error names the valid range)."""
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
 
 
 def _shape_text(frames: int, shape) -> str:

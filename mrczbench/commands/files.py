@@ -7,7 +7,6 @@ through mrczbench.atomic (temporary file + rename, regular files only).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -18,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from mrczbench import mrcz
-from mrczbench.argtypes import positive_int
+from mrczbench.argtypes import integer, positive_int
 from mrczbench.errors import MrczbenchError
 from mrczbench.movies import gain
 
@@ -32,16 +31,9 @@ UINT8_WARNING = ("uint8 values above 127 are stored as MRC mode 0, which MRC rea
                  "int8: values above 127 appear negative (mrczbench and IMOD read uint8)")
 
 
-def _blocksize(text: str) -> int:
-    """--blocksize: 0 (automatic) or mrcz.MIN_BLOCKSIZE..mrcz.MAX_BLOCKSIZE bytes."""
-    valid = f"0 (automatic) or {mrcz.MIN_BLOCKSIZE}-{mrcz.MAX_BLOCKSIZE} bytes"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {valid}, got {text!r}") from None
-    if not (value == 0 or mrcz.MIN_BLOCKSIZE <= value <= mrcz.MAX_BLOCKSIZE):
-        raise argparse.ArgumentTypeError(f"must be {valid}, got {value}")
-    return value
+# --blocksize: 0 (automatic) or mrcz.MIN_BLOCKSIZE..mrcz.MAX_BLOCKSIZE bytes
+_blocksize = integer(f"0 (automatic) or {mrcz.MIN_BLOCKSIZE}-{mrcz.MAX_BLOCKSIZE} bytes",
+                     lambda value: value == 0 or mrcz.MIN_BLOCKSIZE <= value <= mrcz.MAX_BLOCKSIZE)
 
 
 def add_commands(subparsers) -> None:

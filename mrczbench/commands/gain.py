@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mrczbench.argtypes import non_negative_number, positive_int
 from mrczbench.movies import gain
 from mrczbench.movies.readers import open_movies
 
@@ -23,9 +24,9 @@ def add_commands(subparsers) -> None:
                         help="movie files (.mrc/.mrcs/.mrcz/.tif/.npy), folders, .lst lists or "
                         "RELION .star files (rlnMicrographMovieName)")
     parser.add_argument("--out", required=True, metavar="GAIN.mrc", help="gain reference to write")
-    parser.add_argument("--thresh", type=int, default=50, metavar="N",
+    parser.add_argument("--thresh", type=positive_int, default=50, metavar="N",
                         help="consistent observations before a pixel is reliable (default: 50)")
-    parser.add_argument("--tolerance", type=float, default=1e-4, metavar="T",
+    parser.add_argument("--tolerance", type=non_negative_number, default=1e-4, metavar="T",
                         help="|gain x round(v/gain) - v| above this is a mismatch (default: 1e-4)")
     parser.add_argument("--restart", action="store_true",
                         help="ignore a saved state and start again")
@@ -33,10 +34,6 @@ def add_commands(subparsers) -> None:
 
 
 def cmd_estimate_gain(args) -> int:
-    if args.thresh < 1:
-        raise gain.GainError(f"--thresh: expected an integer >= 1, got {args.thresh}")
-    if not args.tolerance >= 0:
-        raise gain.GainError(f"--tolerance: expected a number >= 0, got {args.tolerance}")
     out = Path(args.out)
     if not out.resolve().parent.is_dir():
         raise gain.GainError(f"{out}: folder {out.resolve().parent} does not exist")

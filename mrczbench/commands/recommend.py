@@ -3,9 +3,7 @@
 The model itself is `mrczbench.analysis.recommend`."""
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -13,7 +11,8 @@ from typing import Any
 
 from mrczbench.analysis import recommend as model
 from mrczbench.analysis.recommend_text import as_json, as_text
-from mrczbench.argtypes import positive_int, positive_number
+from mrczbench.argtypes import (fraction, fraction_below_one, names_from, positive_int,
+                                positive_number)
 from mrczbench.errors import MrczbenchError
 
 def add_commands(sub) -> None:
@@ -40,7 +39,7 @@ def add_commands(sub) -> None:
                       help="collection rate (default 60)")
     site.add_argument("--link-gbps", type=positive_number, default=1.0,
                       help="network from the writer to the compute centre in Gbit/s (default 1)")
-    site.add_argument("--link-fraction", type=_fraction, default=model.DEFAULT_LINK_FRACTION,
+    site.add_argument("--link-fraction", type=fraction, default=model.DEFAULT_LINK_FRACTION,
                       help="usable fraction of the link (default 0.63: the MRCZ paper's 60-90 MB/s "
                       "on 1 Gbit/s, midpoint 75 MiB/s)")
     site.add_argument("--storage-cost", type=positive_number, default=150.0,
@@ -56,13 +55,13 @@ def add_commands(sub) -> None:
                       help="live: keep up at the writer with the least load; transfer: shortest "
                       "detector-to-usable-frames time; archive: least storage cost that keeps up "
                       "(default transfer)")
-    site.add_argument("--readers", type=_readers, default=("any",), metavar="LIST",
+    site.add_argument("--readers", type=names_from(model.READER_CHOICES, "reader"), default=("any",), metavar="LIST",
                       help="comma-separated software that must read the files natively: "
                       f"{', '.join(model.READER_CHOICES)} (default any)")
     site.add_argument("--allow-conversion", action="store_true", help="also consider formats the "
                       "readers cannot read, counting the cost of converting them to plain MRC at "
                       "the compute centre")
-    site.add_argument("--headroom", type=_headroom, default=0.25, help="share of the time between "
+    site.add_argument("--headroom", type=fraction_below_one, default=0.25, help="share of the time between "
                       "movies the writer keeps free (default 0.25)")
     how = p.add_argument_group("measurements and output")
     how.add_argument("--results", nargs="+", metavar="FILE_OR_DIR", help="result files or folders "
@@ -73,32 +72,6 @@ def add_commands(sub) -> None:
     how.add_argument("--list-readers", action="store_true",
                      help="print which formats each program reads, with sources, and exit")
     p.set_defaults(func=run_command)
-
-
-def _fraction(text: str) -> float:
-    value = positive_number(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
-    return value
-
-
-def _headroom(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
-    return value
-
-
-def _readers(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
-    bad = [n for n in names if n not in model.READER_CHOICES]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown reader {', '.join(bad) or text!r}; valid: "
-                                         f"{', '.join(model.READER_CHOICES)}")
-    return names
 
 
 # ---- the scenario and the measurements -------------------------------------------------
