@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from mrczbench.errors import MrczbenchError
+from mrczbench.units import format_bytes
 
 # Errors of the place being written to, reported as one line naming the target.
 WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
@@ -98,7 +99,7 @@ def sweep_stale_temporaries(folder: Path) -> list[Path]:
                 removed.append((Path(entry.path), size))
     if removed:
         total = sum(size for _, size in removed)
-        print(f"mrczbench: removed {len(removed)} temporary file(s) ({total / 2 ** 20:.1f} MiB) "
+        print(f"mrczbench: removed {len(removed)} temporary file(s) ({format_bytes(total)}) "
               f"left in {folder} by interrupted writes", file=sys.stderr, flush=True)
     return [path for path, _ in removed]
 

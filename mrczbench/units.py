@@ -1,8 +1,8 @@
 """Units and how numbers are written, for every module (docs/DESIGN.md, "Units everywhere").
 
 MiB = 2^20 bytes (the MRCZ paper's "MB"); speeds are MiB/s of raw data; link speeds are
-Gbit/s = 10^9 bit/s. One number formatter, one size formatter and one duration formatter,
-so tables, terminal summaries and reports write the same value the same way."""
+Gbit/s = 10^9 bit/s. One number formatter, one size formatter, one duration formatter and one
+plain-text table, so tables, terminal summaries and reports write the same value the same way."""
 from __future__ import annotations
 
 import math
@@ -53,6 +53,21 @@ def format_duration(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60}:{whole % 60:02d}"
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def format_table(header, rows, align: str = "", rule: bool = False) -> str:
+    """A plain-text table of text cells: columns two spaces apart, each as wide as its widest
+    cell; align[i] is 'l' or 'r' for column i (missing: 'l'; numbers read best right-aligned);
+    `rule`: a dashed line under the header. Lines carry no trailing spaces."""
+    table = [list(map(str, header))] + [list(map(str, row)) for row in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+
+    def line(cells) -> str:
+        return "  ".join(cell.rjust(w) if align[i:i + 1] == "r" else cell.ljust(w)
+                         for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
+
+    lines = [line(table[0])] + (["  ".join("-" * w for w in widths)] if rule else [])
+    return "\n".join(lines + [line(row) for row in table[1:]])
 
 
 def parse_size(value: Any) -> int | None:

@@ -47,3 +47,13 @@ def test_disabled_or_empty_work_prints_nothing():
 
 def test_durations_read_as_clock_times():
     assert duration(59.6) == "1:00" and duration(3599) == "59:59" and duration(3661) == "1:01:01"
+
+
+def test_units_write_sizes_and_tables_one_way():
+    from mrczbench.units import format_bytes, format_table
+    assert [format_bytes(n) for n in (512, 1536, 3 * 2 ** 20 // 2, 5 * 2 ** 30)] == \
+        ["512 bytes", "1.5 KiB", "1.5 MiB", "5.0 GiB"]
+    text = format_table(["name", "n", "note"], [["a", 1, "x"], ["long", 100, ""]], align="lr",
+                        rule=True)
+    assert text.splitlines() == ["name    n  note", "----  ---  ----", "a       1  x",
+                                 "long  100"]

@@ -7,7 +7,7 @@ import math
 from mrczbench.analysis.compare import (DEFAULT_ALPHA, MIN_CASES_FOR_SHIFT,
                                         MIN_CONTENDERS_FOR_POOLING, MIN_CONTENDERS_FOR_SHIFT,
                                         Comparison, flag_counts)
-from mrczbench.units import format_number
+from mrczbench.units import format_number, format_table
 
 
 def _format(value) -> str:
@@ -24,11 +24,7 @@ CONTENDER_COLUMNS = ["contender", "case/ops", "vs run", "p", "p adj", "time", "r
 
 def render(table, columns=CASE_COLUMNS) -> str:
     cells = [[_format(v) for v in row] for row in table[columns].itertuples(index=False)]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
+    return format_table(columns, cells, rule=True)
 
 
 def shift_line(comparison: Comparison, factor: float) -> str:

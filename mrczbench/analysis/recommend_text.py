@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from mrczbench.analysis import recommend as model
-from mrczbench.units import MiB, format_number
+from mrczbench.units import MiB, format_number, format_table
 
 ALTERNATIVES = 4
 
@@ -85,10 +85,7 @@ def as_text(result: dict[str, Any]) -> str:
                      f"{e.send_s:.2f}", f"{e.read_s + e.convert_s:.2f}", f"{e.transfer_s:.2f}",
                      f"{'yes' if e.keeps_up else 'NO'} ({100 * e.margin:.0f} %)",
                      format_number(round(e.tb_per_year, 1)), format_number(round(e.cost_per_year))])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines.append("  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    lines.append(format_table(header, rows, align="ll" + "r" * (len(header) - 2)))
     derived = [(e.candidate.label, sp) for e in ranked for sp in (e.candidate.write, e.candidate.read) if sp.note]
     for label, sp in derived:
         lines.append(f"* {label} {sp.op}: {sp.note}")

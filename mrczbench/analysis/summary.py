@@ -8,6 +8,7 @@ from typing import Any
 from mrczbench.analysis.stats import MIN_SAMPLES_FOR_SPREAD, UNSTABLE_SPREAD, summarise
 from mrczbench.bench.worker import TIMED_OUT
 from mrczbench.store import OPS, iter_rows
+from mrczbench.units import format_table
 
 
 def _per_case(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -83,11 +84,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     keep = [i for i in range(len(header)) if i < 2 or any(r[i] != "-" for r in table)]
     header = [header[i] for i in keep]
     table = [[r[i] for i in keep] for r in table]
-    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
-    text = ["  ".join(h.rjust(w) if i >= 2 else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths)))]
-    text.append("  ".join("-" * w for w in widths))
-    for line in table:
-        text.append("  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))))
+    text = format_table(header, table, align="ll" + "r" * (len(header) - 2), rule=True).splitlines()
     text.append("ratio = stored/raw (0.37 = 37 % of the raw size); MiB = 2^20 bytes of raw data per "
                 "second, median of valid samples; efficiency = bound/ratio.")
     if unstable:

@@ -11,8 +11,8 @@ from mrczbench.argtypes import positive_int
 from mrczbench.convert import inputs, manifest
 from mrczbench.convert.job import Settings, checksum_of, convert_one, frame_digests
 from mrczbench.errors import MrczbenchError
+from mrczbench.units import MiB
 
-MIB = 2 ** 20
 STAR_MARK = "# written by mrczbench convert"
 
 
@@ -201,9 +201,9 @@ def run_convert(args) -> int:
     stored = sum(r.get("output_bytes") or 0 for r in done)
     seconds = sum(r.get("seconds") or 0 for r in done)
     print(f"converted {len(done)}, failed {len(failed)}, skipped {skipped}: "
-          f"{raw / MIB:,.0f} MiB raw -> {stored / MIB:,.0f} MiB "
+          f"{raw / MiB:,.0f} MiB raw -> {stored / MiB:,.0f} MiB "
           f"(ratio {stored / raw if raw else float('nan'):.3f}), "
-          f"{raw / MIB / max(time.monotonic() - started, 1e-9):,.0f} MiB/s overall "
+          f"{raw / MiB / max(time.monotonic() - started, 1e-9):,.0f} MiB/s overall "
           f"({seconds:,.0f} s of movie time); manifest {out / manifest.part_name(settings.shard)}, "
           f"table {table}" + "".join(f", {s}" for s in stars_written))
     for record in failed:

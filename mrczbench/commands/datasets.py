@@ -7,6 +7,7 @@ import sys
 
 from mrczbench.argtypes import positive_int
 from mrczbench.movies import datasets, readers, synthetic
+from mrczbench.units import MiB, format_bytes, format_table
 
 
 def add_commands(subparsers) -> None:
@@ -73,14 +74,13 @@ def _shape_text(frames: int, shape) -> str:
 def _cmd_list(args) -> int:
     specs = datasets.list_specs()  # none found: DatasetError naming the overrides
     sources = datasets.spec_sources()
-    rows = [("name", "kind", "frames x ny x nx", "dose e/px/frame", "dtype", "raw MiB", "cached", "source")]
+    header = ("name", "kind", "frames x ny x nx", "dose e/px/frame", "dtype", "raw MiB", "cached", "source")
+    rows = []
     for spec in specs:
         rows.append((spec.name, spec.kind, _shape_text(spec.frames, spec.shape), f"{spec.dose:g}",
-                     spec.dtype, f"{spec.nbytes / datasets.MiB:.1f}",
+                     spec.dtype, f"{spec.nbytes / MiB:.1f}",
                      "yes" if datasets.cached_path(spec, args.cache_dir) else "no", sources[spec.name]))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print(format_table(header, rows))
     print(f"\n{datasets.cache_summary(args.cache_dir)}", file=sys.stderr)
     return 0
 
@@ -98,7 +98,7 @@ def _cmd_show(args) -> int:
     print(f"dose         {spec.dose:g} e/px/frame (mean)")
     print(f"dtype        {spec.dtype}")
     print(f"seed         {spec.seed}")
-    print(f"raw size     {datasets.human_bytes(spec.nbytes)} ({spec.nbytes} bytes)")
+    print(f"raw size     {format_bytes(spec.nbytes)} ({spec.nbytes} bytes)")
     if model.kind == "eer":
         seconds = spec.frames * model.opts["grouping"] / model.opts["frame_rate"]
         print(f"exposure     {spec.frames * model.opts['grouping']} internal frames = {seconds:.2f} s "
@@ -112,7 +112,7 @@ def _cmd_show(args) -> int:
     path = datasets.cached_path(spec, args.cache_dir)
     if path:
         stored = path.stat().st_size
-        print(f"cached       {path} ({datasets.human_bytes(stored)}, {stored / spec.nbytes:.0%} of raw)")
+        print(f"cached       {path} ({format_bytes(stored)}, {stored / spec.nbytes:.0%} of raw)")
     else:
         print(f"cached       no (mrczbench datasets generate {spec.name})")
     return 0
@@ -124,7 +124,7 @@ def _cmd_generate(args) -> int:
     for spec in specs:
         existing = None if args.force else datasets.cached_path(spec, args.cache_dir)
         if existing:
-            print(f"{spec.name}: cached at {existing} ({datasets.human_bytes(existing.stat().st_size)})", file=sys.stderr)
+            print(f"{spec.name}: cached at {existing} ({format_bytes(existing.stat().st_size)})", file=sys.stderr)
             continue
         datasets.materialise(spec, args.cache_dir, threads=args.threads, force=args.force)
     return 0
@@ -133,11 +133,11 @@ def _cmd_generate(args) -> int:
 def _cmd_cache(args) -> int:
     if args.clear:
         count, freed = datasets.clear_cache(args.cache_dir)
-        print(f"removed {count} file{'s' if count != 1 else ''} ({datasets.human_bytes(freed)}) from "
+        print(f"removed {count} file{'s' if count != 1 else ''} ({format_bytes(freed)}) from "
               f"{datasets.cache_folder(args.cache_dir)}")
         return 0
     for path in datasets.cached_files(args.cache_dir):
-        print(f"{datasets.human_bytes(path.stat().st_size):>10}  {path.name}")
+        print(f"{format_bytes(path.stat().st_size):>10}  {path.name}")
     print(datasets.cache_summary(args.cache_dir))
     return 0
 
@@ -152,6 +152,6 @@ def _cmd_inspect(args) -> int:
         total += movie.nbytes
         count += 1
         print(f"{movie.kind:<5} {_shape_text(*movie.shape[:1], movie.shape[1:]):>22} {movie.dtype.name:<8} "
-              f"{movie.nbytes / datasets.MiB:10.1f} MiB  {movie.path}", flush=tty)
-    print(f"{count} movie{'s' if count != 1 else ''}, {datasets.human_bytes(total)} raw")
+              f"{movie.nbytes / MiB:10.1f} MiB  {movie.path}", flush=tty)
+    print(f"{count} movie{'s' if count != 1 else ''}, {format_bytes(total)} raw")
     return 0

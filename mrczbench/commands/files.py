@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +18,7 @@ import numpy as np
 from mrczbench import mrcz
 from mrczbench.argtypes import integer, positive_int
 from mrczbench.errors import MrczbenchError
+from mrczbench.progress import Progress
 from mrczbench.movies import gain
 
 INPUT_SUFFIXES = (".mrc", ".mrcz", ".mrcs", ".tif", ".tiff", ".npy")
@@ -324,19 +324,12 @@ def _warn_uint8(frames: Iterator[np.ndarray], verb: str) -> Iterator[np.ndarray]
 
 
 def _progress(frames: Iterator[np.ndarray], count: int, verb: str) -> Iterator[np.ndarray]:
-    """Pass frames through, showing 'frame i/n' on stderr when it is a terminal."""
-    if not sys.stderr.isatty():
-        yield from frames
-        return
-    last = 0.0
-    done = 0
+    """Pass frames through, showing the frame count on stderr when it is a terminal."""
+    bar = Progress(count, verb, enabled=sys.stderr.isatty())
     for done, frame in enumerate(frames, 1):
-        now = time.monotonic()
-        if now - last > 0.25:
-            print(f"\r{verb}: frame {done}/{count}", end="", file=sys.stderr, flush=True)
-            last = now
+        bar.update(done)
         yield frame
-    print(f"\r{verb}: {done}/{count} frames done", file=sys.stderr, flush=True)
+    bar.close()
 
 
 def _report(output, source: Source, written: int) -> None:

@@ -6,6 +6,7 @@ import json
 from mrczbench.bench import suites
 from mrczbench.errors import SuiteError
 from mrczbench.tomlfiles import named_sources
+from mrczbench.units import format_table
 
 
 def add_commands(subparsers) -> None:
@@ -37,12 +38,9 @@ def _cmd_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    width = max([len(r["name"]) for r in rows] + [5])
-    source_width = max(len(r["source"]) for r in rows)
-    print(f"{'suite':<{width}}  cases  quick  {'paper':<9}  {'source':<{source_width}}  description")
-    for r in rows:
-        print(f"{r['name']:<{width}}  {r['cases']:>5}  {r['quick_cases']:>5}  {r['figure']:<9}  "
-              f"{r['source']:<{source_width}}  {r['description']}")
+    print(format_table(["suite", "cases", "quick", "paper", "source", "description"],
+                       [[r["name"], r["cases"], r["quick_cases"], r["figure"], r["source"],
+                         r["description"]] for r in rows], align="lrr"))
     return 0
 
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from mrczbench.convert.inputs import Task
 from mrczbench.errors import MrczbenchError
+from mrczbench.units import MiB
 
-MIB = 2 ** 20
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def convert_one(task: Task, settings: Settings) -> dict:
         seconds = time.perf_counter() - started
         record.update(status="done", checksum=checksum_of(written), seconds=seconds,
                       ratio=record["output_bytes"] / movie.nbytes if movie.nbytes else None,
-                      mib_per_s=movie.nbytes / MIB / seconds, lossless=True)
+                      mib_per_s=movie.nbytes / MiB / seconds, lossless=True)
     except (MrczbenchError, OSError) as exc:
         message = str(exc) if isinstance(exc, MrczbenchError) else f"{exc.strerror or exc}: {exc.filename or task.input}"
         record.update(error=" ".join(message.split())[:500], seconds=time.perf_counter() - started)

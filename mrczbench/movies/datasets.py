@@ -34,17 +34,18 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from mrczbench.movies import synthetic
 from mrczbench.errors import DatasetError, MRCZError
+from mrczbench.progress import Progress
 from mrczbench.tomlfiles import Place, named_files, named_sources, read_toml, search_places
+from mrczbench.units import MiB, format_bytes
 
 SPEC_KEYS = ("description", "kind", "frames", "shape", "dose", "dtype", "seed", "options")
 CACHE_CODEC, CACHE_LEVEL = "zstd", 1
-MiB = 2 ** 20
 
 
 # --------------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def cache_size(cache_dir=None) -> tuple[int, int]:
 
 def cache_summary(cache_dir=None) -> str:
     size, count = cache_size(cache_dir)
-    return (f"cache: {human_bytes(size)} in {count} stack{'s' if count != 1 else ''} at "
+    return (f"cache: {format_bytes(size)} in {count} stack{'s' if count != 1 else ''} at "
             f"{cache_folder(cache_dir)} (empty it with: mrczbench datasets cache --clear)")
 
 
@@ -269,20 +270,23 @@ def materialise(spec: DatasetSpec, cache_dir=None, threads: int | None = None,
     path = folder / f"{_safe_name(spec.name)}-{spec.key}.mrcz"
     model = spec.model()
     # per-frame progress only where generation takes a while (> 64 MiB raw)
-    report = _progress_printer(spec) if progress and spec.nbytes > 64 * MiB else None
+    bar = Progress(spec.frames, f"  {spec.name}", enabled=progress and spec.nbytes > 64 * MiB)
+    report = (lambda done, total: bar.update(done, bytes_done=done * spec.nbytes / total)) \
+        if bar.enabled else None
     started = time.perf_counter()
     if progress:
         print(f"generating {spec.name}: {spec.frames} x {spec.shape[0]} x {spec.shape[1]} {spec.dtype} "
-              f"({human_bytes(spec.nbytes)}, {spec.kind}, dose {spec.dose:g} e/px/frame) into {path}",
+              f"({format_bytes(spec.nbytes)}, {spec.kind}, dose {spec.dose:g} e/px/frame) into {path}",
               file=sys.stderr, flush=True)
     frames = synthetic.iter_model_frames(model, spec.frames, threads, report)
     from mrczbench import mrcz
     meta = {"mrczbench_dataset": spec.to_dict(), "content": spec.content(), "key": spec.key}
     stored = mrcz.write(path, frames, codec=CACHE_CODEC, level=CACHE_LEVEL, threads=threads, meta=meta)
+    bar.close()
     if progress:
         seconds = time.perf_counter() - started
         print(f"generated {spec.name} in {seconds:.1f} s ({spec.nbytes / MiB / max(seconds, 1e-9):.0f} MiB/s), "
-              f"stored {human_bytes(stored)} ({stored / spec.nbytes:.0%} of raw)", file=sys.stderr)
+              f"stored {format_bytes(stored)} ({stored / spec.nbytes:.0%} of raw)", file=sys.stderr)
         print(cache_summary(cache_dir), file=sys.stderr, flush=True)
     return path
 
@@ -317,29 +321,3 @@ def load_stack(spec: DatasetSpec, cache_dir=None, threads: int | None = None,
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "dataset"
-
-
-def _progress_printer(spec: DatasetSpec) -> Callable[[int, int], None]:
-    """Progress on stderr: a rewritten line on a terminal, else about every 10 %."""
-    tty = sys.stderr.isatty()
-    started = time.perf_counter()
-    step = max(1, spec.frames // 10)
-
-    def report(done: int, total: int) -> None:
-        if not tty and done % step and done != total:
-            return
-        seconds = time.perf_counter() - started
-        rate = done * spec.nbytes / total / MiB / max(seconds, 1e-9)
-        line = f"  frame {done}/{total} ({done / total:.0%}), {seconds:.1f} s, {rate:.0f} MiB/s"
-        end = "\n" if not tty or done == total else ""
-        print(("\r" + line) if tty else line, end=end, file=sys.stderr, flush=True)
-
-    return report
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover

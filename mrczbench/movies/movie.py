@@ -13,6 +13,7 @@ import numpy as np
 
 from mrczbench import system
 from mrczbench.errors import DatasetError
+from mrczbench.units import format_bytes
 
 # Magic bytes of whole-file compressors: such a file must be decompressed first.
 COMPRESSED_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
@@ -72,8 +73,8 @@ def check_fits_memory(path: Path, nbytes: int, what: str, free: int | None = Non
     """DatasetError when `what` (nbytes) would not fit in the memory available now."""
     free = available_memory() if free is None else free
     if nbytes > free:
-        raise DatasetError(f"{path}: {what} needs {nbytes / 2 ** 30:.1f} GiB but only "
-                           f"{free / 2 ** 30:.1f} GiB of memory is available")
+        raise DatasetError(f"{path}: {what} needs {format_bytes(nbytes)} but only "
+                           f"{format_bytes(free)} of memory is available")
 
 
 class Movie:

@@ -47,6 +47,7 @@ from mrczbench.movies.eer import EerMovie, is_eer
 from mrczbench.movies.movie import (Movie, available_memory, check_eer_options, check_fits_memory,
                                     check_not_compressed, check_regular_file)
 from mrczbench.movies.tiffpages import TiffLog
+from mrczbench.units import MiB
 
 MOVIE_SUFFIXES = (".mrc", ".mrcs", ".mrcz", ".tif", ".tiff", ".eer", ".npy")
 MRC_SUFFIXES = (".mrc", ".mrcs", ".mrcz")
@@ -54,7 +55,7 @@ LIST_SUFFIXES = (".lst", ".star")
 # A compressed TIFF page may claim at most this many times its stored bytes (or 256 MiB,
 # whichever is more): a 612-byte file claiming 65535 x 65535 pixels is refused, not allocated.
 MAX_TIFF_EXPANSION = 4096
-MIN_TIFF_CLAIM = 256 * 2 ** 20
+MIN_TIFF_CLAIM = 256 * MiB
 
 
 # --------------------------------------------------------------------------------------

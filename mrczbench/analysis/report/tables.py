@@ -7,9 +7,7 @@ from __future__ import annotations
 from mrczbench.analysis.report.links import break_even_gbit, link_throughput
 from mrczbench.analysis.report.paper import PAPER_SHAPE, PAPER_TABLE1, is_paper_shape, paper_row_for
 from mrczbench.analysis.report.select import TABLE1, declared, first_op, movie_cases, truthy
-from mrczbench.units import GBIT_IN_MIB_PER_S, MiB
-
-GiB = 1024 * MiB
+from mrczbench.units import GBIT_IN_MIB_PER_S, GiB, MiB
 
 FILE_OPS = ("write", "write_fsync", "read_cold", "read_warm")
 
