@@ -1,10 +1,10 @@
 """`mrczbench fuzz`: mutated inputs through every reader, outcome counts per reader."""
 from __future__ import annotations
 
-from mrczbench.argtypes import positive_int, positive_number
-
+import argparse
 import sys
 
+from mrczbench.argtypes import names_from, positive_int, positive_number
 from mrczbench.errors import MrczbenchError
 
 
@@ -40,12 +40,11 @@ def add_commands(subparsers) -> None:
 def _cmd_fuzz(args) -> int:
     from mrczbench.fuzz.runner import EXPECTED, READERS, UNEXPECTED, run_fuzz
     readers = list(READERS)
-    if args.readers is not None:
-        readers = [r.strip() for r in args.readers.split(",") if r.strip()]
-        unknown = [r for r in readers if r not in READERS]
-        if unknown or not readers:
-            raise MrczbenchError(f"unknown reader(s) {', '.join(unknown) or '(none given)'}; "
-                                 f"choose from {', '.join(READERS)}")
+    if args.readers is not None:  # checked here: the reader table loads only when fuzzing
+        try:
+            readers = list(names_from(READERS, "reader")(args.readers))
+        except argparse.ArgumentTypeError as exc:
+            raise MrczbenchError(f"--readers: {exc}") from None
     print(f"fuzz: seed {args.seed}, {args.seconds:g} s, readers {', '.join(readers)}", file=sys.stderr)
     report = run_fuzz(seconds=args.seconds, seed=args.seed, readers=readers,
                       max_inputs=args.max_inputs, save_failures=args.save_failures,
