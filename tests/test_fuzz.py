@@ -15,8 +15,6 @@ from mrczbench import mrcz
 from mrczbench.errors import MRCZError
 from mrczbench.fuzz import READERS, Reader, run_fuzz
 
-from conftest import run_cli
-
 HERE = os.path.abspath(__file__)
 
 
@@ -122,6 +120,8 @@ def test_every_reader_fuzzed_without_unexpected_outcomes():
 
 
 def test_fuzz_command_exit_codes(tmp_path):
+    from conftest import run_cli  # here: the fuzz worker loads this file by path, without tests/
+
     def cli(*args):
         return run_cli("fuzz", *args, timeout=300)
     bad = cli("--readers", "mrc,nope")
