@@ -55,14 +55,15 @@ def add_commands(sub) -> None:
                       help="live: keep up at the writer with the least load; transfer: shortest "
                       "detector-to-usable-frames time; archive: least storage cost that keeps up "
                       "(default transfer)")
-    site.add_argument("--readers", type=names_from(model.READER_CHOICES, "reader"), default=("any",), metavar="LIST",
+    site.add_argument("--readers", type=names_from(model.READER_CHOICES, "reader"),
+                      default=("any",), metavar="LIST",
                       help="comma-separated software that must read the files natively: "
                       f"{', '.join(model.READER_CHOICES)} (default any)")
     site.add_argument("--allow-conversion", action="store_true", help="also consider formats the "
                       "readers cannot read, counting the cost of converting them to plain MRC at "
                       "the compute centre")
-    site.add_argument("--headroom", type=fraction_below_one, default=0.25, help="share of the time between "
-                      "movies the writer keeps free (default 0.25)")
+    site.add_argument("--headroom", type=fraction_below_one, default=0.25,
+                      help="share of the time between movies the writer keeps free (default 0.25)")
     how = p.add_argument_group("measurements and output")
     how.add_argument("--results", nargs="+", metavar="FILE_OR_DIR", help="result files or folders "
                      "from `mrczbench run` (default: run a short focused sweep now)")
