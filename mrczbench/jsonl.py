@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from mrczbench.atomic import naming
+
 CUT_OFF = object()  # parse_lines' value for a last line cut off by a killed writer
 
 
@@ -55,12 +57,14 @@ class AppendLog:
     def append(self, records: Iterable[Any]) -> None:
         text = "".join(self.dumps(record) + "\n" for record in records)
         if text:
-            self._handle.write(text.encode("utf-8"))
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            with naming(self.path):  # a full disk names this file, not "output"
+                self._handle.write(text.encode("utf-8"))
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
 
     def close(self) -> None:
-        self._handle.close()
+        with naming(self.path):
+            self._handle.close()
 
     def __enter__(self) -> "AppendLog":
         return self

@@ -95,13 +95,12 @@ def decoded_frames(path: Path, fmt: str) -> Iterator[np.ndarray]:
         if section:  # a counts file: compare the movie it gives back, not its counts
             from mrczbench.movies import gain
             yield from gain.normalised_frames(path, mrcz.iter_frames(path), section)
-        else:
-            yield from mrcz.iter_frames(path)
+        else:  # stored per-frame checksums (--checksum) are checked as the frames are read
+            yield from mrcz.iter_frames(path, verify=mrcz.CHECKSUM_KEY in (mrcz.read_header(path).meta or {}))
         return
-    import tifffile
-    with tifffile.TiffFile(path) as tif:
-        for page in tif.pages:
-            yield page.asarray()[::-1]
+    from mrczbench.movies.readers import TiffMovie  # strict: a damaged strip is one DatasetError
+    for frame in TiffMovie(Path(path)).iter_frames():
+        yield frame[::-1]
 
 
 def frame_digests(path: Path, fmt: str) -> list[bytes]:

@@ -271,7 +271,7 @@ def materialise(spec: DatasetSpec, cache_dir=None, threads: int | None = None,
     # per-frame progress only where generation takes a while (> 64 MiB raw)
     report = _progress_printer(spec) if progress and spec.nbytes > 64 * MiB else None
     started = time.perf_counter()
-    if progress:
+    if progress and sys.stderr.isatty():  # a progress line: a failure below stays one line in logs
         print(f"generating {spec.name}: {spec.frames} x {spec.shape[0]} x {spec.shape[1]} {spec.dtype} "
               f"({human_bytes(spec.nbytes)}, {spec.kind}, dose {spec.dose:g} e/px/frame) into {path}",
               file=sys.stderr, flush=True)
