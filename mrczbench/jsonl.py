@@ -12,10 +12,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from mrczbench.atomic import naming
+from mrczbench.errors import MrczbenchError
 
 CUT_OFF = object()  # parse_lines' value for a last line cut off by a killed writer
 
@@ -44,6 +46,10 @@ class AppendLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.path, "a+b")
         try:
+            if not stat.S_ISREG(os.fstat(self._handle.fileno()).st_mode):
+                # a symlink to /dev/zero would be read forever, one to /dev/full fails every row
+                raise MrczbenchError(f"{self.path}: not a regular file (a device, FIFO or socket "
+                                     f"under this name?): give a folder where it can be a file")
             if exclusive:
                 try:
                     fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -377,7 +377,7 @@ def test_a_folder_input_with_a_symlink_to_a_movie_elsewhere_converts(tmp_path, m
 # --- 10. recommend --data: no float64 copy of a frame, a dark movie named -----------------------
 def test_recommend_measures_the_dose_without_copying_frames(tmp_path, capsys):
     import tracemalloc
-    from mrczbench.analysis.recommend_cli import measure_movies
+    from mrczbench.commands.recommend import measure_movies
     path = tmp_path / "big.mrc"
     frame = np.ones((2048, 2048), np.int8)
     mrcz.write(path, np.stack([frame] * 2), codec=None)
@@ -440,17 +440,24 @@ def test_csv_and_tsv_cells_are_safe_from_formula_injection(tmp_path, monkeypatch
 
 
 # --- 13. errors are one line on stderr -----------------------------------------------------------
-def test_disk_full_names_the_file_and_errors_come_alone(movies, capsys):
-    if not os.path.exists("/dev/full"):
-        pytest.skip("needs /dev/full")
-    (movies / "C").mkdir()
-    (movies / "C/manifest.jsonl").symlink_to("/dev/full")
-    code, _, err = stdout_and_code(capsys, ["convert", "M", "--out", "C"])
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "C/manifest.jsonl: cannot write: no space left on device" in err
-    with pytest.raises(Exception, match="/dev/full: cannot write: no space"):
-        with results.RunFile("/dev/full") as run_file:
-            run_file.append([{"schema": 1, "x": 1}])
+def test_disk_full_names_the_file_and_errors_come_alone(movies):
+    import resource
+
+    def small_files():  # writes past 300 bytes fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
+
+    result = subprocess.run([sys.executable, "-m", "mrczbench", "convert", "M", "--out", "C"],
+                            cwd=movies, env=ENV, capture_output=True, text=True,
+                            preexec_fn=small_files, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "C/manifest.jsonl: cannot write: file too large" in result.stderr
+    # a manifest name that is a device is refused at once, never read or written
+    (movies / "D").mkdir()
+    (movies / "D/manifest.jsonl").symlink_to("/dev/full")
+    result = subprocess.run([sys.executable, "-m", "mrczbench", "convert", "M", "--out", "D"],
+                            cwd=movies, env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "not a regular file" in result.stderr
 
 
 def test_python_warnings_are_one_line(movies, capsys):
