@@ -51,6 +51,11 @@ def names_from(choices: Iterable[str], what: str) -> Callable[[str], tuple[str, 
     return check
 
 
+def zero_or_range(low: int, high: int, unit: str) -> Callable[[str], int]:
+    """A validator of 0 (automatic) or an integer low-high (e.g. a blosc block size in bytes)."""
+    return integer(f"0 (automatic) or {low}-{high} {unit}", lambda value: value == 0 or low <= value <= high)
+
+
 positive_int = integer("an integer >= 1", lambda value: value >= 1)
 positive_int.__doc__ = "An integer >= 1."
 positive_number = number("a finite number > 0", lambda value: value > 0)

@@ -10,6 +10,11 @@ killed mid-write (kill -9) leaves its temporary file behind; the next write into
 folder removes such leftovers whose process (on this host) is gone, and says so on stderr.
 Disk-full, read-only, quota and permission errors become one-line MrczbenchErrors naming
 the file the user asked for.
+
+A command's inputs are never written over: a command names them once (`protect_inputs`),
+and every write through this module refuses a target that is one of them, by the same
+path, a hard link or a symlink (the same device and inode); `cli.main` forgets them when
+the command ends.
 """
 from __future__ import annotations
 
@@ -47,8 +52,73 @@ def write_error(exc: OSError, target) -> MrczbenchError | None:
     return MrczbenchError(f"{target}: cannot write: {reason} (in {folder})")
 
 
+_inputs: dict[tuple[int, int], str] = {}  # (device, inode) -> name of a protected input
+
+
+def _identity(path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)  # follows symlinks: a link to an input is that input
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+
+def protect_inputs(inputs, outputs=()) -> None:
+    """Remember the files this command reads (a folder: every file below it), so that no
+    write through this module replaces one of them, and refuse now each of `outputs` that
+    is one of them (before any work is done)."""
+    for item in inputs:
+        if item is None:
+            continue
+        path = Path(item)
+        if path.is_dir():
+            for folder, _, names in os.walk(path):
+                for name in names:
+                    _remember(Path(folder) / name)
+        else:
+            _remember(path)
+    for output in outputs:
+        if output is not None:
+            check_not_input(Path(output))
+
+
+def _remember(path: Path) -> None:
+    key = _identity(path)
+    if key is not None:
+        _inputs.setdefault(key, str(path))
+
+
+def forget_inputs() -> None:
+    """Forget the protected inputs (the command has ended)."""
+    _inputs.clear()
+
+
+def check_not_input(target: Path) -> None:
+    """Refuse a target that is one of the protected inputs (same file, hard or symbolic link)."""
+    name = _inputs.get(_identity(target)) if _inputs else None
+    if name is not None:
+        how = "is" if os.path.abspath(name) == os.path.abspath(target) else "is the same file as"
+        raise MrczbenchError(f"{target}: {how} the input {name}; refusing to write over an "
+                             f"input: give another output name")
+
+
+@contextlib.contextmanager
+def naming(target) -> Iterator[None]:
+    """Inside the block, a write error of the target's place (full disk, quota, read-only)
+    becomes a one-line MrczbenchError naming `target`: appends to an open file raise
+    OSErrors that carry no file name."""
+    try:
+        yield
+    except OSError as exc:
+        error = write_error(exc, target)
+        if error:
+            raise error from None
+        raise
+
+
 def check_target(target: Path) -> None:
-    """Refuse to replace anything but a regular file (or nothing)."""
+    """Refuse to replace anything but a regular file (or nothing), or one of the inputs."""
+    check_not_input(target)
     try:
         info = os.stat(target)  # follows symlinks: a link to /dev/null is a device too
     except (FileNotFoundError, NotADirectoryError):

@@ -17,7 +17,7 @@ import importlib
 import sys
 
 from mrczbench.version import __version__
-from mrczbench.errors import MrczbenchError
+from mrczbench.errors import MrczbenchError, one_line_warnings
 
 COMMAND_MODULES = tuple(f"mrczbench.commands.{name}" for name in (
     "files",      # compress, decompress, info
@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import warnings
+    from mrczbench.atomic import forget_inputs
+    shown = warnings.showwarning
+    one_line_warnings()
     try:
         return int(args.func(args) or 0)
     except MrczbenchError as exc:
@@ -83,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mrczbench {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        forget_inputs()
+        warnings.showwarning = shown
 
 
 def _os_error_line(exc: OSError) -> str | None:

@@ -35,3 +35,16 @@ class SuiteError(MrczbenchError):
 
 class ResultsError(MrczbenchError):
     """Missing or unreadable result files."""
+
+
+def one_line_warnings() -> None:
+    """Python warnings (a library's, or mrczbench's own UserWarnings) as one line on stderr,
+    `mrczbench: warning: <message>`, without the file, line number and source line."""
+    import sys
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"mrczbench: warning: {text}", file=file or sys.stderr, flush=True)
+
+    warnings.showwarning = show

@@ -12,8 +12,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
+
+from mrczbench.atomic import naming
+from mrczbench.errors import MrczbenchError
 
 CUT_OFF = object()  # parse_lines' value for a last line cut off by a killed writer
 
@@ -42,6 +46,10 @@ class AppendLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.path, "a+b")
         try:
+            if not stat.S_ISREG(os.fstat(self._handle.fileno()).st_mode):
+                # a symlink to /dev/zero would be read forever, one to /dev/full fails every row
+                raise MrczbenchError(f"{self.path}: not a regular file (a device, FIFO or socket "
+                                     f"under this name?): give a folder where it can be a file")
             if exclusive:
                 try:
                     fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,12 +63,14 @@ class AppendLog:
     def append(self, records: Iterable[Any]) -> None:
         text = "".join(self.dumps(record) + "\n" for record in records)
         if text:
-            self._handle.write(text.encode("utf-8"))
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            with naming(self.path):  # a full disk names this file, not "output"
+                self._handle.write(text.encode("utf-8"))
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
 
     def close(self) -> None:
-        self._handle.close()
+        with naming(self.path):
+            self._handle.close()
 
     def __enter__(self) -> "AppendLog":
         return self

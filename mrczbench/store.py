@@ -188,6 +188,23 @@ def _check_row(path: Path, number: int, row: Any) -> None:
     if schema != SCHEMA_VERSION:
         raise ResultsError(f"{path}:{number}: result schema {schema!r} is not supported "
                            f"(this mrczbench reads schema {SCHEMA_VERSION})")
+    problem = _key_problem(row)
+    if problem:
+        raise ResultsError(f"{path}:{number}: not a result row: {problem}")
+
+
+def _key_problem(row: dict[str, Any]) -> str | None:
+    """What is wrong with the keys every reader of rows relies on (resume, report, compare)."""
+    if not isinstance(row.get("case_id"), str):
+        return f"case_id must be a string, got {type(row.get('case_id')).__name__}"
+    if "op" not in row:
+        return "no op column"
+    if row["op"] is not None and not isinstance(row["op"], str):
+        return f"op must be a string or null, got {type(row['op']).__name__}"
+    sample = row.get("sample")
+    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 0):
+        return f"sample must be a whole number >= 0 or null, got {sample!r:.40}"
+    return None
 
 
 @dataclasses.dataclass

@@ -94,3 +94,5 @@ def read_toml(path: Path, error: type[Exception], problem: str) -> dict[str, Any
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise error(f"{path}: {problem}: {exc}") from None
+    except RecursionError:  # a = [[[[...]]]] thousands deep
+        raise error(f"{path}: {problem}: values nested too deeply") from None

@@ -157,12 +157,18 @@ def test_resume_after_a_killed_batch(tmp_path):
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     part = tmp_path / "R/manifest.jsonl"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not part.exists() or not part.read_text().strip()):
+    while time.monotonic() < deadline and (not part.exists() or '"done"' not in part.read_text()):
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    first = manifest.records(tmp_path / "R")
+    first = [r for r in manifest.records(tmp_path / "R") if r["status"] == "done"]
     assert 1 <= len(first) < 5, "the batch must be killed part-way"
+    assert len(manifest.records(tmp_path / "R")) == 5  # the unfinished movies are named as planned
+    # verify after the kill: never a false success, every unfinished movie named
+    killed = subprocess.run([sys.executable, "-m", "mrczbench", "verify", str(tmp_path / "R")],
+                            env=env, capture_output=True, text=True)
+    assert killed.returncode == 1
+    assert killed.stdout.count("NOT CONVERTED") == 5 - len(first)
     done_before = {r["output"]: (tmp_path / "R" / r["output"]).stat().st_mtime_ns for r in first}
     # nothing half-written under a final name
     finals = [p for p in (tmp_path / "R/big").glob("*.mrcz")]
@@ -174,8 +180,9 @@ def test_resume_after_a_killed_batch(tmp_path):
     assert len(records) == 5
     for output, mtime in done_before.items():
         assert (tmp_path / "R" / output).stat().st_mtime_ns == mtime  # not redone
-    lines = part.read_text().splitlines()
-    assert len(lines) == 5  # one record per movie: nothing converted twice
+    lines = [json.loads(line) for line in part.read_text().splitlines()]
+    assert sum(r["status"] == "done" for r in lines) == 5  # nothing converted twice
+    assert main(["verify", str(tmp_path / "R")]) == 0
 
 
 def test_existing_output_not_ours_is_left_alone(project):

@@ -257,7 +257,7 @@ def test_missing_and_empty_inputs_are_results_errors(tmp_path):
     with pytest.raises(ResultsError, match="no result files"):
         load_result_files([tmp_path])
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"schema": 1}\nnot json\n')
+    bad.write_text('{"schema": 1, "case_id": "c1", "op": null}\nnot json\n')
     with pytest.raises(ResultsError, match="bad.jsonl:2"):
         load_result_files([bad])
 

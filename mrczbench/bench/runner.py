@@ -50,8 +50,11 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
     check_folder_option("--scratch", scratch)
     scratch_dir = Path(scratch or plan.out_dir) / f".scratch-{plan.run_id}"
     new_dirs = _make_folders(plan.out_dir, scratch_dir)
+    locked = False  # a run refused by the lock touches nothing: the scratch is the other run's
     try:
         with RunLock(plan.run_path):
+            locked = True
+            scratch_dir.mkdir(exist_ok=True)
             todo = plan.todo()
             method, note = _eviction(plan, todo, scratch_dir)
             meta = run_metadata(plan, method, note, scratch_dir, command_line)
@@ -64,9 +67,10 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
             meta["finished"] = store.utc_now()
             store.write_run_metadata(plan.run_path, meta)
     except BaseException:
-        shutil.rmtree(scratch_dir, ignore_errors=True)
-        if plan.run_path.exists() and plan.run_path.stat().st_size == 0 and not plan.resume \
-                and not store.meta_path_for(plan.run_path).exists():
+        if locked:
+            shutil.rmtree(scratch_dir, ignore_errors=True)
+        if locked and plan.run_path.exists() and plan.run_path.stat().st_size == 0 \
+                and not plan.resume and not store.meta_path_for(plan.run_path).exists():
             plan.run_path.unlink()  # the lock made it; nothing was written
         _remove_empty_dirs(new_dirs)
         raise
@@ -75,13 +79,14 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
 
 
 def _make_folders(out_dir: Path, scratch_dir: Path) -> list[Path]:
-    """Create the output and scratch folders; return the ones created (deepest first, without
-    the scratch folder itself) so a failed start can remove them again."""
-    new_dirs = sorted({*_missing_dirs(out_dir), *_missing_dirs(scratch_dir)} - {scratch_dir},
+    """Create the output folder and the scratch folder's parent (the scratch folder itself is
+    made once the run lock is held); return the ones created (deepest first) so a failed start
+    can remove them again."""
+    new_dirs = sorted({*_missing_dirs(out_dir), *_missing_dirs(scratch_dir.parent)},
                       key=lambda d: len(d.parts), reverse=True)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        scratch_dir.mkdir(parents=True, exist_ok=True)
+        scratch_dir.parent.mkdir(parents=True, exist_ok=True)
     except BaseException:
         _remove_empty_dirs(new_dirs)
         raise
@@ -177,6 +182,7 @@ def execute(cases: list[Case], plan: Plan, settings: dict[str, Any], base: dict[
                         _remove_case_files(Path(settings["scratch"]), case)
                         rows.append(error_row(case, failure, op=rows[-1].get("op") if rows else None))
                     if any(row.get("error") for row in rows):
+                        _check_scratch(Path(settings["scratch"]), case)
                         failed.add(case.case_id)
                     case_base = {**base, "case_id": case.case_id, "case_index": index_of[case.case_id]}
                     run_file.append(store.make_row(**{**case_base, **row}) for row in rows)
@@ -192,6 +198,16 @@ def execute(cases: list[Case], plan: Plan, settings: dict[str, Any], base: dict[
         progress.close()
         if worker is not None:
             worker.stop()
+
+
+def _check_scratch(scratch: Path, case: Case) -> None:
+    """Error rows are the contender's only while the harness's scratch folder is intact: a
+    folder removed under the run (by another process) fails every later case, so the run
+    stops (exit 2) without recording that case's rows; --resume runs it again."""
+    if not scratch.is_dir():
+        raise SuiteError(f"{scratch}: the run's scratch folder disappeared during case "
+                         f"{case.case_id} (removed by another process?): the run stops here, its "
+                         f"error rows not recorded; continue it with --resume")
 
 
 def _remove_case_files(scratch: Path, case: Case) -> None:

@@ -46,6 +46,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -110,13 +111,19 @@ _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 2**20, "MB": 2
           "G": 2**30, "GB": 2**30, "GIB": 2**30}
 
 
+MAX_THREADS = 256  # blosc's BLOSC_MAX_THREADS; no contender uses more
+MAX_CASES = 10_000  # a sweep of more cases is almost surely a typo (listing alone takes minutes)
+MAX_CASES_VAR = "MRCZBENCH_MAX_CASES"
+MAX_SECONDS = {"min_batch_seconds": 3600.0, "timeout": 7 * 86400.0}
+
+
 def resolve_threads(value: Any, cores: int | None = None) -> int:
-    """An integer >= 1, or 'cores' / 'N*cores' on this machine (rounded, at least 1)."""
+    """An integer 1-MAX_THREADS, or 'cores' / 'N*cores' on this machine (rounded, at least 1)."""
     if isinstance(value, bool):
         raise ValueError(f"expected an integer >= 1 or 'cores', '2*cores'. Got {value!r}")
     if isinstance(value, int):
-        if value < 1:
-            raise ValueError(f"expected an integer >= 1 or 'cores', '2*cores'. Got {value!r}")
+        if not 1 <= value <= MAX_THREADS:
+            raise ValueError(f"expected an integer 1-{MAX_THREADS} or 'cores', '2*cores'. Got {value!r}")
         return value
     match = _CORES.match(value) if isinstance(value, str) else None
     if not match:
@@ -125,7 +132,25 @@ def resolve_threads(value: Any, cores: int | None = None) -> int:
         from mrczbench.system import usable_cores
         cores = usable_cores()
     factor = float(match.group(1) or 1)
-    return max(1, round(factor * cores))
+    threads = max(1, round(factor * cores))
+    if threads > MAX_THREADS:
+        raise ValueError(f"{value!r} is {threads} threads here; at most {MAX_THREADS}")
+    return threads
+
+
+def check_case_count(count: int, path) -> None:
+    """Refuse a sweep of more than MAX_CASES cases (or $MRCZBENCH_MAX_CASES) before listing it."""
+    limit = MAX_CASES
+    text = os.environ.get(MAX_CASES_VAR)
+    if text:
+        try:
+            limit = int(text)
+        except ValueError:
+            raise SuiteError(f"${MAX_CASES_VAR}={text!r}: expected a whole number of cases") from None
+    if count > limit:
+        raise SuiteError(f"{path}: the sweep makes {count:,} cases, more than the limit of "
+                         f"{limit:,}; sweep fewer values, or raise the limit with "
+                         f"{MAX_CASES_VAR}={count}")
 
 
 def resolve_blocksize(value: Any) -> int:
@@ -214,6 +239,7 @@ class Suite:
                 sweep.pop(key, None)
             names = _unique_names(movies)
             sweep = {"data": names, **sweep}
+            check_case_count(math.prod(len(options) for options in sweep.values()), self.path)
             by_name = dict(zip(names, movies))
         cases = []
         keys = list(sweep)
@@ -309,6 +335,9 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
 
     _check_keys(raw, TOP_KEYS, path, "")
     values = {**DEFAULTS, **copy.deepcopy(raw)}
+    if quick and profile not in (None, "quick"):
+        raise SuiteError(f"--quick and --profile {profile} contradict each other (--quick is "
+                         f"--profile quick): give one of them")
     profile = profile or ("quick" if quick else "full")
     if profile not in PROFILES:
         raise SuiteError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
@@ -335,8 +364,10 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
         raise fail("repeats", f"expected an integer >= 1. Got {repeats!r}")
     for key in ("min_batch_seconds", "timeout"):
         number = values[key]
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
-            raise fail(key, f"expected a number of seconds > 0. Got {number!r}")
+        if isinstance(number, bool) or not isinstance(number, (int, float)) \
+                or not 0 < number <= MAX_SECONDS[key]:  # also refuses nan and inf
+            raise fail(key, f"expected a number of seconds > 0 and <= {MAX_SECONDS[key]:g}. "
+                            f"Got {number!r}")
     if isinstance(values["seed"], bool) or not isinstance(values["seed"], int):
         raise fail("seed", f"expected an integer. Got {values['seed']!r}")
 
@@ -353,6 +384,8 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
 
     sweep = values["sweep"]
     _check_sweep(sweep, contenders, fail)
+    check_case_count(math.prod(len(options) for options in sweep.values()), path)
+    _check_stack_memory(dataset, sweep, fail)
 
     # Every case needs a format: from [format] or from its contender.
     if "format" not in fixed_format:
@@ -406,6 +439,28 @@ def _check_sweep(sweep: dict[str, Any], contenders: dict[str, Any], fail) -> Non
         raise fail("sweep.contender", "lists a contender twice")
 
 
+MAX_METADATA_MEGABYTES = 1024  # Fig. 3's documents are 25 MiB; they are built in memory
+
+
+def _check_stack_memory(dataset: dict[str, Any], sweep: dict[str, Any], fail) -> None:
+    """The largest stack the suite's own dataset fields make (a case holds it in memory)
+    must fit in the memory available now; named specs are checked when they are loaded."""
+    from mrczbench.movies.readers import available_memory
+    frames = max(sweep.get("frames") or [dataset.get("frames", 10)])
+    pixels = max(ny * nx for ny, nx in (sweep.get("shape") or [dataset.get("shape", [1024, 1024])]))
+    dtypes = sweep.get("dtype") or [dataset.get("dtype") or "int8"]
+    try:
+        import numpy as np
+        itemsize = max(np.dtype(d).itemsize for d in dtypes)
+    except TypeError:
+        return  # an unknown dtype name is reported with its case
+    need, free = frames * pixels * itemsize, available_memory()
+    if need > free:
+        raise fail("dataset", f"a {frames}-frame stack of {pixels:,} pixels needs "
+                              f"{need / 2**30:,.1f} GiB of memory; {free / 2**30:,.1f} GiB is "
+                              f"available: use fewer frames or a smaller shape")
+
+
 def _check_keys(table: dict[str, Any], valid: tuple[str, ...], path: Path, prefix: str) -> None:
     for key in table:
         if key not in valid:
@@ -419,11 +474,14 @@ def _check_dataset_value(where: str, key: str, value: Any, fail) -> None:
         if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
             raise fail(where, f"expected [ny, nx] (two positive integers). Got {value!r}")
     elif key in ("frames", "megabytes"):
-        if not number(value) or value <= 0 or (key == "frames" and not isinstance(value, int)):
+        if not number(value) or not 0 < value < math.inf or (key == "frames" and not isinstance(value, int)):
             raise fail(where, f"expected a positive {'integer' if key == 'frames' else 'number'}. Got {value!r}")
+        if key == "megabytes" and value > MAX_METADATA_MEGABYTES:
+            raise fail(where, f"expected at most {MAX_METADATA_MEGABYTES} MiB (the documents are "
+                              f"built in memory). Got {value!r}")
     elif key == "dose":
-        if not number(value) or value < 0:
-            raise fail(where, f"expected a dose >= 0 (e/px/frame). Got {value!r}")
+        if not number(value) or not 0 <= value < math.inf:  # nan and inf fail too
+            raise fail(where, f"expected a dose >= 0 (e/px/frame, finite). Got {value!r}")
     elif key == "seed":
         if not isinstance(value, int) or isinstance(value, bool):
             raise fail(where, f"expected an integer. Got {value!r}")

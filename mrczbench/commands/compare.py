@@ -11,11 +11,13 @@ from mrczbench.analysis.compare_text import (CONTENDER_COLUMNS, contender_line, 
                                              shift_line, summary_line)
 from mrczbench.analysis.fairness import run_warnings
 from mrczbench.analysis.results import load_result_files
-from mrczbench.atomic import atomic_output
+from mrczbench.atomic import atomic_output, protect_inputs
+from mrczbench.spreadsheet import safe_table
 
 
 def run_compare(args: argparse.Namespace) -> int:
     compare.check_options(args.factor, args.alpha, args.min_samples)
+    protect_inputs([args.base, args.new], [args.csv])
     base = load_result_files([args.base])
     new = load_result_files([args.new])
     comparison = compare.compare_runs(base.rows, new.rows, factor=args.factor, alpha=args.alpha,
@@ -36,7 +38,7 @@ def run_compare(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     if args.csv:
         with atomic_output(Path(args.csv), "w") as handle:
-            handle.write(table.to_csv(index=False))
+            handle.write(safe_table(table).to_csv(index=False))
     if comparison.regressed:
         return 1  # size regressions and newly-erroring cases gate even without timing tests
     if len(table) and table["time"].isin(["only in BASE", "only in NEW"]).all():

@@ -3,11 +3,13 @@ pool), a Dask cluster (--scheduler) or a Slurm array (--shard / SLURM_ARRAY_TASK
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from mrczbench.argtypes import positive_int
+from mrczbench import mrcz
+from mrczbench.argtypes import positive_int, zero_or_range
 from mrczbench.convert import inputs, manifest
 from mrczbench.convert.job import Settings, checksum_of, convert_one, frame_digests
 from mrczbench.errors import MrczbenchError
@@ -29,7 +31,8 @@ def add_commands(sub) -> None:
     p.add_argument("--codec", default="zstd", help="MRCZ blosc codec (default zstd)")
     p.add_argument("--level", type=int, help="MRCZ codec level 1-9 (default 1); TIFF deflate level "
                    "1-9 (default 6, RELION's)")
-    p.add_argument("--blocksize", type=int, help="MRCZ blosc block size in bytes (default: python-mrcz's)")
+    p.add_argument("--blocksize", type=zero_or_range(mrcz.MIN_BLOCKSIZE, mrcz.MAX_BLOCKSIZE, "bytes"), help="MRCZ blosc block size: 0 (blosc's "
+                   "choice) or 1024-2147483647 bytes (default: python-mrcz's)")
     p.add_argument("--filter", default="bitshuffle", choices=("bitshuffle", "shuffle", "none"))
     p.add_argument("--compression", default="auto", choices=("auto", "lzw", "deflate", "none"),
                    help="TIFF compression; auto = deflate for 4096-wide (Falcon) frames, else LZW, "
@@ -55,9 +58,13 @@ def add_commands(sub) -> None:
     v = sub.add_parser("verify", help="re-read converted movies and check them against the manifest",
                        description="Decode every output listed as done in a conversion manifest (or all "
                        "parts in DIR) and compare its checksum, frame count and size with the manifest: "
-                       "the check to run before deleting sources. Exit 0 only when every movie was "
-                       "converted and verifies.")
+                       "the check to run before deleting sources. Movies the batch planned but did "
+                       "not finish, MOVIES without a record and missing shard parts are reported. "
+                       "Exit 0 only when every movie was converted and verifies.")
     v.add_argument("source", metavar="DIR_OR_MANIFEST")
+    v.add_argument("movies", nargs="*", metavar="MOVIES", help="the movies that were converted "
+                   "(as given to convert: files, folders, .lst, .star): each must have a verified "
+                   "output; default: every movie the manifest names")
     v.add_argument("--jobs", type=positive_int, default=1, help="outputs checked at once (default 1)")
     v.set_defaults(func=run_verify)
 
@@ -69,6 +76,13 @@ def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
     level = args.level if args.level is not None else (1 if args.format == "mrcz" else 6)
     if not 1 <= level <= 9:
         raise MrczbenchError(f"--level {level}: expected 1-9")
+    if args.format != "mrcz":  # MRCZ-only options are refused, not silently dropped
+        given = [option for option, value in (("--checksum", args.checksum),
+                                              ("--blocksize", args.blocksize is not None)) if value]
+        if given:
+            raise MrczbenchError(f"{' and '.join(given)}: MRCZ only (TIFF has no per-frame "
+                                 f"checksums or blosc blocks); use --format mrcz or leave "
+                                 f"{'them' if len(given) > 1 else 'it'} out")
     if args.gain:
         if args.format != "mrcz":
             raise MrczbenchError("--gain: counts with a gain are stored as MRCZ only; use --format "
@@ -101,7 +115,7 @@ def _todo(tasks, out: Path, only_unfinished: bool) -> tuple[list, list[dict]]:
         if only_unfinished and done and done.get("status") == "done" and target.is_file() \
                 and target.stat().st_size == done.get("output_bytes"):
             continue
-        if target.exists() and target.resolve() == Path(task.input).resolve():
+        if target.exists() and os.path.samefile(target, task.input):
             refused.append({"input": task.input, "output": task.relative, "status": "failed",
                             "error": "the output would replace its input; choose another --out"})
         elif target.exists() and task.relative not in previous:
@@ -132,7 +146,9 @@ def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    from mrczbench.errors import one_line_warnings
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=one_line_warnings) as pool:
         futures = [pool.submit(convert_one, task, settings) for task in tasks]
         try:
             for future in as_completed(futures):
@@ -169,6 +185,10 @@ def run_convert(args) -> int:
     from mrczbench.system import usable_cores
     tasks, stars = inputs.expand(args.movies, inputs.OUTPUT_SUFFIX[args.format])
     settings, jobs = settings_from(args, usable_cores(), len(tasks))
+    from mrczbench.atomic import protect_inputs
+    from mrczbench.movies.gain import reliability_path
+    protect_inputs([*(task.input for task in tasks), *(star.path for star in stars),
+                    *((args.gain, reliability_path(args.gain)) if args.gain else ())])
     if settings.shard:
         tasks = inputs.shard(tasks, *settings.shard)
     out = Path(args.out)
@@ -177,15 +197,19 @@ def run_convert(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     todo, refused = _todo(tasks, out, args.only_unfinished)
     skipped = len(tasks) - len(todo) - len(refused)
-    print(f"mrczbench convert: {len(tasks)} movies{f' (shard {settings.shard[0]}/{settings.shard[1]})' if settings.shard else ''}"
-          f", {skipped} already done, {len(refused)} refused, {len(todo)} to convert to "
-          f"{args.format} in {out} ({'Dask ' + args.scheduler if args.scheduler else f'{jobs} job(s)'} "
-          f"x {settings.threads} thread(s))", file=sys.stderr)
     from mrczbench.progress import Progress
     records = []
     started = time.monotonic()
-    progress = Progress(len(todo) + len(refused), "convert", interval=5.0)
     with manifest.writer(out, settings.shard) as append:
+        # named before any work: a batch cut short still lists its movies
+        append(*({"input": task.input, "output": task.relative, "status": "planned",
+                  "format": settings.format, "shard": settings.shard} for task in todo))
+        # announced once the batch holds its manifest: a refused batch prints its error alone
+        print(f"mrczbench convert: {len(tasks)} movies{f' (shard {settings.shard[0]}/{settings.shard[1]})' if settings.shard else ''}"
+              f", {skipped} already done, {len(refused)} refused, {len(todo)} to convert to "
+              f"{args.format} in {out} ({'Dask ' + args.scheduler if args.scheduler else f'{jobs} job(s)'} "
+              f"x {settings.threads} thread(s))", file=sys.stderr)
+        progress = Progress(len(todo) + len(refused), "convert", interval=5.0)
         for record in itertools.chain(refused, _run_tasks(todo, settings, jobs, args.scheduler)):
             append(record)
             records.append(record)
@@ -211,16 +235,36 @@ def run_convert(args) -> int:
     return 1 if failed else 0
 
 
+def _inside_folder(out: Path, output) -> Path | None:
+    """The output's path when the record names a file inside `out` (no absolute path, no
+    `..`, no symlink leading out), else None: verify never reads outside its folder."""
+    if not isinstance(output, str) or not output or "\0" in output:
+        return None
+    relative = PurePath(output)
+    if relative.is_absolute() or ".." in relative.parts:
+        return None
+    target = out / relative
+    try:
+        target.resolve().relative_to(out.resolve())
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return None
+    return target
+
+
 def _verify_one(out: Path, record: dict) -> str | None:
-    """None when the output matches its record, else the problem."""
-    target = out / record["output"]
+    """None when the output matches its record, else the problem (one line)."""
+    target = _inside_folder(out, record.get("output"))
+    if target is None:
+        return f"the manifest names a file outside {out}: not read"
     if not target.is_file():
         return "missing"
+    if not isinstance(record.get("frames"), int) or not isinstance(record.get("checksum"), str):
+        return "the manifest record has no frame count or checksum"
     if record.get("output_bytes") is not None and target.stat().st_size != record["output_bytes"]:
         return f"size {target.stat().st_size} bytes, manifest says {record['output_bytes']}"
     try:
         digests = frame_digests(target, record.get("format", "mrcz"))
-    except (MrczbenchError, OSError, ValueError) as exc:
+    except (MrczbenchError, OSError, ValueError, MemoryError) as exc:
         return f"cannot be decoded: {' '.join(str(exc).split())[:200]}"
     if len(digests) != record.get("frames"):
         return f"{len(digests)} frames, manifest says {record.get('frames')}"
@@ -229,26 +273,62 @@ def _verify_one(out: Path, record: dict) -> str | None:
     return None
 
 
+def _expected(args, records: list[dict]) -> tuple[list[dict], list[str]]:
+    """The records to check (one per movie) and the movies that have none: every movie given
+    on the command line, or else every movie the manifest names (planned ones included)."""
+    if not args.movies:
+        return records, []
+    by_input = {r.get("input"): r for r in records}
+    tasks, _ = inputs.expand(args.movies, inputs.OUTPUT_SUFFIX["mrcz"])
+    return ([by_input[t.input] for t in tasks if t.input in by_input],
+            [t.input for t in tasks if t.input not in by_input])
+
+
+def _missing_shards(source: Path) -> list[str]:
+    """Parts of a sharded batch that are not in the folder (their movies never converted)."""
+    parts = [manifest.shard_of(p) for p in source.glob(manifest.PATTERN)] if source.is_dir() else []
+    counts = {n for part in parts if part for _, n in [part]}
+    have = {part for part in parts if part}
+    return [manifest.part_name((i, n)) for n in sorted(counts) for i in range(n) if (i, n) not in have]
+
+
 def run_verify(args) -> int:
     source = Path(args.source)
     out = source if source.is_dir() else source.parent
     records = manifest.records(source)
-    done = [r for r in records if r.get("status") == "done"]
-    not_done = [r for r in records if r.get("status") != "done"]
-    problems = []
+    checked, unrecorded = _expected(args, records)
+    if not checked and not unrecorded:
+        raise MrczbenchError(f"{source}: the manifest lists no movies: nothing can be verified; "
+                             f"give the movies that were converted: mrczbench verify {args.source} MOVIES")
+    done = [r for r in checked if r.get("status") == "done"]
+    not_done = [r for r in checked if r.get("status") != "done"]
     if args.jobs > 1:
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(args.jobs) as pool:
             results = list(pool.map(lambda r: _verify_one(out, r), done))
     else:
         results = [_verify_one(out, r) for r in done]
-    for record, problem in zip(done, results):
-        if problem:
-            problems.append(f"{record['output']}: {problem}")
+    problems = [f"{_shown(record.get('output'))}: {problem}"
+                for record, problem in zip(done, results) if problem]
     for line in problems:
         print(f"BAD {line}")
     for record in not_done:
-        print(f"NOT CONVERTED {record['input']}: {record.get('error')}")
+        reason = ("the batch stopped before it was converted" if record.get("status") == "planned"
+                  else record.get("error"))
+        print(f"NOT CONVERTED {_shown(record.get('input'))}: {_shown(reason)}")
+    for movie in unrecorded:
+        print(f"NOT CONVERTED {_shown(movie)}: not in the manifest")
+    missing_parts = _missing_shards(source)
+    for part in missing_parts:
+        print(f"MISSING {part}: that shard's movies were never converted")
+    unconverted = len(not_done) + len(unrecorded)
     ok = len(done) - len(problems)
-    print(f"verified {ok} of {len(records)} movies; {len(problems)} bad, {len(not_done)} not converted")
-    return 0 if not problems and not not_done else 1
+    print(f"verified {ok} of {len(checked) + len(unrecorded)} movies; {len(problems)} bad, "
+          f"{unconverted} not converted" + (f", {len(missing_parts)} shard part(s) missing"
+                                            if missing_parts else ""))
+    return 0 if ok == len(checked) + len(unrecorded) and not missing_parts else 1
+
+
+def _shown(value) -> str:
+    """A manifest value as one printable line."""
+    return " ".join(str(value).split())[:300].encode("ascii", "backslashreplace").decode()

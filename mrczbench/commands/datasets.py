@@ -4,6 +4,7 @@ cache (mrczbench.movies.datasets), and users' movies opened as benchmarks open t
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from mrczbench.argtypes import positive_int
 from mrczbench.movies import datasets, readers, synthetic
@@ -121,6 +122,8 @@ def _cmd_show(args) -> int:
 def _cmd_generate(args) -> int:
     datasets.check_threads(args.threads)  # before any work or output
     specs = [datasets.load_spec(name) for name in args.names]  # check every name before working
+    from mrczbench.atomic import protect_inputs
+    protect_inputs([name for name in args.names if Path(name).is_file()])
     for spec in specs:
         existing = None if args.force else datasets.cached_path(spec, args.cache_dir)
         if existing:

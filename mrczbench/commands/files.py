@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from mrczbench import mrcz
-from mrczbench.argtypes import integer, positive_int
+from mrczbench.argtypes import positive_int, zero_or_range
 from mrczbench.errors import MrczbenchError
 from mrczbench.progress import Progress
 from mrczbench.movies import gain
@@ -29,11 +29,6 @@ CHECKSUM_NOTE = ("none: MRC/MRCZ store no payload checksum, so corruption inside
 UINT8_WARNING = ("uint8 values above 127 are stored as MRC mode 0, which MRC readers that "
                  "ignore IMOD's unsigned flag (RELION, mrcfile, python-mrcz) see as signed "
                  "int8: values above 127 appear negative (mrczbench and IMOD read uint8)")
-
-
-# --blocksize: 0 (automatic) or mrcz.MIN_BLOCKSIZE..mrcz.MAX_BLOCKSIZE bytes
-_blocksize = integer(f"0 (automatic) or {mrcz.MIN_BLOCKSIZE}-{mrcz.MAX_BLOCKSIZE} bytes",
-                     lambda value: value == 0 or mrcz.MIN_BLOCKSIZE <= value <= mrcz.MAX_BLOCKSIZE)
 
 
 def add_commands(subparsers) -> None:
@@ -51,7 +46,7 @@ def add_commands(subparsers) -> None:
                           help="compression level, 1 fastest ... 9 smallest (default: 1)")
     compress.add_argument("--threads", type=positive_int, default=None, metavar="N",
                           help="compression threads (default: all cores)")
-    compress.add_argument("--blocksize", type=_blocksize, default=None, metavar="BYTES",
+    compress.add_argument("--blocksize", type=zero_or_range(mrcz.MIN_BLOCKSIZE, mrcz.MAX_BLOCKSIZE, "bytes"), default=None, metavar="BYTES",
                           help="blosc block size: 0 = blosc's automatic choice, or "
                           f"{mrcz.MIN_BLOCKSIZE}-{mrcz.MAX_BLOCKSIZE} bytes (default: "
                           "python-mrcz's rule, min(65536, pixels per frame / threads))")
@@ -109,6 +104,8 @@ def add_commands(subparsers) -> None:
 def cmd_compress(args) -> int:
     _check_output(args.input, args.output, compressed=True)
     if args.gain:
+        from mrczbench.atomic import protect_inputs
+        protect_inputs([args.gain, gain.reliability_path(args.gain)], [args.output])
         return _compress_counts(args)  # counts + gain + unreliable pixels (issue 11)
     if args.ignore_error:
         raise MrczbenchError("--ignore-error only applies with --gain")
@@ -305,8 +302,8 @@ def _check_output(input_path, output_path, compressed: bool) -> None:
         raise MrczbenchError(f"{output_path}: the output is plain MRC, so its name must not "
                              "end in .mrcz (MRCZ readers expect compressed data); use .mrc "
                              "or .mrcs")
-    if Path(output_path).resolve() == Path(input_path).resolve():
-        raise MrczbenchError(f"{output_path}: output must not be the input file")
+    from mrczbench.atomic import protect_inputs
+    protect_inputs([input_path], [output_path])  # the same file, a hard link or a symlink to it
     folder = Path(output_path).resolve().parent
     if not folder.is_dir():
         raise MrczbenchError(f"{output_path}: folder {folder} does not exist")

@@ -34,13 +34,22 @@ def add_commands(subparsers) -> None:
 
 
 def cmd_estimate_gain(args) -> int:
+    from mrczbench.atomic import check_target, protect_inputs
     out = Path(args.out)
+    if out.suffix.lower() == ".mrcz":
+        raise gain.GainError(f"--out {out}: the gain reference is plain MRC (RELION reads it so): "
+                             f"name it .mrc")
     if not out.resolve().parent.is_dir():
         raise gain.GainError(f"{out}: folder {out.resolve().parent} does not exist")
     state = gain.state_path(out)
+    movies = open_movies(args.movies)
+    # every output refused now, before the state file is written: an input, a folder, a device
+    outputs = [out, gain.reliability_path(out), state]
+    protect_inputs([*args.movies, *(movie.path for movie in movies)], outputs)
+    for target in outputs:
+        check_target(target)
     if args.restart and state.exists():
         state.unlink()
-    movies = open_movies(args.movies)
     done = set()
     if state.exists():
         done = set(gain.GainEstimate.load(state, args.thresh, args.tolerance).movies_done)

@@ -107,7 +107,7 @@ def measure_movies(paths: list[str], frames: int = 4) -> dict[str, Any]:
     for i, frame in enumerate(first.iter_frames()):
         if i >= frames:
             break
-        total += float(np.asarray(frame, dtype=np.float64).sum())
+        total += float(np.sum(frame, dtype=np.float64))  # accumulates in float64, no copy
         count += frame.size
     return {"shape": tuple(first.shape[1:]), "frames": first.shape[0], "dtype": str(first.dtype),
             "dose": total / count if count else None, "measured_from": first.name}
@@ -176,10 +176,13 @@ def run_command(args) -> int:
                                 sorted(model.native_formats(name), key=str))
             print(f"{name}: {formats}\n    source: {source}")
         return 0
-    from mrczbench.atomic import atomic_output
+    from mrczbench.atomic import atomic_output, protect_inputs
+    protect_inputs([*(args.data or []), *(args.results or [])])
     facts = measure_movies(args.data) if args.data else None
-    if facts and not facts.get("dose") and not args.dose:
-        raise MrczbenchError("--data: the dose could not be measured (empty movie): give --dose")
+    if facts and not args.dose and not 0 < (facts.get("dose") or 0) < float("inf"):
+        raise MrczbenchError(f"--data: the mean pixel value of {facts['measured_from']} is "
+                             f"{facts.get('dose')!r}, not a dose (a dark or gain-normalised "
+                             f"movie?): give --dose E_PER_PIXEL_PER_FRAME")
     scenario = scenario_from(args, facts)
     out = Path(args.out)
     if out.exists() and not out.is_dir():

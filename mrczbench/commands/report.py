@@ -13,6 +13,8 @@ def run_report(args: argparse.Namespace) -> int:
     import matplotlib
     matplotlib.use("Agg")
     from mrczbench.analysis.report.writer import write_report
+    from mrczbench.atomic import protect_inputs
+    protect_inputs(args.results)
     results = load_result_files(args.results)
     out = Path(args.out) if args.out else report.default_out(results)
     written = write_report(results, out)

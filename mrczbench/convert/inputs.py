@@ -81,8 +81,10 @@ def expand(movies: list[str], suffix: str) -> tuple[list[Task], list[StarMovies]
                 inside = sorted(f for f in p.rglob("*") if f.suffix.lower() in MOVIE_SUFFIXES and f.is_file())
                 if not inside:
                     raise MrczbenchError(f"{p}: folder holds no movie files ({', '.join(MOVIE_SUFFIXES)})")
-                base = p.resolve().parent
-                found += [(f, _clean_relative(f.resolve().relative_to(base), str(f)), None) for f in inside]
+                # named as found in the folder: a symlink to a movie elsewhere keeps its name
+                base = Path(os.path.abspath(p)).parent
+                found += [(f, _clean_relative(Path(os.path.abspath(f)).relative_to(base), str(f)), None)
+                          for f in inside]
             elif not p.exists():
                 raise MrczbenchError(f"{p}: no such file")
             elif p.suffix.lower() == ".star":

@@ -90,11 +90,11 @@ def decoded_frames(path: Path, fmt: str) -> Iterator[np.ndarray]:
         if section:  # a counts file: compare the movie it gives back, not its counts
             from mrczbench.movies import gain
             yield from gain.normalised_frames(path, mrcz.iter_frames(path), section)
-        else:
-            yield from mrcz.iter_frames(path)
+        else:  # stored per-frame checksums (--checksum) are checked as the frames are read
+            yield from mrcz.iter_frames(path, verify=mrcz.CHECKSUM_KEY in (mrcz.read_header(path).meta or {}))
         return
     from mrczbench.formats.tiff import iter_relion_tiff
-    yield from iter_relion_tiff(path)
+    yield from iter_relion_tiff(path, strict=True)  # a damaged strip is one DatasetError
 
 
 def frame_digests(path: Path, fmt: str) -> list[bytes]:

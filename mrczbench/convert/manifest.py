@@ -2,7 +2,11 @@
 movie finishes, so a killed batch loses nothing that was recorded; a TSV copy for
 spreadsheets is written when the batch ends. Each shard writes its own part
 (`manifest.part-I-of-N.jsonl`); readers merge every part, the newest record of an output wins
-(a resumed batch appends)."""
+(a resumed batch appends).
+
+Before its first movie, a batch records every movie it will convert as `planned`: a batch
+killed part-way, or a manifest cut short, still names the movies that have no output, so
+`verify` can never vouch for a batch it cannot see whole."""
 from __future__ import annotations
 
 import contextlib
@@ -16,6 +20,7 @@ from typing import Iterator
 from mrczbench.atomic import atomic_output
 from mrczbench.errors import MrczbenchError
 from mrczbench.jsonl import CUT_OFF, AppendLog, BadLine, Locked, parse_lines
+from mrczbench.spreadsheet import safe_cell
 
 FIELDS = ("input", "output", "status", "error", "frames", "ny", "nx", "dtype", "input_bytes",
           "raw_bytes", "output_bytes", "ratio", "seconds", "mib_per_s", "checksum", "format",
@@ -40,7 +45,14 @@ def writer(folder: Path, shard: tuple[int, int] | None) -> Iterator:
         raise MrczbenchError(f"{path}: another conversion is writing this manifest; wait for it "
                              f"or use another --out/--shard") from None
     with log:
-        yield lambda record: log.append([record])
+        yield lambda *records: log.append(records)  # several records: one write, one fsync
+
+
+def shard_of(path: Path) -> tuple[int, int] | None:
+    """(I, N) of a part named manifest.part-I-of-N.jsonl, else None."""
+    import re
+    match = re.fullmatch(r"manifest\.part-(\d+)-of-(\d+)\.jsonl", path.name)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def records(source: Path) -> list[dict]:
@@ -74,7 +86,8 @@ def write_table(folder: Path, shard: tuple[int, int] | None, rows: list[dict]) -
     table = csv.DictWriter(text, FIELDS, delimiter="\t", extrasaction="ignore", lineterminator="\n")
     table.writeheader()
     for row in rows:
-        table.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()})
+        table.writerow({k: safe_cell(json.dumps(v) if isinstance(v, (dict, list)) else v)
+                        for k, v in row.items()})
     with atomic_output(path) as handle:
         handle.write(text.getvalue().encode())
     return path

@@ -68,8 +68,17 @@ def write_relion_tiff(target: Path | BinaryIO, frames: Iterable[np.ndarray], *, 
                       software="mrczbench", contiguous=False, maxworkers=threads)
 
 
-def iter_relion_tiff(source: str | Path | BinaryIO) -> Iterator[np.ndarray]:
-    """The frames of a write_relion_tiff file as they were given (each page flipped back)."""
+def iter_relion_tiff(source: str | Path | BinaryIO, strict: bool = False) -> Iterator[np.ndarray]:
+    """The frames of a write_relion_tiff file as they were given (each page flipped back).
+    strict: read with the movie reader, for which any damage (a corrupt LZW strip, strip counts
+    that do not match) is one DatasetError rather than whatever tifffile makes of it; for
+    verifying outputs before originals may be deleted."""
+    if strict:
+        from mrczbench.movies.readers import TiffMovie
+
+        for frame in TiffMovie(Path(source)).iter_frames():
+            yield frame[::-1]
+        return
     import tifffile
 
     with tifffile.TiffFile(source) as tif:

@@ -274,7 +274,7 @@ def materialise(spec: DatasetSpec, cache_dir=None, threads: int | None = None,
     report = (lambda done, total: bar.update(done, bytes_done=done * spec.nbytes / total)) \
         if bar.enabled else None
     started = time.perf_counter()
-    if progress:
+    if progress and sys.stderr.isatty():  # a progress line: a failure below stays one line in logs
         print(f"generating {spec.name}: {spec.frames} x {spec.shape[0]} x {spec.shape[1]} {spec.dtype} "
               f"({format_bytes(spec.nbytes)}, {spec.kind}, dose {spec.dose:g} e/px/frame) into {path}",
               file=sys.stderr, flush=True)

@@ -77,10 +77,13 @@ class MrcMovie(Movie):
         self.microscope = {"voltage": header.voltage, "C3": header.C3, "gain": header.gain,
                            "pixelsize": header.pixelsize}
         self.raw_bytes = header.raw_bytes
+        self.checksummed = mrcz.CHECKSUM_KEY in (header.meta or {})
 
     def _frames(self):
+        # a file with stored checksums (--checksum) is checked on every read: a corrupt
+        # chunk must not be copied into a new file that would carry fresh checksums
         try:
-            yield from mrcz.iter_frames(self.path)
+            yield from mrcz.iter_frames(self.path, verify=self.checksummed)
         except MRCZError as exc:
             raise DatasetError(f"{self.path}: cannot read: {exc}") from None
         except MemoryError:

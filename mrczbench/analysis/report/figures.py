@@ -426,10 +426,14 @@ def make_figures(results: LoadedResults, cases=None) -> dict:
     figures = {}
     if cases.empty:
         return figures
-    for name, build in FIGURES.items():
-        figure = build(results, cases)
-        if figure is not None:
-            figures[name] = figure
+    import matplotlib
+    # labels are users' strings (contender, dataset, file names): "$x$" is text, never
+    # mathtext, which would raise on "$\\undefinedmacro{$" when the figure is drawn
+    with matplotlib.rc_context({"text.parse_math": False}):
+        for name, build in FIGURES.items():
+            figure = build(results, cases)
+            if figure is not None:
+                figures[name] = figure
     return figures
 
 

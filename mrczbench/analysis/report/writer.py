@@ -3,10 +3,13 @@ self-contained `index.html` (figures inlined, nothing fetched).
 
 The folder may hold the user's own files. The report only overwrites or removes files it
 can prove it wrote: every report writes `.mrczbench-report.json`, a manifest of the files it
-wrote with their SHA-256. A file with a report file name that is not in the manifest (or was
-changed since) is never touched: writing stops before anything is written, naming it. Files
-of an earlier report that this one does not write again (e.g. a dose-sweep figure beside a
-metadata report) are removed when the manifest lists them unchanged.
+wrote with their SHA-256. A file with a report file name whose current content matches no
+digest in the manifest is never touched: writing stops before anything is written, naming
+it. Before each file is written, its new digest is added to the manifest beside the old one,
+so a report interrupted part-way still owns both versions. Files of an earlier report that
+this one does not write again (e.g. a dose-sweep figure beside a metadata report) are
+removed only when they carry a report suffix and their content matches a recorded digest:
+a manifest entry without a digest (as a forged manifest may hold) proves nothing.
 
 Every user-controlled string (file, dataset, contender and suite names, error messages) is
 escaped in both index.html and report.md."""
@@ -30,6 +33,7 @@ from mrczbench.analysis.results import LoadedResults
 from mrczbench.analysis.stats import UNSTABLE_RULE, case_stats, case_table
 from mrczbench.atomic import atomic_output
 from mrczbench.errors import ResultsError
+from mrczbench.spreadsheet import safe_table
 from mrczbench.units import format_number
 
 MANIFEST = ".mrczbench-report.json"
@@ -135,9 +139,12 @@ def _plain_name(name: Any) -> bool:
             and "/" not in name and os.sep not in name and "\0" not in name)
 
 
-def read_manifest(out: Path) -> dict[str, str | None]:
-    """{file name: SHA-256 or None (being written)} of the report last written into `out`;
-    {} when there is none. A manifest we did not write is an error."""
+REPORT_SUFFIXES = (".png", ".svg", ".csv", ".md", ".html")
+
+
+def read_manifest(out: Path) -> dict[str, set[str]]:
+    """{file name: the SHA-256 digests its content may have} of the report last written
+    into `out`; {} when there is none. A manifest we did not write is an error."""
     path = out / MANIFEST
     if not path.exists() and not path.is_symlink():
         return {}
@@ -152,27 +159,29 @@ def read_manifest(out: Path) -> dict[str, str | None]:
     if not isinstance(data, dict) or data.get("written_by") != MANIFEST_OWNER \
             or not isinstance(data.get("files"), dict):
         raise not_ours
-    return {name: digest for name, digest in data["files"].items()
-            if _plain_name(name) and (digest is None or isinstance(digest, str))}
+    files = {}
+    for name, digests in data["files"].items():
+        digests = [digests] if isinstance(digests, str) else digests
+        if _plain_name(name) and isinstance(digests, list):
+            files[name] = {d for d in digests if isinstance(d, str) and len(d) == 64}
+    return files
 
 
-def _write_manifest(out: Path, files: dict[str, str | None]) -> None:
-    text = json.dumps({"written_by": MANIFEST_OWNER, "files": dict(sorted(files.items()))},
-                      indent=1)
+def _write_manifest(out: Path, files: dict[str, set[str]]) -> None:
+    listed = {name: sorted(digests) for name, digests in sorted(files.items())}
+    text = json.dumps({"written_by": MANIFEST_OWNER, "files": listed}, indent=1)
     with atomic_output(out / MANIFEST) as handle:
         handle.write((text + "\n").encode("utf-8"))
 
 
-def _is_ours(path: Path, manifest: dict[str, str | None]) -> bool:
-    """The manifest lists `path` and it is the regular file we wrote (unchanged since), or one
-    we were writing when an earlier report was interrupted."""
-    if path.name not in manifest or path.is_symlink() or not path.is_file():
+def _is_ours(path: Path, manifest: dict[str, set[str]]) -> bool:
+    """The manifest lists `path` and it is a regular file whose content is one we wrote."""
+    if not manifest.get(path.name) or path.is_symlink() or not path.is_file():
         return False
-    digest = manifest[path.name]
-    return digest is None or _digest(path.read_bytes()) == digest
+    return _digest(path.read_bytes()) in manifest[path.name]
 
 
-def check_overwrites(out: Path, names, manifest: dict[str, str | None]) -> None:
+def check_overwrites(out: Path, names, manifest: dict[str, set[str]]) -> None:
     """Refuse, before writing anything, when a file to be written exists and is not ours."""
     foreign = [name for name in names if ((out / name).exists() or (out / name).is_symlink())
                and not _is_ours(out / name, manifest)]
@@ -184,13 +193,15 @@ def check_overwrites(out: Path, names, manifest: dict[str, str | None]) -> None:
                            f"folder")
 
 
-def remove_stale_outputs(out: Path, keep, manifest: dict[str, str | None]) -> list[Path]:
+def remove_stale_outputs(out: Path, keep, manifest: dict[str, set[str]]) -> list[Path]:
     """Remove files of the earlier report in `out` that this report does not write again,
     where the manifest proves them ours and unchanged; anything else stays."""
+    from mrczbench.atomic import check_not_input
     removed = []
     for name in sorted(set(manifest) - set(keep)):
         path = out / name
-        if _is_ours(path, manifest):
+        if path.suffix in REPORT_SUFFIXES and _is_ours(path, manifest):
+            check_not_input(path)
             path.unlink()
             removed.append(path)
     return removed
@@ -255,22 +266,25 @@ def write_report(results: LoadedResults, out: Path, figures: dict | None = None)
     out.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(out)
     check_overwrites(out, names, manifest)
-    # listed before they are written, so an interrupted report still owns its files
-    _write_manifest(out, {**manifest, **{name: None for name in names}})
     remove_stale_outputs(out, names, manifest)
-    digests = _write_files(results, out, figures, tables, stats, cases)
-    _write_manifest(out, digests)
+    manifest = {name: manifest.get(name, set()) for name in names}
+    digests = _write_files(results, out, figures, tables, stats, cases, manifest)
+    _write_manifest(out, {name: {digest} for name, digest in digests.items()})
     return [out / name for name in digests]
 
 
-def _write_files(results, out: Path, figures: dict, tables: dict, stats, cases) -> dict[str, str]:
+def _write_files(results, out: Path, figures: dict, tables: dict, stats, cases,
+                 manifest: dict[str, set[str]]) -> dict[str, str]:
     digests: dict[str, str] = {}
 
     def write(name: str, data: bytes | str) -> None:
         data = data.encode("utf-8") if isinstance(data, str) else data
+        digests[name] = _digest(data)
+        # recorded before it is written: an interrupted report still owns the new content
+        manifest[name] = manifest[name] | {digests[name]}
+        _write_manifest(out, manifest)
         with atomic_output(out / name) as handle:
             handle.write(data)
-        digests[name] = _digest(data)
 
     pngs: dict[str, bytes] = {}
     for name, figure in figures.items():
@@ -283,7 +297,7 @@ def _write_files(results, out: Path, figures: dict, tables: dict, stats, cases) 
         datasets = list(dict.fromkeys(tables["table1"]["dataset"]))
         titles["table1"] += f" (dataset{'s' if len(datasets) > 1 else ''} {', '.join(datasets)})"
     for name, table in tables.items():
-        write(f"{name}.csv", table.to_csv(index=False))
+        write(f"{name}.csv", safe_table(table).to_csv(index=False))
         write(f"{name}.md", f"## {markdown_text(titles[name])}\n\n{markdown_table(table)}\n")
     page = _page(results, stats, cases, tables, titles)
     write("index.html", _html(results, page, figures, pngs, tables))
