@@ -19,7 +19,8 @@ from mrczbench.jsonl import CUT_OFF, AppendLog, BadLine, Locked, parse_lines
 
 FIELDS = ("input", "output", "status", "error", "frames", "ny", "nx", "dtype", "input_bytes",
           "raw_bytes", "output_bytes", "ratio", "seconds", "mib_per_s", "checksum", "format",
-          "config", "gain", "lossless", "shard", "host", "timestamp")
+          "config", "gain", "lossless", "adopted", "source_deleted", "source_deleted_at", "shard", "host",
+          "timestamp")
 PATTERN = "manifest*.jsonl"
 
 
