@@ -58,7 +58,7 @@ def check_outputs(out: Path, written: list[dict], folder_name: str, frames: int,
     assert done_lines(out) == Counter({f"{folder_name}/{Path(m['name']).with_suffix('.mrcz')}": 1
                                        for m in written})
     leftovers = [p for p in out.rglob("*") if p.is_file() and p.suffix not in (".mrcz", ".jsonl", ".tsv")]
-    assert not leftovers
+    assert not leftovers, leftovers
 
 
 @pytest.mark.parametrize("mode", ["events", "polling"])
@@ -98,11 +98,16 @@ def _living(token: str) -> list[int]:
     return found
 
 
-def _wait_gone(token: str, seconds: float = 10.0) -> list[int]:
+def _wait_gone(token: str, before: list[int], seconds: float = 10.0) -> list[int]:
+    """Processes holding `token`, or listed in `before` and not yet reaped (a zombie has no
+    environment but still holds its pid, and atomic.py keeps temporaries of living pids)."""
     deadline = time.monotonic() + seconds
-    while _living(token) and time.monotonic() < deadline:
+
+    def left():
+        return sorted(set(_living(token)) | {p for p in before if Path(f"/proc/{p}").exists()})
+    while left() and time.monotonic() < deadline:
         time.sleep(0.05)
-    return _living(token)
+    return left()
 
 
 def started(proc, seconds: float = 60.0) -> None:
@@ -130,9 +135,10 @@ def test_kill_9_at_random_moments_then_restart_converts_each_movie_once(tmp_path
         proc = follower(folder, out, "--jobs", "2", *polling, env=env)
         started(proc)
         time.sleep(rng.uniform(0.0, 2.0))
+        before = _living(token)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
-        assert not _wait_gone(token), f"trial {trial}: worker processes outlived the follower"
+        assert not _wait_gone(token, before), f"trial {trial}: worker processes outlived the follower"
         for record in manifest.records(out) if (out / "manifest.jsonl").exists() else []:
             if record["status"] == "done":  # never a half file under a final name
                 assert (out / record["output"]).stat().st_size == record["output_bytes"]
@@ -316,9 +322,10 @@ def test_killed_convert_leaves_no_worker_running(tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(out.rglob(".m*.tmp")):
         time.sleep(0.02)  # a worker is writing a movie
+    before = _living(token)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not _wait_gone(token, 3.0), "worker processes outlived the killed convert"
+    assert not _wait_gone(token, before, 3.0), "worker processes outlived the killed convert"
     finals = {str(p.relative_to(out)) for p in out.rglob("*.mrcz")}
     recorded = {r["output"] for r in manifest.records(out)} if (out / "manifest.jsonl").read_text().strip() else set()
     assert finals <= recorded

@@ -669,6 +669,7 @@ def run_follow(args, settings_from) -> int:
                   f"{args.format} in {out} ({'Dask ' + args.scheduler if args.scheduler else f'{jobs} job(s)'}"
                   f" x {settings.threads} thread(s)); stop with SIGTERM or Ctrl-C", file=sys.stderr, flush=True)
             code = _loop(follower, watcher, pool, append, display, polling)
+            sweep_temporaries(out)  # a worker killed at the start may have been reaped only now
             manifest.write_table(out, None, manifest.records(out / manifest.part_name(None)))
             return code
     finally:
