@@ -10,7 +10,8 @@ from pathlib import Path, PurePath
 
 from mrczbench import mrcz
 from mrczbench.argtypes import positive_int, zero_or_range
-from mrczbench.convert import inputs, manifest
+from mrczbench.convert import follow, inputs, manifest
+from mrczbench.convert.adopt import adopt
 from mrczbench.convert.job import Settings, checksum_of, convert_one, frame_digests
 from mrczbench.errors import MrczbenchError
 from mrczbench.units import MiB
@@ -19,12 +20,14 @@ STAR_MARK = "# written by mrczbench convert"
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("convert", help="convert many movies to MRCZ or TIFF, verified, with a manifest",
+    p = sub.add_parser("convert", help="convert many movies to MRCZ or TIFF, verified, with a manifest "
+                       "(--follow: as the detector writes them)",
                        description="Convert movies (files, globs, folders, .lst, RELION .star) to MRCZ "
                        "or RELION-style TIFF under --out, mirroring their relative paths. Every output "
                        "is written under a temporary name, decoded and compared frame by frame with "
                        "its input, then renamed; DIR/manifest.jsonl (+ .tsv) records each movie. "
-                       "Sources are never deleted. Exit 0: all converted; 1: some failed; 2: bad options.")
+                       "Sources are never deleted (but with --follow --delete-source, after a second verification). "
+                       "--follow FOLDER: convert each movie as the detector software completes it. Exit 0: all converted; 1: some failed; 2: bad options.")
     p.add_argument("movies", nargs="+", metavar="MOVIES")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--format", choices=("mrcz", "tiff"), default="mrcz")
@@ -53,6 +56,7 @@ def add_commands(sub) -> None:
                    "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set")
     p.add_argument("--only-unfinished", action="store_true", help="skip movies whose output is "
                    "recorded as done in the manifest and still has its recorded size")
+    follow.add_arguments(p)
     p.set_defaults(func=run_convert)
 
     v = sub.add_parser("verify", help="re-read converted movies and check them against the manifest",
@@ -101,14 +105,15 @@ def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
                     shard=inputs.parse_shard(args.shard), config={**config, "gain": args.gain}), jobs
 
 
-def _todo(tasks, out: Path, only_unfinished: bool) -> tuple[list, list[dict]]:
-    """Tasks still to run, and records for tasks refused before running (outputs that are not
-    ours, outputs that would replace their input)."""
+def _todo(tasks, out: Path, only_unfinished: bool) -> tuple[list, list[dict], list]:
+    """Tasks still to run, records for tasks refused before running (outputs that would
+    replace their input), and tasks whose output exists with no manifest row (to adopt when
+    it verifies against the input, see adopt.py)."""
     try:
         previous = {r["output"]: r for r in manifest.records(out)}
     except MrczbenchError:
         previous = {}
-    todo, refused = [], []
+    todo, refused, orphans = [], [], []
     for task in tasks:
         target = out / task.relative
         done = previous.get(task.relative)
@@ -118,24 +123,19 @@ def _todo(tasks, out: Path, only_unfinished: bool) -> tuple[list, list[dict]]:
         if target.exists() and os.path.samefile(target, task.input):
             refused.append({"input": task.input, "output": task.relative, "status": "failed",
                             "error": "the output would replace its input; choose another --out"})
-        elif target.exists() and task.relative not in previous:
-            refused.append({"input": task.input, "output": task.relative, "status": "failed",
-                            "error": f"{target} exists and is not in this folder's manifest "
-                                     f"(not written by mrczbench convert): remove it or use another --out"})
+        elif target.exists() and (done or {}).get("status") != "done":  # not recorded as ours
+            orphans.append(task)
         else:
             todo.append(task)
-    return todo, refused
+    return todo, refused, orphans
 
 
 def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
     """Yield records as movies finish: in this process (1 job), a process pool, or Dask."""
     if scheduler:
-        from distributed import Client, as_completed
-        try:
-            client = Client(scheduler_file=scheduler) if Path(scheduler).is_file() else Client(scheduler, timeout=30)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise MrczbenchError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
-        with client:
+        from distributed import as_completed
+        from mrczbench.convert.workers import dask_client
+        with dask_client(scheduler) as client:
             futures = client.map(convert_one, tasks, settings=settings, pure=False)
             for future in as_completed(futures):
                 yield future.result()
@@ -144,19 +144,17 @@ def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
         for task in tasks:
             yield convert_one(task, settings)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from mrczbench.errors import one_line_warnings
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=one_line_warnings) as pool:
+    from concurrent.futures import as_completed
+    from mrczbench.convert.workers import Pool
+    pool = Pool(jobs)  # workers die with this process: none renames a movie it cannot record
+    try:
         futures = [pool.submit(convert_one, task, settings) for task in tasks]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        for future in as_completed(futures):
+            yield future.result()
+    except BaseException:  # Ctrl-C, an error: movies in flight are abandoned, not finished unrecorded
+        pool.abandon()
+        raise
+    pool.shutdown()
 
 
 def write_star_files(stars, out: Path) -> list[Path]:
@@ -183,7 +181,14 @@ def write_star_files(stars, out: Path) -> list[Path]:
 
 def run_convert(args) -> int:
     from mrczbench.system import usable_cores
-    tasks, stars = inputs.expand(args.movies, inputs.OUTPUT_SUFFIX[args.format])
+    if args.config:
+        print(f"mrczbench convert: --config {args.config}: {follow.apply_config(args)}", file=sys.stderr)
+    if args.follow:
+        return follow.run_follow(args, settings_from)
+    if args.delete_source:
+        raise MrczbenchError("--delete-source: only with --follow (after a batch, run `mrczbench "
+                             "verify DIR` and delete the sources yourself)")
+    tasks, stars = inputs.expand(args.movies, inputs.OUTPUT_SUFFIX[args.format], Path(args.out))
     settings, jobs = settings_from(args, usable_cores(), len(tasks))
     from mrczbench.atomic import protect_inputs
     from mrczbench.movies.gain import reliability_path
@@ -195,22 +200,25 @@ def run_convert(args) -> int:
     if out.exists() and not out.is_dir():
         raise MrczbenchError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    todo, refused = _todo(tasks, out, args.only_unfinished)
-    skipped = len(tasks) - len(todo) - len(refused)
+    todo, refused, orphans = _todo(tasks, out, args.only_unfinished)
+    skipped = len(tasks) - len(todo) - len(refused) - len(orphans)
     from mrczbench.progress import Progress
     records = []
     started = time.monotonic()
     with manifest.writer(out, settings.shard) as append:
         # named before any work: a batch cut short still lists its movies
         append(*({"input": task.input, "output": task.relative, "status": "planned",
-                  "format": settings.format, "shard": settings.shard} for task in todo))
+                  "format": settings.format, "shard": settings.shard} for task in [*orphans, *todo]))
         # announced once the batch holds its manifest: a refused batch prints its error alone
         print(f"mrczbench convert: {len(tasks)} movies{f' (shard {settings.shard[0]}/{settings.shard[1]})' if settings.shard else ''}"
-              f", {skipped} already done, {len(refused)} refused, {len(todo)} to convert to "
+              f", {skipped} already done, {len(refused)} refused, "
+              f"{f'{len(orphans)} found without a manifest row (adopted if they verify), ' if orphans else ''}"
+              f"{len(todo)} to convert to "
               f"{args.format} in {out} ({'Dask ' + args.scheduler if args.scheduler else f'{jobs} job(s)'} "
               f"x {settings.threads} thread(s))", file=sys.stderr)
-        progress = Progress(len(todo) + len(refused), "convert", interval=5.0)
-        for record in itertools.chain(refused, _run_tasks(todo, settings, jobs, args.scheduler)):
+        progress = Progress(len(todo) + len(refused) + len(orphans), "convert", interval=5.0)
+        adopted = (adopt(task, settings) for task in orphans)
+        for record in itertools.chain(refused, adopted, _run_tasks(todo, settings, jobs, args.scheduler)):
             append(record)
             records.append(record)
             progress.update(len(records), f"{record['output']} {record['status']}",
@@ -273,13 +281,13 @@ def _verify_one(out: Path, record: dict) -> str | None:
     return None
 
 
-def _expected(args, records: list[dict]) -> tuple[list[dict], list[str]]:
+def _expected(args, records: list[dict], out: Path) -> tuple[list[dict], list[str]]:
     """The records to check (one per movie) and the movies that have none: every movie given
     on the command line, or else every movie the manifest names (planned ones included)."""
     if not args.movies:
         return records, []
     by_input = {r.get("input"): r for r in records}
-    tasks, _ = inputs.expand(args.movies, inputs.OUTPUT_SUFFIX["mrcz"])
+    tasks, _ = inputs.expand(args.movies, inputs.OUTPUT_SUFFIX["mrcz"], out)  # outputs are not movies given
     return ([by_input[t.input] for t in tasks if t.input in by_input],
             [t.input for t in tasks if t.input not in by_input])
 
@@ -296,7 +304,7 @@ def run_verify(args) -> int:
     source = Path(args.source)
     out = source if source.is_dir() else source.parent
     records = manifest.records(source)
-    checked, unrecorded = _expected(args, records)
+    checked, unrecorded = _expected(args, records, out)
     if not checked and not unrecorded:
         raise MrczbenchError(f"{source}: the manifest lists no movies: nothing can be verified; "
                              f"give the movies that were converted: mrczbench verify {args.source} MOVIES")

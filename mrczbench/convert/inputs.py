@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -62,9 +63,16 @@ def _from_list(path: Path, entries: list[str]) -> list[tuple[Path, PurePath, str
     return out
 
 
-def expand(movies: list[str], suffix: str) -> tuple[list[Task], list[StarMovies]]:
-    """The tasks for MOVIES and the .star files they came from (for DIR/movies.star)."""
+def under(path: Path, folder: Path) -> bool:
+    """True when `path` (resolved) lies in `folder` (resolved)."""
+    return path.resolve().is_relative_to(folder)
+
+
+def expand(movies: list[str], suffix: str, out: Path | None = None) -> tuple[list[Task], list[StarMovies]]:
+    """The tasks for MOVIES and the .star files they came from (for DIR/movies.star). Files
+    under `out` (earlier outputs, the manifest, temporaries) are never inputs."""
     cwd = Path.cwd().resolve()
+    out = out.resolve() if out is not None else None
     found: list[tuple[Path, PurePath, str | None]] = []
     stars: list[StarMovies] = []
     for item in movies:
@@ -97,6 +105,14 @@ def expand(movies: list[str], suffix: str) -> tuple[list[Task], list[StarMovies]
                 resolved = p.resolve()
                 rel = _inside(resolved, cwd) or PurePath(resolved.name)
                 found.append((p, _clean_relative(rel, str(p)), None))
+    if out is not None:
+        folders = [Path(m) for m in movies if Path(m).is_dir() and under(out, Path(m).resolve())]
+        kept = [f for f in found if not under(Path(f[0]), out)]
+        if folders or len(kept) < len(found):
+            where = f"lies inside the input folder {folders[0]}" if folders else "holds some of the inputs"
+            print(f"mrczbench convert: note: --out {out} {where}: files under --out are never "
+                  f"taken as inputs ({len(found) - len(kept)} skipped)", file=sys.stderr)
+        found = kept
     tasks, by_output, seen = [], {}, set()
     for source, rel, listed in found:
         absolute = str(Path(os.path.abspath(source)))

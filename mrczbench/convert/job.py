@@ -107,6 +107,19 @@ def checksum_of(digests: list[bytes]) -> str:
     return "sha256:" + hashlib.sha256(b"".join(digests)).hexdigest()
 
 
+def check_inside(target: Path, out: Path) -> None:
+    """Refuse to write `target` through a symlink under --out that leads outside it (a linked
+    folder on the path, or a link under the target's name)."""
+    root = out.resolve()
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the folders below it are created inside it
+    for path in (existing, target if target.is_symlink() else None):
+        if path is not None and not path.resolve().is_relative_to(root):
+            raise MrczbenchError(f"{target}: {path} is a symlink leading outside --out {out} "
+                                 f"(to {path.resolve()}); refusing to write through it")
+
+
 def convert_one(task: Task, settings: Settings) -> dict:
     """Convert, verify and rename one movie; a failure is a record with status 'failed'."""
     from mrczbench.atomic import atomic_path
@@ -121,6 +134,7 @@ def convert_one(task: Task, settings: Settings) -> dict:
         frames, ny, nx = movie.shape
         record.update(frames=frames, ny=ny, nx=nx, dtype=movie.dtype.name,
                       input_bytes=os.path.getsize(task.input), raw_bytes=movie.nbytes)
+        check_inside(target, Path(settings.out))
         if target.exists() and not target.is_file():
             raise MrczbenchError(f"{target} exists and is not a regular file")
         target.parent.mkdir(parents=True, exist_ok=True)

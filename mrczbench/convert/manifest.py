@@ -24,7 +24,8 @@ from mrczbench.spreadsheet import safe_cell
 
 FIELDS = ("input", "output", "status", "error", "frames", "ny", "nx", "dtype", "input_bytes",
           "raw_bytes", "output_bytes", "ratio", "seconds", "mib_per_s", "checksum", "format",
-          "config", "gain", "lossless", "shard", "host", "timestamp")
+          "config", "gain", "lossless", "adopted", "source_deleted", "source_deleted_at", "shard", "host",
+          "timestamp")
 PATTERN = "manifest*.jsonl"
 
 
