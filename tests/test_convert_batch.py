@@ -209,4 +209,4 @@ def test_gain_normalised_movies_convert_to_counts_and_verify(tmp_path, monkeypat
         assert header.file_bytes < frames[20 * i:20 * (i + 1)].nbytes / 2
         assert len(mrcz.read(out, verify=True)) == 20  # the per-frame checksums hold
     assert main(["verify", "G"]) == 0  # decoded x gain == the float32 input, bit for bit
-    assert exit_code(["convert", "float", "--out", "T", "--format", "tiff", "--gain", "gain.mrc"]) == 2
+    # TIFF with a gain: tests/test_relion_tiff.py

@@ -24,9 +24,17 @@ def run_compare(args: argparse.Namespace) -> int:
     warnings = run_warnings(base.runs, new.runs)
     for warning in warnings:
         print(f"mrczbench compare: warning: {warning}", file=sys.stderr)
-    print(render(table))
-    print()
-    if comparison.contenders is not None:
+    untested = not comparison.regressed and compare.nothing_tested(table)
+    if untested:
+        # said first, in one line: a table of hundreds of "insufficient samples" rows says
+        # nothing more (--csv still writes it)
+        print(f"mrczbench compare: error: nothing was tested: no case has ≥ {args.min_samples} "
+              f"valid samples on both sides (run both with --repeats {args.min_samples} or more, "
+              f"or compare with --min-samples N)", file=sys.stderr, flush=True)
+    else:
+        print(render(table))
+        print()
+    if comparison.contenders is not None and not untested:
         print(render(comparison.contenders, CONTENDER_COLUMNS))
         print()
     print(shift_line(comparison, args.factor))
@@ -43,12 +51,8 @@ def run_compare(args: argparse.Namespace) -> int:
         print("mrczbench compare: error: nothing was tested: BASE and NEW have no case in "
               "common (different suites, datasets or contender settings)", file=sys.stderr)
         return 2
-    if compare.nothing_tested(table):
-        # a CI gate must not pass while testing nothing
-        print(f"mrczbench compare: error: nothing was tested: no case has ≥ {args.min_samples} "
-              f"valid samples on both sides (run with --repeats {args.min_samples} or more)",
-              file=sys.stderr)
-        return 2
+    if untested:
+        return 2  # a CI gate must not pass while testing nothing
     return 0
 
 

@@ -7,9 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from mrczbench.argtypes import positive_int
+from mrczbench.argtypes import add_eer_grouping, add_no_progress, positive_int
 from mrczbench.convert import inputs, manifest
-from mrczbench.convert.job import Settings, checksum_of, convert_one, frame_digests
+from mrczbench.convert.job import (Settings, checksum_of, convert_one, frame_digests,
+                                   write_gain_reference)
 from mrczbench.errors import MrczbenchError
 
 MIB = 2 ** 20
@@ -39,7 +40,10 @@ def add_commands(sub) -> None:
                    "mrcz.read(verify=True) detect corrupted chunks")
     p.add_argument("--gain", metavar="GAIN.mrc", help="store gain-normalised float32 movies as "
                    "integer counts with this gain reference (from `mrczbench estimate-gain`), "
-                   "losslessly; MRCZ only (a value off its gain fails that movie)")
+                   "losslessly (a value off its gain fails that movie): MRCZ files carry their "
+                   "gain; TIFF is written as relion_convert_to_tiff --gain does, with one "
+                   "DIR/gain-reference.mrc to give RELION as the gain reference")
+    add_eer_grouping(p)
     p.add_argument("--jobs", type=positive_int, help="movies converted at once (default: usable "
                    "cores, at most the number of movies)")
     p.add_argument("--threads", type=positive_int, help="codec threads per movie (default: cores // jobs)")
@@ -50,6 +54,7 @@ def add_commands(sub) -> None:
                    "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set")
     p.add_argument("--only-unfinished", action="store_true", help="skip movies whose output is "
                    "recorded as done in the manifest and still has its recorded size")
+    add_no_progress(p)
     p.set_defaults(func=run_convert)
 
     v = sub.add_parser("verify", help="re-read converted movies and check them against the manifest",
@@ -59,6 +64,9 @@ def add_commands(sub) -> None:
                        "converted and verifies.")
     v.add_argument("source", metavar="DIR_OR_MANIFEST")
     v.add_argument("--jobs", type=positive_int, default=1, help="outputs checked at once (default 1)")
+    v.add_argument("--json", action="store_true", help="machine-readable output: one JSON object "
+                   "with every movie's verdict and the counts")
+    add_no_progress(v)
     v.set_defaults(func=run_verify)
 
 
@@ -70,9 +78,6 @@ def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
     if not 1 <= level <= 9:
         raise MrczbenchError(f"--level {level}: expected 1-9")
     if args.gain:
-        if args.format != "mrcz":
-            raise MrczbenchError("--gain: counts with a gain are stored as MRCZ only; use --format "
-                                 "mrcz (or relion_convert_to_tiff --gain for TIFF)")
         from mrczbench.movies import gain
         gain.read_reference(args.gain)  # a missing or bad gain file stops here, not per movie
     jobs = args.jobs or max(1, min(cores, count))
@@ -84,6 +89,7 @@ def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
                     level=level, blocksize=args.blocksize, filter=args.filter,
                     compression=args.compression, tiff_level=level, threads=threads,
                     checksum=args.checksum, gain=str(Path(args.gain).resolve()) if args.gain else None,
+                    eer_grouping=args.eer_grouping,
                     shard=inputs.parse_shard(args.shard), config={**config, "gain": args.gain}), jobs
 
 
@@ -111,6 +117,23 @@ def _todo(tasks, out: Path, only_unfinished: bool) -> tuple[list, list[dict]]:
         else:
             todo.append(task)
     return todo, refused
+
+
+def check_scheduler(scheduler: str) -> None:
+    """A --scheduler that names a file must be a Dask scheduler file (JSON with an "address",
+    as `dask scheduler --scheduler-file` writes): distributed only asserts that."""
+    import json
+    path = Path(scheduler)
+    if not path.is_file():
+        return
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("address"), str):
+        raise MrczbenchError(f"--scheduler {scheduler}: not a Dask scheduler file (JSON with an "
+                             f"\"address\", as `dask scheduler --scheduler-file` writes); give "
+                             f"that file or an address such as tcp://host:8786")
 
 
 def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
@@ -169,12 +192,17 @@ def run_convert(args) -> int:
     from mrczbench.system import usable_cores
     tasks, stars = inputs.expand(args.movies, inputs.OUTPUT_SUFFIX[args.format])
     settings, jobs = settings_from(args, usable_cores(), len(tasks))
+    if args.scheduler:
+        check_scheduler(args.scheduler)
     if settings.shard:
         tasks = inputs.shard(tasks, *settings.shard)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise MrczbenchError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    if settings.gain and settings.format == "tiff":
+        print(f"mrczbench convert: gain reference for the TIFF counts: "
+              f"{write_gain_reference(out, settings.gain)}", file=sys.stderr)
     todo, refused = _todo(tasks, out, args.only_unfinished)
     skipped = len(tasks) - len(todo) - len(refused)
     print(f"mrczbench convert: {len(tasks)} movies{f' (shard {settings.shard[0]}/{settings.shard[1]})' if settings.shard else ''}"
@@ -184,7 +212,8 @@ def run_convert(args) -> int:
     from mrczbench.progress import Progress
     records = []
     started = time.monotonic()
-    progress = Progress(len(todo) + len(refused), "convert", interval=5.0)
+    progress = Progress(len(todo) + len(refused), "convert", enabled=not args.no_progress,
+                        interval=5.0)
     with manifest.writer(out, settings.shard) as append:
         for record in itertools.chain(refused, _run_tasks(todo, settings, jobs, args.scheduler)):
             append(record)
@@ -219,7 +248,8 @@ def _verify_one(out: Path, record: dict) -> str | None:
     if record.get("output_bytes") is not None and target.stat().st_size != record["output_bytes"]:
         return f"size {target.stat().st_size} bytes, manifest says {record['output_bytes']}"
     try:
-        digests = frame_digests(target, record.get("format", "mrcz"))
+        reference = out / record["gain_reference"] if record.get("gain_reference") else None
+        digests = frame_digests(target, record.get("format", "mrcz"), reference)
     except (MrczbenchError, OSError, ValueError) as exc:
         return f"cannot be decoded: {' '.join(str(exc).split())[:200]}"
     if len(digests) != record.get("frames"):
@@ -235,18 +265,30 @@ def run_verify(args) -> int:
     records = manifest.records(source)
     done = [r for r in records if r.get("status") == "done"]
     not_done = [r for r in records if r.get("status") != "done"]
-    problems = []
-    if args.jobs > 1:
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(lambda r: _verify_one(out, r), done))
-    else:
-        results = [_verify_one(out, r) for r in done]
-    for record, problem in zip(done, results):
-        if problem:
-            problems.append(f"{record['output']}: {problem}")
-    for line in problems:
-        print(f"BAD {line}")
+    from concurrent.futures import ThreadPoolExecutor
+    from mrczbench.progress import Progress
+    progress = Progress(len(done), "verify", enabled=not args.no_progress, interval=5.0)
+    results: list[str | None] = []
+    checked = 0
+    with ThreadPoolExecutor(args.jobs) as pool:  # in order, `jobs` outputs decoding at once
+        for record, problem in zip(done, pool.map(lambda r: _verify_one(out, r), done)):
+            results.append(problem)
+            checked += record.get("raw_bytes") or 0
+            progress.update(len(results), record["output"], checked)
+    progress.close()
+    problems = [(record, problem) for record, problem in zip(done, results) if problem]
+    if args.json:
+        import json
+        print(json.dumps({
+            "verified": len(done) - len(problems), "movies": len(records), "bad": len(problems),
+            "not_converted": len(not_done),
+            "movies_checked": [{"output": r["output"], "input": r["input"], "ok": p is None,
+                                "problem": p} for r, p in zip(done, results)],
+            "not_converted_movies": [{"input": r["input"], "error": r.get("error")}
+                                     for r in not_done]}, indent=2))
+        return 0 if not problems and not not_done else 1
+    for record, problem in problems:
+        print(f"BAD {record['output']}: {problem}")
     for record in not_done:
         print(f"NOT CONVERTED {record['input']}: {record.get('error')}")
     ok = len(done) - len(problems)

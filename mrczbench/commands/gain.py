@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mrczbench.argtypes import add_eer_grouping
 from mrczbench.movies import gain
 from mrczbench.movies.readers import open_movies
 
@@ -29,6 +30,7 @@ def add_commands(subparsers) -> None:
                         help="|gain x round(v/gain) - v| above this is a mismatch (default: 1e-4)")
     parser.add_argument("--restart", action="store_true",
                         help="ignore a saved state and start again")
+    add_eer_grouping(parser)
     parser.set_defaults(func=cmd_estimate_gain)
 
 
@@ -43,7 +45,7 @@ def cmd_estimate_gain(args) -> int:
     state = gain.state_path(out)
     if args.restart and state.exists():
         state.unlink()
-    movies = open_movies(args.movies)
+    movies = open_movies(args.movies, eer_grouping=args.eer_grouping)
     done = set()
     if state.exists():
         done = set(gain.GainEstimate.load(state, args.thresh, args.tolerance).movies_done)

@@ -13,7 +13,7 @@ def add_commands(subparsers) -> None:
                                    description="Benchmark suites: the package's own, overridden by "
                                                "$MRCZBENCH_SUITES folders and ~/.config/mrczbench/suites "
                                                "($XDG_CONFIG_HOME).")
-    sub = parser.add_subparsers(dest="suites_command", metavar="{list,show}")
+    sub = parser.add_subparsers(dest="suites_command", metavar="SUBCOMMAND", required=True)
     list_parser = sub.add_parser("list", help="list suites with case counts")
     list_parser.add_argument("--json", action="store_true", help="machine-readable output")
     list_parser.set_defaults(func=_cmd_list)
@@ -23,7 +23,6 @@ def add_commands(subparsers) -> None:
     show.add_argument("--profile", choices=suites.PROFILES, help="show this profile (full, quick, reference)")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=_cmd_show)
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
 def _cmd_list(args) -> int:
@@ -39,10 +38,12 @@ def _cmd_list(args) -> int:
         return 0
     width = max([len(r["name"]) for r in rows] + [5])
     source_width = max(len(r["source"]) for r in rows)
-    print(f"{'suite':<{width}}  cases  quick  {'paper':<9}  {'source':<{source_width}}  description")
+    paper_width = max([len(r["figure"] or "") for r in rows] + [5])
+    print(f"{'suite':<{width}}  cases  quick  {'paper':<{paper_width}}  {'source':<{source_width}}  "
+          f"description")
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['cases']:>5}  {r['quick_cases']:>5}  {r['figure']:<9}  "
-              f"{r['source']:<{source_width}}  {r['description']}")
+        print(f"{r['name']:<{width}}  {r['cases']:>5}  {r['quick_cases']:>5}  "
+              f"{r['figure'] or '':<{paper_width}}  {r['source']:<{source_width}}  {r['description']}")
     return 0
 
 
@@ -54,6 +55,8 @@ def _cmd_show(args) -> int:
         return 0
     print(f"suite      {suite.name} ({suite.profile} profile)  {suite.path}")
     print(f"about      {suite.description}" + (f"  [{suite.figure}]" if suite.figure else ""))
+    if suite.duration:
+        print(f"duration   {suite.duration} (measured on a quiet 2-core machine)")
     print(f"ops        {', '.join(suite.ops)}")
     print(f"repeats    {suite.repeats} samples per op; in-memory batches >= {suite.min_batch_seconds:g} s; "
           f"timeout {suite.timeout:g} s per case")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -52,10 +53,21 @@ BUILTIN: dict[str, str] = {
 ENTRY_POINT_GROUP = "mrczbench.formats"
 
 
+_REGISTRY: dict[tuple[str, ...], dict[str, str]] = {}
+
+
 def _registry() -> dict[str, str]:
-    found = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
+    """Built-ins + plugins, built once per process: reading the installed distributions'
+    entry points takes milliseconds, and building one suite's cases asks about a thousand
+    times. Plugins are found through sys.path, so a changed sys.path builds it again."""
+    key = tuple(sys.path)
+    found = _REGISTRY.get(key)
+    if found is None:
+        found = dict(BUILTIN)
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            found.setdefault(ep.name, ep.value)
+        _REGISTRY.clear()
+        _REGISTRY[key] = found
     return found
 
 
