@@ -166,11 +166,28 @@ def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
             raise
 
 
-def write_star_files(stars, out: Path) -> list[Path]:
-    """DIR/movies.star (DIR/<name>.star for several) with the converted names; movies not
-    converted keep their original (absolute) path so RELION still finds them."""
+MRCZ_STAR_NOTE = ("# lists MRCZ files: RELION cannot read MRCZ (mrczbench run --data, datasets "
+                  "inspect and convert read this list); for RELION convert with --format tiff")
+
+
+def _project_path(path: Path) -> str:
+    """A converted movie's name as RELION resolves it: relative to the project folder (the
+    current one) when inside it, else absolute."""
+    path = path.absolute()
+    try:
+        return str(path.relative_to(Path.cwd().absolute()))
+    except ValueError:
+        return str(path)
+
+
+def write_star_files(stars, out: Path, fmt: str = "tiff") -> list[Path]:
+    """DIR/movies.star (DIR/<name>.star for several) with the converted names, as RELION
+    resolves them from the project folder (DIR/Movies/x.tif, or absolute when DIR is outside
+    it); movies not converted keep their original (absolute) path so RELION still finds them.
+    A list of MRCZ files says, in its second line and on stderr, that RELION cannot read it."""
     from mrczbench.atomic import atomic_output
-    done = {r["input"]: r["output"] for r in manifest.records(out) if r.get("status") == "done"}
+    done = {r["input"]: _project_path(out / r["output"])
+            for r in manifest.records(out) if r.get("status") == "done"}
     written = []
     for star in stars:
         target = out / ("movies.star" if len(stars) == 1 else star.path.name)
@@ -182,9 +199,13 @@ def write_star_files(stars, out: Path) -> list[Path]:
         for source, _, listed in inputs._from_list(star.path, star.names):
             absolute = str(Path(source).absolute())
             names[listed] = done.get(absolute, absolute)
+        note = MRCZ_STAR_NOTE + "\n" if fmt == "mrcz" else ""
         with atomic_output(target) as handle:
-            handle.write((STAR_MARK + f" from {star.path}\n" + star.renamed(names)).encode())
+            handle.write((STAR_MARK + f" from {star.path}\n" + note + star.renamed(names)).encode())
         written.append(target)
+        if fmt == "mrcz":
+            print(f"mrczbench convert: note: {target} lists MRCZ files: RELION cannot read MRCZ "
+                  f"(mrczbench reads it); for RELION convert with --format tiff", file=sys.stderr)
     return written
 
 
@@ -223,7 +244,7 @@ def run_convert(args) -> int:
     progress.close()
     part = [r for r in manifest.records(out / manifest.part_name(settings.shard))]
     table = manifest.write_table(out, settings.shard, part)
-    stars_written = write_star_files(stars, out) if stars else []
+    stars_written = write_star_files(stars, out, args.format) if stars else []
     failed = [r for r in records if r["status"] != "done"]
     done = [r for r in records if r["status"] == "done"]
     raw = sum(r.get("raw_bytes") or 0 for r in done)

@@ -1,75 +1,61 @@
-"""RELION STAR files for batch conversion: read the movie names of the movies block and write
-the same file back with new names, every other line (optics block, other columns, comments)
-kept as it was."""
+"""RELION STAR files for batch conversion: the movie names of the movies block (read by
+movies.lists.star_movie_rows) and the same file written back with new names. Only each movie
+name's characters change: every other byte (optics block, other columns and their quotes,
+comments) is kept as it was, so the `starfile` package and RELION read the same table back."""
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mrczbench.errors import MrczbenchError
-from mrczbench.movies.lists import STAR_MOVIE_COLUMN as MOVIE_COLUMN, star_values
+from mrczbench.movies.lists import STAR_MOVIE_COLUMN as MOVIE_COLUMN, star_movie_rows
+
 
 @dataclass
 class StarMovies:
-    """The lines of a STAR file and, for each movie row, (line index, tokens, column)."""
+    """The lines of a STAR file and, for each movie, (line index, name, start, end) with
+    `start:end` the name as written in that line (quotes included)."""
     path: Path
     lines: list[str]
-    rows: list[tuple[int, list[str], int]] = field(default_factory=list)
+    rows: list[tuple[int, str, int, int]] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
-        return [tokens[column] for _, tokens, column in self.rows]
+        return [name for _, name, _, _ in self.rows]
 
     def renamed(self, new_names: dict[str, str]) -> str:
         """The file's text with each movie name replaced by new_names[name] (when given)."""
         lines = list(self.lines)
-        for index, tokens, column in self.rows:
-            if tokens[column] in new_names:
-                tokens = list(tokens)
-                tokens[column] = _quoted(new_names[tokens[column]])
-                lines[index] = " ".join(tokens)
+        for index, name, start, end in self.rows:
+            if name in new_names:
+                line = lines[index]
+                lines[index] = line[:start] + star_quoted(new_names[name]) + line[end:]
         return "\n".join(lines) + "\n"
 
 
-def _quoted(value: str) -> str:
-    return shlex.quote(value) if any(c.isspace() for c in value) else value
+def star_quoted(value: str) -> str:
+    """A value as STAR writes it: quoted when it is empty, holds white space or starts with a
+    quote (double quotes, or single ones when it holds a double quote)."""
+    if value and not any(c.isspace() for c in value) and value[0] not in "'\"":
+        return value
+    quote = "'" if '"' in value else '"'
+    return f"{quote}{value}{quote}"
 
 
 def read_star(path: Path) -> StarMovies:
-    """The movie rows of `path`: the `movies` block's loop if there is one, else any loop with
-    a rlnMicrographMovieName column (RELION's own fallback for files without optics groups)."""
+    """The movie rows of `path`: the `movies` block if it has movies, else the first block
+    that has (RELION's own fallback for files without optics groups)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # split as the list reader does (not splitlines: it also splits on \f, \x1c, ...)
+        lines = path.read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise MrczbenchError(f"{path}: cannot read the STAR file: {exc}") from None
-    found = StarMovies(path, lines)
-    block, columns, in_loop, in_rows = "", [], False, False
+    if lines and lines[-1] == "":
+        lines.pop()
     candidates: dict[str, list] = {}
-    for index, raw in enumerate(lines):
-        line = raw.strip()
-        if line.startswith("data_"):
-            block, in_loop, in_rows = line[5:], False, False
-            continue
-        if line == "loop_":
-            columns, in_loop, in_rows = [], True, False
-            continue
-        if not in_loop or not line or line.startswith("#"):
-            if in_rows and not line:
-                in_loop = in_rows = False
-            continue
-        if line.startswith("_") and not in_rows:
-            columns.append(line.split()[0][1:])
-            continue
-        in_rows = True
-        if MOVIE_COLUMN not in columns:
-            continue
-        tokens = star_values(path, index + 1, line)
-        if len(tokens) != len(columns):
-            raise MrczbenchError(f"{path}:{index + 1}: {len(tokens)} values for {len(columns)} columns")
-        candidates.setdefault(block, []).append((index, tokens, columns.index(MOVIE_COLUMN)))
+    for block, number, _, (name, start, end) in star_movie_rows(path):
+        candidates.setdefault(block, []).append((number - 1, name, start, end))
     rows = candidates.get("movies") or next(iter(candidates.values()), None)
     if not rows:
         raise MrczbenchError(f"{path}: no {MOVIE_COLUMN} column with movies in any loop")
-    found.rows = rows
-    return found
+    return StarMovies(path, lines, rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -33,18 +34,31 @@ def list_entries(path: Path) -> Iterator[str]:
         raise DatasetError(f"{path}: the list names no movies")
 
 
-def star_entries(path: Path) -> Iterator[str]:
-    """Values of rlnMicrographMovieName from every loop of a RELION .star file, streamed."""
+def star_movie_rows(path: Path) -> Iterator[tuple[str, int, str, tuple[str, int, int]]]:
+    """(block, line number, raw line, (movie name, start, end)) for every rlnMicrographMovieName
+    of a RELION .star file, streamed: each row of a loop with that column, and a data block
+    that holds it as a key-value pair (`_rlnMicrographMovieName m.mrc`, no loop_), which RELION
+    reads as a one-row table. `start`/`end` locate the value (quotes included) in the raw line,
+    so a rewrite can replace it and keep every other byte."""
     columns: list[str] = []
+    block = ""
     in_loop = reading_rows = False
-    count = 0
     for number, raw in _lines(path, "STAR file"):
         line = raw.strip()
         if line.startswith("data_"):
-            in_loop = reading_rows = False
+            block, in_loop, reading_rows = line[5:], False, False
             continue
         if line == "loop_":
             in_loop, reading_rows, columns = True, False, []
+            continue
+        if not in_loop and line.startswith("_"):
+            key, _, _ = line.partition(" ")
+            if key.split("\t")[0][1:] == STAR_MOVIE_COLUMN:
+                tokens = star_tokens(path, number, raw)
+                if len(tokens) != 2:
+                    raise DatasetError(f"{path}: line {number} has {len(tokens) - 1} values for "
+                                       f"the key {STAR_MOVIE_COLUMN}: {line!r}")
+                yield block, number, raw, tokens[1]
             continue
         if not in_loop or not line or line.startswith("#"):
             if reading_rows and not line:
@@ -55,37 +69,61 @@ def star_entries(path: Path) -> Iterator[str]:
             continue
         reading_rows = True
         if STAR_MOVIE_COLUMN in columns:
-            values = star_values(path, number, line)
-            if len(values) != len(columns):
-                raise DatasetError(f"{path}: line {number} has {len(values)} values for "
+            tokens = star_tokens(path, number, raw)
+            if len(tokens) != len(columns):
+                raise DatasetError(f"{path}: line {number} has {len(tokens)} values for "
                                    f"{len(columns)} columns: {line!r}")
-            count += 1
-            yield values[columns.index(STAR_MOVIE_COLUMN)]
+            yield block, number, raw, tokens[columns.index(STAR_MOVIE_COLUMN)]
+
+
+def star_entries(path: Path) -> Iterator[str]:
+    """Values of rlnMicrographMovieName from every loop (or key-value block) of a RELION
+    .star file, streamed."""
+    count = 0
+    for _, _, _, (value, _, _) in star_movie_rows(path):
+        count += 1
+        yield value
     if not count:
         raise DatasetError(f"{path}: no {STAR_MOVIE_COLUMN} column with movies in any loop")
 
 
-def star_values(path: Path, number: int, line: str) -> list[str]:
-    """The values of one STAR row. A quote opens a quoted value only at the start of a value
-    (STAR's rule), so `it's.mrc` is one plain value; an unclosed quote is an error."""
-    if '"' not in line and "'" not in line:
-        return line.split()
-    values = []
-    for word in line.split():
-        if values and isinstance(values[-1], list):  # inside a quoted value
-            values[-1].append(word)
-            if word[-1] == values[-1][0][0]:
-                values[-1] = " ".join(values[-1])[1:-1]
-            continue
+_WORD = re.compile(r"\S+")
+
+
+def star_tokens(path: Path, number: int, line: str) -> list[tuple[str, int, int]]:
+    """(value, start, end) of each value of one STAR line, `start:end` being the value as
+    written (quotes included). A quote opens a quoted value only at the start of a value
+    (STAR's rule), so `it's.mrc` is one plain value; a quoted value ends at a word that ends
+    with its quote; an unclosed quote is an error."""
+    tokens = []
+    at = 0
+    while True:
+        match = _WORD.search(line, at)
+        if not match:
+            return tokens
+        word, start = match.group(), match.start()
         if word[0] in "'\"" and not (len(word) > 1 and word[-1] == word[0]):
-            values.append([word])
+            end = match.end()
+            while True:  # the quoted value goes on to the word that closes it
+                more = _WORD.search(line, end)
+                if more is None:
+                    raise DatasetError(f"{path}: line {number} has an unclosed quote: {line.strip()!r}")
+                end = more.end()
+                if more.group()[-1] == word[0]:
+                    break
+            tokens.append((line[start + 1:end - 1], start, end))
+            at = end
         elif word[0] in "'\"":
-            values.append(word[1:-1])
+            tokens.append((word[1:-1], start, match.end()))
+            at = match.end()
         else:
-            values.append(word)
-    if values and isinstance(values[-1], list):
-        raise DatasetError(f"{path}: line {number} has an unclosed quote: {line!r}")
-    return values
+            tokens.append((word, start, match.end()))
+            at = match.end()
+
+
+def star_values(path: Path, number: int, line: str) -> list[str]:
+    """The values of one STAR row (star_tokens without their places)."""
+    return [value for value, _, _ in star_tokens(path, number, line)]
 
 
 def resolve_entry(list_file: Path, entry: str) -> Path:
