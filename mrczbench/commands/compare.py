@@ -24,6 +24,9 @@ def run_compare(args: argparse.Namespace) -> int:
     warnings = run_warnings(base.runs, new.runs)
     for warning in warnings:
         print(f"mrczbench compare: warning: {warning}", file=sys.stderr)
+    if args.csv:  # first: an unwritable CSV is the one error line
+        with atomic_output(Path(args.csv), "w") as handle:
+            handle.write(table.to_csv(index=False))
     untested = not comparison.regressed and compare.nothing_tested(table)
     if untested:
         # said first, in one line: a table of hundreds of "insufficient samples" rows says
@@ -42,9 +45,6 @@ def run_compare(args: argparse.Namespace) -> int:
     print(summary_line(table, args.factor, args.alpha, comparison.contender_regressions))
     for warning in warnings:
         print(f"warning: {warning}")
-    if args.csv:
-        with atomic_output(Path(args.csv), "w") as handle:
-            handle.write(table.to_csv(index=False))
     if comparison.regressed:
         return 1  # size regressions and newly-erroring cases gate even without timing tests
     if len(table) and table["time"].isin(["only in BASE", "only in NEW"]).all():

@@ -53,21 +53,27 @@ BUILTIN: dict[str, str] = {
 ENTRY_POINT_GROUP = "mrczbench.formats"
 
 
-_REGISTRY: dict[tuple[str, ...], dict[str, str]] = {}
+_REGISTRY: dict[tuple[str, ...], list[tuple[str, str]]] = {}  # sys.path -> plugins
 
 
-def _registry() -> dict[str, str]:
-    """Built-ins + plugins, built once per process: reading the installed distributions'
-    entry points takes milliseconds, and building one suite's cases asks about a thousand
-    times. Plugins are found through sys.path, so a changed sys.path builds it again."""
+def _plugins() -> list[tuple[str, str]]:
+    """(name, "module:Class") of the entry points, read once per process: reading the
+    installed distributions takes milliseconds, and building one suite's cases asks about a
+    thousand times. Plugins are found through sys.path, so a changed sys.path reads again."""
     key = tuple(sys.path)
     found = _REGISTRY.get(key)
     if found is None:
-        found = dict(BUILTIN)
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            found.setdefault(ep.name, ep.value)
+        found = [(ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP)]
         _REGISTRY.clear()
         _REGISTRY[key] = found
+    return found
+
+
+def _registry() -> dict[str, str]:
+    """Built-ins, then plugins (a built-in name wins)."""
+    found = dict(BUILTIN)
+    for name, value in _plugins():
+        found.setdefault(name, value)
     return found
 
 
