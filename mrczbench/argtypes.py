@@ -63,3 +63,20 @@ positive_number.__doc__ = "A finite number > 0 ('1e309', 'inf' and 'nan' are ref
 non_negative_number = number("a number >= 0", lambda value: value >= 0)
 fraction = number("a fraction in (0, 1]", lambda value: 0 < value <= 1)
 fraction_below_one = number("a fraction in [0, 1)", lambda value: 0 <= value < 1)
+
+
+EER_GROUPING = 32  # internal frames per fraction unless --eer-grouping says otherwise
+
+
+def add_eer_grouping(parser: argparse.ArgumentParser) -> None:
+    """--eer-grouping N: RELION's EER fractionation (--eer_grouping), one option for every
+    command that renders EER movies."""
+    parser.add_argument("--eer-grouping", type=positive_int, default=EER_GROUPING, metavar="N",
+                        help=f"EER internal frames summed into one frame (RELION's "
+                        f"--eer_grouping; remainder dropped), >= 1 (default {EER_GROUPING})")
+
+
+def add_no_progress(parser: argparse.ArgumentParser) -> None:
+    """--no-progress, the same on every command that prints progress on stderr."""
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress output on stderr")

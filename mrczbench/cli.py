@@ -81,6 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except RuntimeError as exc:
+        # Python < 3.13: Path.resolve() raises RuntimeError("Symlink loop from '...'"), where
+        # open() and 3.13 raise OSError(ELOOP)
+        if not str(exc).startswith("Symlink loop from "):
+            raise
+        where = str(exc)[len("Symlink loop from "):].strip("'\"")
+        print(f"mrczbench {args.command}: error: {where}: Too many levels of symbolic links "
+              f"(a symbolic link loop)", file=sys.stderr)
+        return 2
     except OSError as exc:
         message = _os_error_line(exc)
         if message is None:

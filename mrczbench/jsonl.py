@@ -88,6 +88,17 @@ def _cut_partial_last_line(handle) -> None:
     handle.seek(0, os.SEEK_END)
 
 
+def json_problem(exc: BaseException) -> str:
+    """One line for why a JSON text did not load: hostile input also fails with
+    RecursionError (nesting too deep) and ValueError (an integer over Python's 4,300-digit
+    limit), not only JSONDecodeError."""
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    return " ".join(str(exc).split())[:200]
+
+
 def parse_lines(text: str) -> Iterator[tuple[int, Any]]:
     """(line number, value) of every non-blank line of a JSON Lines text. The last line, when
     no newline follows it and it is not JSON, gives CUT_OFF (a killed writer); any other line
@@ -99,9 +110,9 @@ def parse_lines(text: str) -> Iterator[tuple[int, Any]]:
             continue
         try:
             value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if number == last:  # no newline after it: cut off by a kill
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            if number == last and isinstance(exc, json.JSONDecodeError):  # cut off by a kill
                 yield number, CUT_OFF
                 continue
-            raise BadLine(number, exc.msg) from None
+            raise BadLine(number, json_problem(exc)) from None
         yield number, value

@@ -347,10 +347,19 @@ def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, fr
 
 # ---------------------------------------------------------------- reading
 
+def _open_file(path: Path):
+    """The file opened for reading; a folder is an MRCZError (as every other unreadable
+    input), not a bare IsADirectoryError."""
+    try:
+        return open(path, "rb")
+    except IsADirectoryError:
+        raise MRCZError(f"{path}: is a folder, not an MRC/MRCZ file") from None
+
+
 def read_header(path: str | os.PathLike) -> Header:
     """Parse and validate the header, extended header and (compressed) first chunk header."""
     path = Path(path)
-    with open(path, "rb") as f:
+    with _open_file(path) as f:
         return _read_header(f, path)
 
 
@@ -372,7 +381,7 @@ def read(path: str | os.PathLike, frames=None, threads: int | None = None,
     path = Path(path)
     if threads is None:
         threads = _cpu_count()
-    with open(path, "rb") as f:
+    with _open_file(path) as f:
         header = _read_header(f, path)
         indices = _frame_indices(path, frames, header.shape[0])
         if header.codec is None:
@@ -398,7 +407,7 @@ def iter_frames(path: str | os.PathLike, frames=None, verify: bool = False) -> I
         indices = _frame_indices(path, frames, header.shape[0])
         yield from _sums.verified(path, header, indices, iter_frames(path, frames))
         return
-    with open(path, "rb") as f:
+    with _open_file(path) as f:
         header = _read_header(f, path)
         indices = _frame_indices(path, frames, header.shape[0])
         if header.codec is None:

@@ -35,7 +35,7 @@ class Progress:
     def line(self, done: float, note: str = "", bytes_done: float | None = None) -> str:
         elapsed = time.monotonic() - self.start
         eta = duration(elapsed / done * (self.total - done)) if done > 0 else "?"
-        count = f"{done:.0f}" if float(done).is_integer() else f"{done:.1f}"
+        count = f"{math.floor(done + 1e-9):d}"  # whole items done; a part shows in the percent
         text = (f"{self.what + ' ' if self.what else ''}[{count}/{self.total:g}] "
                 f"{100 * done / self.total:3.0f}%  elapsed {duration(elapsed)}  ETA {eta}")
         if bytes_done is not None and elapsed > 0:

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator
 
 from mrczbench.atomic import atomic_output
 from mrczbench.errors import ResultsError
-from mrczbench.jsonl import CUT_OFF, AppendLog, BadLine, parse_lines
+from mrczbench.jsonl import CUT_OFF, AppendLog, BadLine, json_problem, parse_lines
 from mrczbench.units import MiB, parse_size
 
 SCHEMA_VERSION = 1
@@ -132,8 +132,8 @@ def read_run_metadata(run_path: str | os.PathLike) -> dict[str, Any]:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: unreadable run metadata: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ResultsError(f"{path}: unreadable run metadata: {json_problem(exc)}") from None
 
 
 def _not_a_result_file(path: Path) -> ResultsError | None:

@@ -44,3 +44,32 @@ def test_bad_settings_and_data_are_refused():
         get_format("metadata", compressor="zsdt")
     assert "documents" in get_format("metadata").check_data(b"not a document")
     assert json.loads(dumps_json({"é": 1})) == {"é": 1}
+
+
+def test_without_orjson_only_the_orjson_cases_are_skipped(monkeypatch):
+    """Without the orjson extra the whole metadata suite was unavailable (9/9), json and
+    msgpack included."""
+    import sys
+
+    from mrczbench.bench import measure
+    from mrczbench.bench.suites import load_suite
+    from mrczbench.formats import format_class
+
+    monkeypatch.setitem(sys.modules, "orjson", None)  # `import orjson` raises ImportError
+    assert format_class("metadata").unavailable_reason() is None
+    cases = load_suite("metadata", quick=True).cases()
+    data = measure.load_data(cases[0], None, {})
+    outcome = {}
+    for case in cases:
+        try:
+            measure.make_subject(case, data)
+            outcome[case.format["serializer"], case.format["compressor"]] = "runs"
+        except measure.Skip as skip:
+            outcome[case.format["serializer"], case.format["compressor"]] = skip.reason
+    assert len(outcome) == 9
+    for (serializer, _), result in outcome.items():
+        if serializer == "orjson":
+            assert result.startswith("unavailable: python package orjson is not installed")
+            assert "pip install mrczbench[orjson]" in result
+        else:
+            assert result == "runs"

@@ -209,10 +209,38 @@ def test_formats_list_text(capsys):
     assert "threads: ignored" in out  # the ones that ignore threads say so
 
 
-def test_formats_without_subcommand_prints_help(capsys):
-    code, out = run_formats_command(["formats"], capsys)
-    assert code == 2
-    assert "list" in out
+def test_formats_without_subcommand_is_one_error_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_formats_command(["formats"], capsys)
+    assert exc.value.code == 2
+    assert "required: SUBCOMMAND" in capsys.readouterr().err
+
+
+def test_the_registry_reads_entry_points_once_per_process(monkeypatch):
+    """Building a suite's cases asks the registry about a thousand times; each read of the
+    installed distributions' entry points took milliseconds (suites list: 20 s)."""
+    import mrczbench.formats as formats
+    from mrczbench.bench import suites
+    calls = []
+
+    def counting(**kwargs):
+        calls.append(kwargs)
+        return entry_points(**kwargs)
+
+    from importlib.metadata import entry_points
+    monkeypatch.setattr(formats, "entry_points", counting)
+    monkeypatch.setattr(formats, "_REGISTRY", {}, raising=False)
+    cases = suites.load_suite("dose-sweep").cases()
+    assert len(cases) > 100 and format_names() and format_class("tiff")
+    assert len(calls) == 1
+
+
+def test_suites_list_paper_column_fits_its_longest_entry(capsys):
+    from mrczbench.cli import main
+    assert main(["suites", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines[0].index("source")
+    assert all(line[start - 2:start] == "  " for line in lines), lines  # nothing runs into "source"
 
 
 # --- plugins ------------------------------------------------------------------------------

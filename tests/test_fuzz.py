@@ -55,6 +55,21 @@ def planted_documented(path):
     raise MRCZError(f"{path}: planted one-line error")
 
 
+def planted_in_the_callers_folder(path):
+    if os.path.exists("movies.star"):  # e.g. a list entry "movies.star" would resolve to it
+        raise RuntimeError("the worker reads the folder that mrczbench fuzz was started in")
+    return mrcz.read(path)
+
+
+def test_the_worker_runs_in_a_folder_of_its_own(tmp_path, monkeypatch):
+    """`fuzz --readers lst` gave 6 unexpected outcomes in the README tour's folder (it holds a
+    movies.star) and 0 in an empty one."""
+    (tmp_path / "movies.star").write_text("data_\n")
+    monkeypatch.chdir(tmp_path)
+    report = _planted("in_the_callers_folder")
+    assert report.findings == [] and sum(report.counts["planted-in_the_callers_folder"].values()) == 2
+
+
 def _planted(name, **kwargs):
     reader = Reader(f"planted-{name}", f"{HERE}:planted_{name}", "mrczbench.errors.MRCZError", ("mrc",))
     return run_fuzz(seconds=None, max_inputs=2, seed=0, readers=[reader], **kwargs)

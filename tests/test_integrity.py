@@ -271,7 +271,7 @@ def test_verify_reports_a_corrupt_tiff_strip_in_one_line(movies, capsys):
     for i in range(offset + 2, offset + count - 2, 3):  # garble the LZW codes
         data[i] ^= 0xFF
     target.write_bytes(bytes(data))
-    code, out, err = stdout_and_code(capsys, ["verify", "T"])
+    code, out, err = stdout_and_code(capsys, ["verify", "T", "--no-progress"])
     assert code == 1, err
     bad = [line for line in out.splitlines() if line.startswith("BAD")]
     assert len(bad) == 1 and bad[0].startswith("BAD M/m1.tif:") and not err.strip()

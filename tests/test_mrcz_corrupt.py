@@ -54,6 +54,13 @@ def test_truncated_compressed_file(compressed):
         expect_error(compressed, "too short|packedBytes|truncated")
 
 
+@pytest.mark.parametrize("call", [mrcz.read, mrcz.read_header, lambda p: list(mrcz.iter_frames(p))])
+def test_a_folder_is_an_mrcz_error_not_is_a_directory_error(tmp_path, call):
+    (tmp_path / "movie.mrcz").mkdir()
+    with pytest.raises(MRCZError, match=r"movie.mrcz: is a folder, not an MRC/MRCZ file"):
+        call(tmp_path / "movie.mrcz")
+
+
 def test_truncated_plain_file(plain):
     data = plain.read_bytes()
     plain.write_bytes(data[:-1])

@@ -216,6 +216,22 @@ def test_eer_stream_cut_short_is_an_error_not_fewer_events(tmp_path, upsampling)
         readers.open_movie(path, eer_grouping=1, eer_upsampling=upsampling).read()
 
 
+@pytest.mark.parametrize("upsampling", [1, 2])
+def test_eer_strip_of_an_odd_byte_count_decodes_as_relion(tmp_path, upsampling):
+    """imagecodecs refuses odd-length EER streams; RELION reads them (the writer's two slack
+    bytes leave room to drop one and still hold every code)."""
+    path = tmp_path / "m.eer"
+    expected = eer_file(path)
+    for page in range(8):
+        with tifffile.TiffFile(path) as tif:
+            count = tif.pages[page].databytecounts[0]
+        overwrite(path, page, "StripByteCounts", count - 1 if count % 2 == 0 else count)
+    with tifffile.TiffFile(path) as tif:
+        assert all(p.databytecounts[0] % 2 == 1 for p in tif.pages)
+    frames = readers.open_movie(path, eer_grouping=1, eer_upsampling=upsampling).read()
+    assert np.array_equal(frames.reshape(8, 16, upsampling, 24, upsampling).sum(axis=(2, 4)), expected)
+
+
 # ---------------------------------------------------------------- .npy byte order (fuzz oracle)
 
 

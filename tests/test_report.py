@@ -963,3 +963,76 @@ def test_recommended_defaults_for_the_stated_scenario(reports, result_dirs):
 def test_no_recommendation_without_movie_rows_says_why(reports):
     page = (reports["metadata"][0] / "index.html").read_text()
     assert "No recommendation: no 8-bit movie rows with a dose in these results." in page
+
+
+def test_table1_without_the_write_fsync_op_has_no_empty_fsync_column(tmp_path):
+    # the quick and reference profiles of table1 time write and read_cold only
+    run = RunWriter(tmp_path, "table1", samples=3)
+    run.case(format="mrc", codec=None, ratio=1.0, ops=("write", "read_cold"), frames=4, ny=384, nx=371)
+    run.case(codec="zstd", level=1, ratio=0.3, ops=("write", "read_cold"), frames=4, ny=384, nx=371)
+    cases = stats.case_table(stats.case_stats(load_result_files([run.save()]).rows))
+    table = tables.table1(cases)
+    assert not [c for c in table.columns if c.startswith("write+fsync")]
+    assert table.set_index("contender").loc["mrc", "compress-write (s/GiB raw)"] > 0
+
+
+def test_two_runs_of_one_suite_name_the_run_of_each_link_row(tmp_path):
+    paths = []
+    for number, run_id in enumerate(("20240501T100000-aaaaaa", "20240502T100000-bbbbbb")):
+        run = RunWriter(tmp_path / run_id, "dose-sweep", run_id=run_id, samples=3, seed=number)
+        run.case(codec="zstd", level=1)
+        run.case(codec="lz4", level=1)
+        paths.append(run.save())
+    cases = stats.case_table(stats.case_stats(load_result_files(paths).rows))
+    table = tables.link_table(cases)
+    assert len(table) == 4 and set(table["run"]) == {"20240501T100000-aaaaaa", "20240502T100000-bbbbbb"}
+    assert not table.duplicated(["contender", "run"]).any()
+
+
+def _sweep_figure(tmp_path, threads=(1, 2)):
+    run = RunWriter(tmp_path, "level-sweep", samples=3)
+    for codec in CODECS:
+        for level in range(1, 10):
+            for t in threads:
+                run.case(codec=codec, level=level, threads=t,
+                         speeds={op: CODECS[codec][0] * t / level for op in ("encode", "decode")})
+    results = load_result_files([run.save()])
+    return report_figures.figure_scatter(results, stats.case_table(stats.case_stats(results.rows)))
+
+
+def test_ratio_vs_speed_encodes_codec_level_threads_and_names_the_front(tmp_path):
+    # 3 codecs x 9 levels x 2 thread counts: 54 points. The legend held one entry per point
+    # (about 60, colours repeating); now colour = codec, marker = level, size = threads
+    figure = _sweep_figure(tmp_path)
+    ax = figure.axes[0]
+    points = series(ax)
+    assert len(points) == 54
+    legend = figure.axes[-1].get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[:3] == ["mrcz lz4", "mrcz zlib", "mrcz zstd"]
+    assert [f"level {n}" for n in range(1, 10)] == labels[3:12]
+    assert labels[12:14] == ["1 thread", "2 threads"]
+    assert len(labels) <= 16
+    colour_of = {}
+    for p in points:
+        family = " ".join(p.get_label().split()[:2])
+        colour_of.setdefault(family, set()).add(tuple(p.get_facecolor()[0]))
+    assert all(len(c) == 1 for c in colour_of.values())  # one colour a codec
+    assert len({next(iter(c)) for c in colour_of.values()}) == 3  # and no two codecs share it
+    front = series(ax, "front")[0]
+    named = [t for t in ax.texts if t.get_gid() == "front-label"]
+    assert len(named) == len(front.get_xdata()) >= 2
+    assert {t.get_text().split(" (")[0] for t in named} <= {p.get_label().split(" (")[0] for p in points}
+
+
+def test_link_figure_title_fits_the_figure(figures):
+    figure = figures["table1"]["link_throughput"]
+    renderer = figure.canvas.get_renderer() if hasattr(figure.canvas, "get_renderer") else None
+    if renderer is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw_without_rendering()
+    title = figure._suptitle
+    box = title.get_window_extent(renderer)
+    assert title.get_text().startswith("When does compression pay?\n")
+    assert box.x0 >= 0 and box.x1 <= figure.bbox.x1  # the whole title inside: not clipped

@@ -108,6 +108,9 @@ def make_subject(case: Case, data: Data) -> Subject:
     if reason:
         raise Skip(f"unavailable: {reason}")
     fmt = _contender(lambda: cls(**params))
+    reason = fmt.config_unavailable_reason()
+    if reason:
+        raise Skip(f"unavailable: {reason}")
     lossy = _contender(fmt.check_data, data.value)
     if lossy:
         raise Skip(f"lossy: {lossy}", lossless=False)
@@ -339,7 +342,9 @@ def _load_stack(dataset: dict[str, Any], cache_dir: str | None):
 
     if "path" in dataset:
         from mrczbench.movies.readers import open_movies
-        movie = open_movies([dataset["path"]])[0]
+        from mrczbench.argtypes import EER_GROUPING
+        movie = open_movies([dataset["path"]],
+                            eer_grouping=dataset.get("eer_grouping", EER_GROUPING))[0]
         subset = dataset.get("subset")
         stack = read_subset(movie, subset["frames"], subset["shape"]) if subset else \
             np.asarray(movie.read())

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mrczbench import store
+from mrczbench.argtypes import EER_GROUPING
 from mrczbench.bench import timing
 from mrczbench.bench.suites import PROFILES, Case, Suite, load_suite
 from mrczbench.errors import SuiteError
@@ -54,6 +55,7 @@ class Plan:
     cases: list[Case]              # all cases, in run order
     resume: bool
     data_subset: dict[str, Any] | None = None  # --quick --data: the part of each movie used
+    eer_grouping: int = EER_GROUPING  # --data EER movies: internal frames a frame
     done: dict[str, store.CaseProgress] = dataclasses.field(default_factory=dict)  # resumed
 
     def todo(self) -> list[Case]:
@@ -93,7 +95,7 @@ def plan_run(name: str, quick: bool = False, profile: str | None = None, data: l
              out: str | os.PathLike | None = None, resume: bool = False,
              repeats: int | None = None, timeout: float | None = None, seed: int | None = None,
              eviction: str = "auto", cache_dir: str | os.PathLike | None = None,
-             command_line: list[str] | None = None) -> Plan:
+             command_line: list[str] | None = None, eer_grouping: int | None = None) -> Plan:
     """Load and validate the suite (every case's format config) and settle the settings. A
     resumed run takes the original run's profile, data and settings; options given again
     must match them. Nothing is created on disk."""
@@ -113,6 +115,11 @@ def plan_run(name: str, quick: bool = False, profile: str | None = None, data: l
                 f"data {meta.get('data_files') or 'synthetic'}; run with the same options "
                 f"(this run: profile {suite.profile!r}, data {data_files or 'synthetic'})")
         data_files = list(meta.get("data_files", []))
+        recorded = meta.get("eer_grouping", EER_GROUPING)
+        if eer_grouping is not None and eer_grouping != recorded:
+            raise SuiteError(f"--resume: the latest run {run_path.name} used --eer-grouping "
+                             f"{recorded}; resume with the same (or without the option)")
+        eer_grouping = recorded
         _check_resume_settings(run_path, meta, repeats=repeats, seed=seed, timeout=timeout,
                                eviction=eviction)
         original = meta.get("timing") or {}
@@ -131,12 +138,13 @@ def plan_run(name: str, quick: bool = False, profile: str | None = None, data: l
         run_id = store.new_run_id()
         run_path = out_dir / f"{run_id}{store.RUN_SUFFIX}"
     _apply_settings(suite, repeats, timeout, seed)
-    cases = order_cases(suite.cases(data=data_files or None), suite.seed)
+    eer_grouping = EER_GROUPING if eer_grouping is None else eer_grouping
+    cases = order_cases(suite.cases(data=data_files or None, eer_grouping=eer_grouping), suite.seed)
     subset = quick_data_subset(suite) if data_files else None
     for case in cases if subset else []:
         case.dataset["subset"] = subset
     return Plan(suite, out_dir, run_path, run_id, data_files, eviction, meta, cases, resume,
-                subset)
+                subset, eer_grouping)
 
 
 def quick_data_subset(suite: Suite) -> dict[str, Any] | None:
@@ -255,6 +263,7 @@ def run_metadata(plan: Plan, method: str, note: str, scratch_dir: Path,
         "profile": suite.profile, "description": suite.description, "figure": suite.figure,
         "seed": suite.seed, "case_order": [c.case_id for c in plan.cases],
         "cases": len(plan.cases), "data_files": plan.data_files, "data_subset": plan.data_subset,
+        "eer_grouping": plan.eer_grouping,
         "eviction": {"method": method, "note": note,
                      "cold_residency_limit": timing.COLD_RESIDENCY_LIMIT,
                      "code_rewarmed": method == "drop_caches", "how": EVICTION_HOW[method]},

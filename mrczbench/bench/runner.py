@@ -36,7 +36,7 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
               resume: bool = False, repeats: int | None = None, timeout: float | None = None,
               seed: int | None = None, cache_dir: str | os.PathLike | None = None,
               eviction: str = "auto", progress: bool = True, summary: bool = True,
-              command_line: list[str] | None = None) -> Path:
+              command_line: list[str] | None = None, eer_grouping: int | None = None) -> Path:
     """Run suite `name` (a name from suites/ or a .toml path); return the run's JSONL path.
 
     Results go to `out` (default results/<suite>/); scratch files to `scratch` (default: a
@@ -46,7 +46,7 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
     print its summary table)."""
     plan = plan_run(name, quick=quick, profile=profile, data=data, out=out, resume=resume, repeats=repeats,
                     timeout=timeout, seed=seed, eviction=eviction, cache_dir=cache_dir,
-                    command_line=command_line)
+                    command_line=command_line, eer_grouping=eer_grouping)
     check_folder_option("--scratch", scratch)
     scratch_dir = Path(scratch or plan.out_dir) / f".scratch-{plan.run_id}"
     new_dirs = _make_folders(plan.out_dir, scratch_dir)
@@ -116,6 +116,10 @@ def _announce(plan: Plan, todo: list[Case], method: str, note: str, load: dict |
               f"{len(plan.cases)} cases to run ({left} case rounds of "
               f"{len(plan.cases) * plan.rounds()}), eviction {method} → {plan.run_path}",
               file=sys.stderr)
+        if plan.suite.duration and not plan.resume:
+            print(f"mrczbench run: expected duration: {plan.suite.duration} (this profile with "
+                  f"the suite's own settings, measured on a quiet 2-core machine); the "
+                  f"progress line's ETA follows the real pace", file=sys.stderr)
         if method == "none" and any("read_cold" in case.ops for case in todo):
             print(f"mrczbench run: warning: {note}", file=sys.stderr)
         if plan.data_subset:

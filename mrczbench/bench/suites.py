@@ -52,21 +52,23 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mrczbench.argtypes import EER_GROUPING
 from mrczbench.errors import SuiteError
 from mrczbench.store import OPS
 from mrczbench.tomlfiles import Place, named_files, read_toml, search_places
 
 TOP_KEYS = ("description", "figure", "ops", "repeats", "min_batch_seconds", "timeout",
-            "seed", "dataset", "format", "contenders", "sweep", "quick", "reference")
+            "seed", "dataset", "format", "contenders", "sweep", "quick", "reference", "duration")
 # full: what to quote; quick: a smoke test for first contact and CI; reference: the full
 # profile reduced where a suite says how ([reference]) to fit the committed reference run
 # (a suite without a [reference] table runs its full profile)
 PROFILES = ("full", "quick", "reference")
-QUICK_KEYS = ("ops", "repeats", "min_batch_seconds", "timeout", "dataset", "format", "sweep")
+QUICK_KEYS = ("ops", "repeats", "min_batch_seconds", "timeout", "dataset", "format", "sweep",
+              "duration")
 DATASET_KEYS = ("name", "kind", "frames", "shape", "dose", "dtype", "seed", "options", "megabytes")
 DATASET_SWEEP_KEYS = ("dataset", "dose", "frames", "shape", "dtype", "seed")
 
-DEFAULTS = {"description": "", "figure": "", "ops": list(OPS), "repeats": 5,
+DEFAULTS = {"description": "", "figure": "", "duration": "", "ops": list(OPS), "repeats": 5,
             "min_batch_seconds": 0.1, "timeout": 600.0, "seed": 0}
 
 
@@ -221,11 +223,14 @@ class Suite:
     format: dict[str, Any]
     contenders: dict[str, dict[str, Any]]
     sweep: dict[str, list[Any]]
+    duration: str = ""             # measured wall time of this profile, said before a run starts
 
-    def cases(self, data: list[str | os.PathLike] | None = None) -> list[Case]:
+    def cases(self, data: list[str | os.PathLike] | None = None,
+              eer_grouping: int = EER_GROUPING) -> list[Case]:
         """Expand the sweep into cases. With `data` (users' movie files or .lst/.star lists),
         the suite's datasets and dataset sweeps are replaced by one dataset per movie, named
-        by its file stem (the full path when stems repeat)."""
+        by its file stem (the full path when stems repeat); EER movies are rendered with
+        `eer_grouping` internal frames a frame (recorded in the dataset when not the default)."""
         sweep = dict(self.sweep)
         fixed_dataset = dict(self.dataset)
         if data:
@@ -234,7 +239,7 @@ class Suite:
                                  f"dataset is metadata documents")
             # folders, .lst and .star lists expand to movie files (mrczbench.movies.datasets)
             from mrczbench.movies.readers import open_movies
-            movies = [Path(movie.path) for movie in open_movies(list(data))]
+            movies = [Path(movie.path) for movie in open_movies(list(data), eer_grouping=eer_grouping)]
             for key in DATASET_SWEEP_KEYS:
                 sweep.pop(key, None)
             names = _unique_names(movies)
@@ -247,6 +252,8 @@ class Suite:
             point = dict(zip(keys, values))
             if data:
                 dataset = {"name": point["data"], "path": str(by_name[point["data"]])}
+                if eer_grouping != EER_GROUPING:
+                    dataset["eer_grouping"] = eer_grouping
             else:
                 dataset = dict(fixed_dataset)
                 for key in DATASET_SWEEP_KEYS:
@@ -348,6 +355,8 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
     if profile != "full":
         overrides = values[profile]
         _check_keys(overrides, QUICK_KEYS, path, f"{profile}.")
+        if overrides:  # another workload: the full profile's duration does not hold
+            values["duration"] = ""
         for key, value in overrides.items():
             if key in ("dataset", "format", "sweep"):
                 if not isinstance(value, dict):
@@ -368,6 +377,8 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
                 or not 0 < number <= MAX_SECONDS[key]:  # also refuses nan and inf
             raise fail(key, f"expected a number of seconds > 0 and <= {MAX_SECONDS[key]:g}. "
                             f"Got {number!r}")
+    if not isinstance(values["duration"], str):
+        raise fail("duration", f"expected text such as \"2-3 h on 2 cores\". Got {values['duration']!r}")
     if isinstance(values["seed"], bool) or not isinstance(values["seed"], int):
         raise fail("seed", f"expected an integer. Got {values['seed']!r}")
 
@@ -401,7 +412,7 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
         description=str(values["description"]), figure=str(values["figure"]),
         ops=tuple(ops), repeats=repeats, min_batch_seconds=float(values["min_batch_seconds"]),
         timeout=float(values["timeout"]), seed=values["seed"], dataset=dataset,
-        format=fixed_format, contenders=contenders, sweep=sweep)
+        format=fixed_format, contenders=contenders, sweep=sweep, duration=values["duration"])
     for where, params in [("format", fixed_format)] + [(f"contenders.{n}", p) for n, p in contenders.items()]:
         suite._resolve_params(params, where=where)
     for key in ("threads", "blocksize"):

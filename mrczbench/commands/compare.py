@@ -26,9 +26,20 @@ def run_compare(args: argparse.Namespace) -> int:
     warnings = run_warnings(base.runs, new.runs)
     for warning in warnings:
         print(f"mrczbench compare: warning: {warning}", file=sys.stderr)
-    print(render(table))
-    print()
-    if comparison.contenders is not None:
+    if args.csv:  # first: an unwritable CSV is the one error line
+        with atomic_output(Path(args.csv), "w") as handle:
+            handle.write(safe_table(table).to_csv(index=False))
+    untested = not comparison.regressed and compare.nothing_tested(table)
+    if untested:
+        # said first, in one line: a table of hundreds of "insufficient samples" rows says
+        # nothing more (--csv still writes it)
+        print(f"mrczbench compare: error: nothing was tested: no case has ≥ {args.min_samples} "
+              f"valid samples on both sides (run both with --repeats {args.min_samples} or more, "
+              f"or compare with --min-samples N)", file=sys.stderr, flush=True)
+    else:
+        print(render(table))
+        print()
+    if comparison.contenders is not None and not untested:
         print(render(comparison.contenders, CONTENDER_COLUMNS))
         print()
     print(shift_line(comparison, args.factor))
@@ -36,21 +47,14 @@ def run_compare(args: argparse.Namespace) -> int:
     print(summary_line(table, args.factor, args.alpha, comparison.contender_regressions))
     for warning in warnings:
         print(f"warning: {warning}")
-    if args.csv:
-        with atomic_output(Path(args.csv), "w") as handle:
-            handle.write(safe_table(table).to_csv(index=False))
     if comparison.regressed:
         return 1  # size regressions and newly-erroring cases gate even without timing tests
     if len(table) and table["time"].isin(["only in BASE", "only in NEW"]).all():
         print("mrczbench compare: error: nothing was tested: BASE and NEW have no case in "
               "common (different suites, datasets or contender settings)", file=sys.stderr)
         return 2
-    if compare.nothing_tested(table):
-        # a CI gate must not pass while testing nothing
-        print(f"mrczbench compare: error: nothing was tested: no case has ≥ {args.min_samples} "
-              f"valid samples on both sides (run with --repeats {args.min_samples} or more)",
-              file=sys.stderr)
-        return 2
+    if untested:
+        return 2  # a CI gate must not pass while testing nothing
     return 0
 
 

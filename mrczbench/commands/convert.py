@@ -9,10 +9,11 @@ import time
 from pathlib import Path, PurePath
 
 from mrczbench import mrcz
-from mrczbench.argtypes import positive_int, zero_or_range
+from mrczbench.argtypes import add_eer_grouping, add_no_progress, positive_int, zero_or_range
 from mrczbench.convert import follow, inputs, manifest
 from mrczbench.convert.adopt import adopt
-from mrczbench.convert.job import Settings, checksum_of, convert_one, frame_digests
+from mrczbench.convert.job import (Settings, checksum_of, convert_one, frame_digests,
+                                   write_gain_reference)
 from mrczbench.errors import MrczbenchError
 from mrczbench.units import MiB
 
@@ -45,7 +46,10 @@ def add_commands(sub) -> None:
                    "mrcz.read(verify=True) detect corrupted chunks")
     p.add_argument("--gain", metavar="GAIN.mrc", help="store gain-normalised float32 movies as "
                    "integer counts with this gain reference (from `mrczbench estimate-gain`), "
-                   "losslessly; MRCZ only (a value off its gain fails that movie)")
+                   "losslessly (a value off its gain fails that movie): MRCZ files carry their "
+                   "gain; TIFF is written as relion_convert_to_tiff --gain does, with one "
+                   "DIR/gain-reference.mrc to give RELION as the gain reference")
+    add_eer_grouping(p)
     p.add_argument("--jobs", type=positive_int, help="movies converted at once (default: usable "
                    "cores, at most the number of movies)")
     p.add_argument("--threads", type=positive_int, help="codec threads per movie (default: cores // jobs)")
@@ -57,6 +61,7 @@ def add_commands(sub) -> None:
     p.add_argument("--only-unfinished", action="store_true", help="skip movies whose output is "
                    "recorded as done in the manifest and still has its recorded size")
     follow.add_arguments(p)
+    add_no_progress(p)
     p.set_defaults(func=run_convert)
 
     v = sub.add_parser("verify", help="re-read converted movies and check them against the manifest",
@@ -70,6 +75,9 @@ def add_commands(sub) -> None:
                    "(as given to convert: files, folders, .lst, .star): each must have a verified "
                    "output; default: every movie the manifest names")
     v.add_argument("--jobs", type=positive_int, default=1, help="outputs checked at once (default 1)")
+    v.add_argument("--json", action="store_true", help="machine-readable output: one JSON object "
+                   "with every movie's verdict and the counts")
+    add_no_progress(v)
     v.set_defaults(func=run_verify)
 
 
@@ -88,9 +96,6 @@ def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
                                  f"checksums or blosc blocks); use --format mrcz or leave "
                                  f"{'them' if len(given) > 1 else 'it'} out")
     if args.gain:
-        if args.format != "mrcz":
-            raise MrczbenchError("--gain: counts with a gain are stored as MRCZ only; use --format "
-                                 "mrcz (or relion_convert_to_tiff --gain for TIFF)")
         from mrczbench.movies import gain
         gain.read_reference(args.gain)  # a missing or bad gain file stops here, not per movie
     jobs = args.jobs or max(1, min(cores, count))
@@ -102,6 +107,7 @@ def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
                     level=level, blocksize=args.blocksize, filter=args.filter,
                     compression=args.compression, tiff_level=level, threads=threads,
                     checksum=args.checksum, gain=str(Path(args.gain).resolve()) if args.gain else None,
+                    eer_grouping=args.eer_grouping,
                     shard=inputs.parse_shard(args.shard), config={**config, "gain": args.gain}), jobs
 
 
@@ -128,6 +134,23 @@ def _todo(tasks, out: Path, only_unfinished: bool) -> tuple[list, list[dict], li
         else:
             todo.append(task)
     return todo, refused, orphans
+
+
+def check_scheduler(scheduler: str) -> None:
+    """A --scheduler that names a file must be a Dask scheduler file (JSON with an "address",
+    as `dask scheduler --scheduler-file` writes): distributed only asserts that."""
+    import json
+    path = Path(scheduler)
+    if not path.is_file():
+        return
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("address"), str):
+        raise MrczbenchError(f"--scheduler {scheduler}: not a Dask scheduler file (JSON with an "
+                             f"\"address\", as `dask scheduler --scheduler-file` writes); give "
+                             f"that file or an address such as tcp://host:8786")
 
 
 def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
@@ -157,11 +180,28 @@ def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
     pool.shutdown()
 
 
-def write_star_files(stars, out: Path) -> list[Path]:
-    """DIR/movies.star (DIR/<name>.star for several) with the converted names; movies not
-    converted keep their original (absolute) path so RELION still finds them."""
+MRCZ_STAR_NOTE = ("# lists MRCZ files: RELION cannot read MRCZ (mrczbench run --data, datasets "
+                  "inspect and convert read this list); for RELION convert with --format tiff")
+
+
+def _project_path(path: Path) -> str:
+    """A converted movie's name as RELION resolves it: relative to the project folder (the
+    current one) when inside it, else absolute."""
+    path = path.absolute()
+    try:
+        return str(path.relative_to(Path.cwd().absolute()))
+    except ValueError:
+        return str(path)
+
+
+def write_star_files(stars, out: Path, fmt: str = "tiff") -> list[Path]:
+    """DIR/movies.star (DIR/<name>.star for several) with the converted names, as RELION
+    resolves them from the project folder (DIR/Movies/x.tif, or absolute when DIR is outside
+    it); movies not converted keep their original (absolute) path so RELION still finds them.
+    A list of MRCZ files says, in its second line and on stderr, that RELION cannot read it."""
     from mrczbench.atomic import atomic_output
-    done = {r["input"]: r["output"] for r in manifest.records(out) if r.get("status") == "done"}
+    done = {r["input"]: _project_path(out / r["output"])
+            for r in manifest.records(out) if r.get("status") == "done"}
     written = []
     for star in stars:
         target = out / ("movies.star" if len(stars) == 1 else star.path.name)
@@ -173,9 +213,13 @@ def write_star_files(stars, out: Path) -> list[Path]:
         for source, _, listed in inputs._from_list(star.path, star.names):
             absolute = str(Path(source).absolute())
             names[listed] = done.get(absolute, absolute)
+        note = MRCZ_STAR_NOTE + "\n" if fmt == "mrcz" else ""
         with atomic_output(target) as handle:
-            handle.write((STAR_MARK + f" from {star.path}\n" + star.renamed(names)).encode())
+            handle.write((STAR_MARK + f" from {star.path}\n" + note + star.renamed(names)).encode())
         written.append(target)
+        if fmt == "mrcz":
+            print(f"mrczbench convert: note: {target} lists MRCZ files: RELION cannot read MRCZ "
+                  f"(mrczbench reads it); for RELION convert with --format tiff", file=sys.stderr)
     return written
 
 
@@ -194,12 +238,17 @@ def run_convert(args) -> int:
     from mrczbench.movies.gain import reliability_path
     protect_inputs([*(task.input for task in tasks), *(star.path for star in stars),
                     *((args.gain, reliability_path(args.gain)) if args.gain else ())])
+    if args.scheduler:
+        check_scheduler(args.scheduler)
     if settings.shard:
         tasks = inputs.shard(tasks, *settings.shard)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise MrczbenchError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    if settings.gain and settings.format == "tiff":
+        print(f"mrczbench convert: gain reference for the TIFF counts: "
+              f"{write_gain_reference(out, settings.gain)}", file=sys.stderr)
     todo, refused, orphans = _todo(tasks, out, args.only_unfinished)
     skipped = len(tasks) - len(todo) - len(refused) - len(orphans)
     from mrczbench.progress import Progress
@@ -216,7 +265,8 @@ def run_convert(args) -> int:
               f"{len(todo)} to convert to "
               f"{args.format} in {out} ({'Dask ' + args.scheduler if args.scheduler else f'{jobs} job(s)'} "
               f"x {settings.threads} thread(s))", file=sys.stderr)
-        progress = Progress(len(todo) + len(refused) + len(orphans), "convert", interval=5.0)
+        progress = Progress(len(todo) + len(refused) + len(orphans), "convert",
+                            enabled=not args.no_progress, interval=5.0)
         adopted = (adopt(task, settings) for task in orphans)
         for record in itertools.chain(refused, adopted, _run_tasks(todo, settings, jobs, args.scheduler)):
             append(record)
@@ -226,7 +276,7 @@ def run_convert(args) -> int:
     progress.close()
     part = [r for r in manifest.records(out / manifest.part_name(settings.shard))]
     table = manifest.write_table(out, settings.shard, part)
-    stars_written = write_star_files(stars, out) if stars else []
+    stars_written = write_star_files(stars, out, args.format) if stars else []
     failed = [r for r in records if r["status"] != "done"]
     done = [r for r in records if r["status"] == "done"]
     raw = sum(r.get("raw_bytes") or 0 for r in done)
@@ -270,8 +320,13 @@ def _verify_one(out: Path, record: dict) -> str | None:
         return "the manifest record has no frame count or checksum"
     if record.get("output_bytes") is not None and target.stat().st_size != record["output_bytes"]:
         return f"size {target.stat().st_size} bytes, manifest says {record['output_bytes']}"
+    reference = None
+    if record.get("gain_reference"):  # TIFF counts: the movie is page x this reference
+        reference = _inside_folder(out, record["gain_reference"])
+        if reference is None:
+            return f"the manifest names a gain reference outside {out}: not read"
     try:
-        digests = frame_digests(target, record.get("format", "mrcz"))
+        digests = frame_digests(target, record.get("format", "mrcz"), reference)
     except (MrczbenchError, OSError, ValueError, MemoryError) as exc:
         return f"cannot be decoded: {' '.join(str(exc).split())[:200]}"
     if len(digests) != record.get("frames"):
@@ -310,16 +365,49 @@ def run_verify(args) -> int:
                              f"give the movies that were converted: mrczbench verify {args.source} MOVIES")
     done = [r for r in checked if r.get("status") == "done"]
     not_done = [r for r in checked if r.get("status") != "done"]
-    if args.jobs > 1:
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(lambda r: _verify_one(out, r), done))
-    else:
-        results = [_verify_one(out, r) for r in done]
-    problems = [f"{_shown(record.get('output'))}: {problem}"
-                for record, problem in zip(done, results) if problem]
-    for line in problems:
-        print(f"BAD {line}")
+    from concurrent.futures import ThreadPoolExecutor
+    from mrczbench.progress import Progress
+    progress = Progress(len(done), "verify", enabled=not args.no_progress, interval=5.0)
+    results: list[str | None] = []
+    verified_bytes = 0
+    with ThreadPoolExecutor(args.jobs) as pool:  # in order, `jobs` outputs decoding at once
+        for record, problem in zip(done, pool.map(lambda r: _verify_one(out, r), done)):
+            results.append(problem)
+            raw = record.get("raw_bytes")
+            verified_bytes += raw if isinstance(raw, int) else 0
+            progress.update(len(results), _shown(record.get("output")), verified_bytes)
+    progress.close()
+    problems = [(record, problem) for record, problem in zip(done, results) if problem]
+    missing_parts = _missing_shards(source)
+    movies = len(checked) + len(unrecorded)
+    ok = len(done) - len(problems)
+    passed = ok == movies and not missing_parts
+    reasons = [("the batch stopped before it was converted" if r.get("status") == "planned"
+                else r.get("error")) for r in not_done]
+    if args.json:
+        import json
+        print(json.dumps({
+            "verified": ok, "movies": movies, "bad": len(problems),
+            "not_converted": len(not_done) + len(unrecorded), "missing_shard_parts": missing_parts,
+            "movies_checked": [{"output": r.get("output"), "input": r.get("input"), "ok": p is None,
+                                "problem": p} for r, p in zip(done, results)],
+            "not_converted_movies": [{"input": r.get("input"), "error": reason}
+                                     for r, reason in zip(not_done, reasons)]
+                                    + [{"input": movie, "error": "not in the manifest"}
+                                       for movie in unrecorded]}, indent=2))
+        return 0 if passed else 1
+    for record, problem in problems:
+        print(f"BAD {_shown(record.get('output'))}: {problem}")
+    for record, reason in zip(not_done, reasons):
+        print(f"NOT CONVERTED {_shown(record.get('input'))}: {_shown(reason)}")
+    for movie in unrecorded:
+        print(f"NOT CONVERTED {_shown(movie)}: not in the manifest")
+    for part in missing_parts:
+        print(f"MISSING {part}: that shard's movies were never converted")
+    print(f"verified {ok} of {movies} movies; {len(problems)} bad, "
+          f"{len(not_done) + len(unrecorded)} not converted"
+          + (f", {len(missing_parts)} shard part(s) missing" if missing_parts else ""))
+    return 0 if passed else 1
     for record in not_done:
         reason = ("the batch stopped before it was converted" if record.get("status") == "planned"
                   else record.get("error"))

@@ -3,10 +3,12 @@ cache (mrczbench.movies.datasets), and users' movies opened as benchmarks open t
 (mrczbench.movies.readers)."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
-from mrczbench.argtypes import positive_int
+from mrczbench.argtypes import add_eer_grouping, add_no_progress, positive_int
+from mrczbench.errors import DatasetError
 from mrczbench.movies import datasets, readers, synthetic
 from mrczbench.units import MiB, format_bytes, format_table
 
@@ -29,6 +31,7 @@ def add_commands(subparsers) -> None:
                        description="List the named dataset specs with shape, dose, dtype, raw size "
                        "and whether each is already cached.")
     cache_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output (one JSON array)")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("show", help="show one spec: fields, model, options, cache key",
@@ -47,6 +50,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="generator and compression threads, >= 1 (default: all cores)")
     p.add_argument("--force", action="store_true", help="generate again even if cached")
+    p.add_argument("--out", metavar="FILE", help="also write the stack (one NAME) to FILE: .mrc "
+                   "or .mrcs = plain MRC (a movie to try `mrczbench compress` on), .mrcz = MRCZ "
+                   "zstd-1; FILE must not exist")
+    add_no_progress(p)
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("cache", help="show the cache size, or --clear it",
@@ -61,8 +68,7 @@ def add_commands(subparsers) -> None:
                        f"the way benchmarks will ({readers.supported_text()}) and print what was found, one "
                        "line a movie as it is opened.")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--eer-grouping", type=positive_int, default=32, metavar="N",
-                   help="EER internal frames per fraction, >= 1 (default 32)")
+    add_eer_grouping(p)
     p.add_argument("--eer-upsampling", type=int, default=1, choices=(1, 2),
                    help="EER rendering grid: 1 = 4K, 2 = 8K (default 1)")
     p.set_defaults(func=_cmd_inspect)
@@ -75,6 +81,11 @@ def _shape_text(frames: int, shape) -> str:
 def _cmd_list(args) -> int:
     specs = datasets.list_specs()  # none found: DatasetError naming the overrides
     sources = datasets.spec_sources()
+    if args.json:
+        print(json.dumps([{**spec.to_dict(), "raw_bytes": spec.nbytes, "source": sources[spec.name],
+                           "cached": str(datasets.cached_path(spec, args.cache_dir) or "") or None}
+                          for spec in specs], indent=2))
+        return 0
     header = ("name", "kind", "frames x ny x nx", "dose e/px/frame", "dtype", "raw MiB", "cached", "source")
     rows = []
     for spec in specs:
@@ -124,12 +135,25 @@ def _cmd_generate(args) -> int:
     specs = [datasets.load_spec(name) for name in args.names]  # check every name before working
     from mrczbench.atomic import protect_inputs
     protect_inputs([name for name in args.names if Path(name).is_file()])
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if len(specs) != 1:
+            raise DatasetError(f"--out {out}: give one NAME (got {len(specs)})")
+        if out.suffix.lower() not in (".mrc", ".mrcs", ".mrcz"):
+            raise DatasetError(f"--out {out}: the name must end in .mrc, .mrcs or .mrcz")
+        if out.exists() or out.is_symlink():
+            raise DatasetError(f"--out {out}: exists; give a new name (nothing is replaced)")
     for spec in specs:
         existing = None if args.force else datasets.cached_path(spec, args.cache_dir)
         if existing:
             print(f"{spec.name}: cached at {existing} ({format_bytes(existing.stat().st_size)})", file=sys.stderr)
             continue
-        datasets.materialise(spec, args.cache_dir, threads=args.threads, force=args.force)
+        datasets.materialise(spec, args.cache_dir, threads=args.threads, force=args.force,
+                             progress=not args.no_progress)
+    if out is not None:
+        written = datasets.write_copy(specs[0], out, args.cache_dir)
+        print(f"{out}: {specs[0].frames} x {specs[0].shape[0]} x {specs[0].shape[1]} "
+              f"{specs[0].dtype}, {format_bytes(written)}")
     return 0
 
 

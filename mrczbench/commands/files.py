@@ -26,6 +26,7 @@ MRCZ_SUFFIX = ".mrcz"
 # What `info` says about integrity: MRC and MRCZ (blosc1 chunks) store no payload checksum.
 CHECKSUM_NOTE = ("none: MRC/MRCZ store no payload checksum, so corruption inside a "
                  "compressed chunk can decode silently to wrong pixels")
+PLAIN_CHECKSUM_NOTE = "none: plain MRC stores no checksum (a flipped bit changes one pixel)"
 UINT8_WARNING = ("uint8 values above 127 are stored as MRC mode 0, which MRC readers that "
                  "ignore IMOD's unsigned flag (RELION, mrcfile, python-mrcz) see as signed "
                  "int8: values above 127 appear negative (mrczbench and IMOD read uint8)")
@@ -182,12 +183,15 @@ def cmd_info(args) -> int:
     header = mrcz.read_header(_checked_mrc_path(Path(args.file)))
     summary = describe(header)
     if args.verify:
+        stored = mrcz.CHECKSUM_KEY in (header.meta or {})
         try:
-            count = sum(1 for _ in mrcz.iter_frames(args.file, verify=True))
+            count = sum(1 for _ in mrcz.iter_frames(args.file, verify=stored))
         except mrcz.MRCZError as exc:
             print(f"{args.file}: VERIFY FAILED: {exc}")
             return 1
-        summary["verified"] = f"{count} frames match their stored SHA-256"
+        summary["verified"] = (f"{count} frames match their stored SHA-256" if stored else
+                               f"not possible: no checksums stored (written without --checksum); "
+                               f"all {count} frames decode, their pixels cannot be checked")
     if args.json:
         print(json.dumps(summary, default=str))
         return 0
@@ -232,9 +236,12 @@ def describe(header: mrcz.Header) -> dict:
         "voltage_kv": header.voltage,
         "c3_mm": header.C3,
         "gain": header.gain,
-        "label": header.label,
+        "label": header.label + (" (python-mrcz's format mark, which mrczbench writes into "
+                                 "every file; this one is plain, uncompressed MRC)"
+                                 if header.codec is None and header.label.startswith("MRCZ") else ""),
         "checksum": (f"per-frame SHA-256 stored ({mrcz.CHECKSUM_KEY}): check with info --verify"
-                     if mrcz.CHECKSUM_KEY in (header.meta or {}) else CHECKSUM_NOTE),
+                     if mrcz.CHECKSUM_KEY in (header.meta or {}) else
+                     CHECKSUM_NOTE if header.codec else PLAIN_CHECKSUM_NOTE),
         "content": _content(header.meta),
         "metadata": _summarised_meta(header.meta),
     }

@@ -12,18 +12,12 @@ def add_commands(subparsers) -> None:
         "formats", help="the comparison formats (contenders)",
         description="The comparison formats: parameters, defaults, valid values and whether "
                     "each runs on this machine.")
-    commands = parser.add_subparsers(dest="formats_command", metavar="SUBCOMMAND")
+    commands = parser.add_subparsers(dest="formats_command", metavar="SUBCOMMAND", required=True)
     listing = commands.add_parser(
         "list", help="list every contender with its parameters and availability")
     listing.add_argument("--json", action="store_true",
                          help="machine-readable output (one JSON array)")
     listing.set_defaults(func=_list_command)
-
-    def no_subcommand(args) -> int:
-        parser.print_help()
-        return 2
-
-    parser.set_defaults(func=no_subcommand)
 
 
 def _list_command(args) -> int:

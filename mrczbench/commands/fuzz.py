@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mrczbench.argtypes import names_from, positive_int, positive_number
+from mrczbench.argtypes import add_no_progress, names_from, positive_int, positive_number
 from mrczbench.errors import MrczbenchError
 
 
@@ -34,6 +34,7 @@ def add_commands(subparsers) -> None:
                         help="MiB the reader may allocate beyond the worker's start (default 512)")
     parser.add_argument("--save-failures", metavar="DIR", default=None,
                         help="save each unexpected input (with finding.json) under DIR")
+    add_no_progress(parser)
     parser.set_defaults(func=_cmd_fuzz)
 
 
@@ -49,7 +50,8 @@ def _cmd_fuzz(args) -> int:
     report = run_fuzz(seconds=args.seconds, seed=args.seed, readers=readers,
                       max_inputs=args.max_inputs, save_failures=args.save_failures,
                       time_limit=args.time_limit, memory_mib=args.memory_mib,
-                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+                      progress=None if args.no_progress else
+                      lambda line: print(line, file=sys.stderr, flush=True))
     outcomes = EXPECTED + UNEXPECTED
     width = max(len(r) for r in readers)
     print(f"{'reader':<{width}}  {'inputs':>6}  " + "  ".join(outcomes))

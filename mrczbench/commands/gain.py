@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mrczbench.argtypes import non_negative_number, positive_int
+from mrczbench.argtypes import add_eer_grouping, non_negative_number, positive_int
 from mrczbench.movies import gain
 from mrczbench.movies.readers import open_movies
 
@@ -30,6 +30,7 @@ def add_commands(subparsers) -> None:
                         help="|gain x round(v/gain) - v| above this is a mismatch (default: 1e-4)")
     parser.add_argument("--restart", action="store_true",
                         help="ignore a saved state and start again")
+    add_eer_grouping(parser)
     parser.set_defaults(func=cmd_estimate_gain)
 
 
@@ -42,7 +43,7 @@ def cmd_estimate_gain(args) -> int:
     if not out.resolve().parent.is_dir():
         raise gain.GainError(f"{out}: folder {out.resolve().parent} does not exist")
     state = gain.state_path(out)
-    movies = open_movies(args.movies)
+    movies = open_movies(args.movies, eer_grouping=args.eer_grouping)
     # every output refused now, before the state file is written: an input, a folder, a device
     outputs = [out, gain.reliability_path(out), state]
     protect_inputs([*args.movies, *(movie.path for movie in movies)], outputs)

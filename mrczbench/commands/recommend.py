@@ -28,6 +28,8 @@ def add_commands(sub) -> None:
     what.add_argument("--data", nargs="+", metavar="MOVIE", help="your movies (MRC, MRCZ, TIFF, "
                       "EER, .npy, .lst/.star): the sweep runs on them and the dose is measured "
                       "from them (mean pixel value)")
+    from mrczbench.argtypes import add_eer_grouping
+    add_eer_grouping(what)
     what.add_argument("--detector", default="counting", choices=sorted(model.DETECTORS),
                       help="detector preset giving frame shape, frames per movie, pixel type "
                       "and typical dose (default: counting = K2, 60 x 3838 x 3710 int8)")
@@ -97,12 +99,12 @@ def scenario_from(args, movie_facts: dict[str, Any] | None) -> model.Scenario:
         allow_conversion=args.allow_conversion, headroom=args.headroom)
 
 
-def measure_movies(paths: list[str], frames: int = 4) -> dict[str, Any]:
+def measure_movies(paths: list[str], frames: int = 4, eer_grouping: int = 32) -> dict[str, Any]:
     """Shape, frames, dtype of the first movie and the dose as its mean pixel value over its
     first `frames` frames (counts per pixel per frame for counting data)."""
     import numpy as np
     from mrczbench.movies.readers import iter_movies
-    first = next(iter_movies(paths))
+    first = next(iter_movies(paths, eer_grouping=eer_grouping))
     total, count = 0.0, 0
     for i, frame in enumerate(first.iter_frames()):
         if i >= frames:
@@ -165,7 +167,8 @@ def measured_rows(args, scenario: model.Scenario, out: Path):
     suite_file.write_text(sweep_suite(scenario), encoding="utf-8")
     print(f"no --results given: running a focused sweep on this machine ({suite_file}); "
           f"results go to {out / 'results'}", file=sys.stderr)
-    jsonl = run_suite(str(suite_file), data=args.data, out=out / "results", summary=False)
+    jsonl = run_suite(str(suite_file), data=args.data, out=out / "results", summary=False,
+                      eer_grouping=args.eer_grouping)
     return load_results(jsonl), jsonl
 
 
@@ -178,7 +181,7 @@ def run_command(args) -> int:
         return 0
     from mrczbench.atomic import atomic_output, protect_inputs
     protect_inputs([*(args.data or []), *(args.results or [])])
-    facts = measure_movies(args.data) if args.data else None
+    facts = measure_movies(args.data, eer_grouping=args.eer_grouping) if args.data else None
     if facts and not args.dose and not 0 < (facts.get("dose") or 0) < float("inf"):
         raise MrczbenchError(f"--data: the mean pixel value of {facts['measured_from']} is "
                              f"{facts.get('dose')!r}, not a dose (a dark or gain-normalised "

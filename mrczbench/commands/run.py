@@ -6,7 +6,7 @@ import sys
 
 from mrczbench import store
 from mrczbench.analysis.summary import print_summary
-from mrczbench.argtypes import positive_int, positive_number
+from mrczbench.argtypes import EER_GROUPING, add_no_progress, positive_int, positive_number
 from mrczbench.bench import plan, runner, suites, timing
 
 
@@ -24,6 +24,9 @@ def add_commands(subparsers) -> None:
                         "for the committed reference runs)")
     parser.add_argument("--data", nargs="+", metavar="FILE",
                         help="your movies (or .lst/.star lists of them) in place of the suite's synthetic datasets")
+    parser.add_argument("--eer-grouping", type=positive_int, default=None, metavar="N",
+                        help=f"--data EER movies: internal frames summed into one frame (RELION's "
+                        f"--eer_grouping; default {EER_GROUPING}, or the resumed run's)")
     parser.add_argument("--out", metavar="DIR", help="folder for the run files (default: results/<suite>)")
     parser.add_argument("--scratch", metavar="DIR",
                         help="folder for the files written while timing (default: inside --out, the same "
@@ -44,7 +47,7 @@ def add_commands(subparsers) -> None:
                              "machine, other users' jobs included: opt-in, for a dedicated machine, as "
                              "root. none: cold reads are marked invalid")
     parser.add_argument("--list-cases", action="store_true", help="print the cases in run order and exit")
-    parser.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    add_no_progress(parser)
     parser.set_defaults(func=_cmd_run)
 
 
@@ -53,7 +56,8 @@ def _cmd_run(args) -> int:
         suite = suites.load_suite(args.suite, quick=args.quick, profile=args.profile)
         if args.seed is not None:
             suite.seed = args.seed
-        for case in plan.order_cases(suite.cases(data=args.data), suite.seed):
+        for case in plan.order_cases(suite.cases(data=args.data, eer_grouping=args.eer_grouping
+                                                 or EER_GROUPING), suite.seed):
             print(case.case_id)
         return 0
     path = runner.run_suite(args.suite, quick=args.quick, profile=args.profile, data=args.data,
@@ -61,7 +65,8 @@ def _cmd_run(args) -> int:
                             repeats=args.repeats, timeout=args.timeout, seed=args.seed,
                             cache_dir=args.cache_dir, eviction=args.eviction,
                             progress=not args.no_progress,
-                            command_line=["mrczbench"] + sys.argv[1:])
+                            command_line=["mrczbench"] + sys.argv[1:],
+                            eer_grouping=args.eer_grouping)
     print_summary(path)
     rows = list(store.iter_rows(path))
     return 1 if rows and all(row.get("error") for row in rows) else 0

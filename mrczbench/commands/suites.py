@@ -14,7 +14,7 @@ def add_commands(subparsers) -> None:
                                    description="Benchmark suites: the package's own, overridden by "
                                                "$MRCZBENCH_SUITES folders and ~/.config/mrczbench/suites "
                                                "($XDG_CONFIG_HOME).")
-    sub = parser.add_subparsers(dest="suites_command", metavar="{list,show}")
+    sub = parser.add_subparsers(dest="suites_command", metavar="SUBCOMMAND", required=True)
     list_parser = sub.add_parser("list", help="list suites with case counts")
     list_parser.add_argument("--json", action="store_true", help="machine-readable output")
     list_parser.set_defaults(func=_cmd_list)
@@ -24,7 +24,6 @@ def add_commands(subparsers) -> None:
     show.add_argument("--profile", choices=suites.PROFILES, help="show this profile (full, quick, reference)")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=_cmd_show)
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
 def _cmd_list(args) -> int:
@@ -39,7 +38,7 @@ def _cmd_list(args) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(format_table(["suite", "cases", "quick", "paper", "source", "description"],
-                       [[r["name"], r["cases"], r["quick_cases"], r["figure"], r["source"],
+                       [[r["name"], r["cases"], r["quick_cases"], r["figure"] or "", r["source"],
                          r["description"]] for r in rows], align="lrr"))
     return 0
 
@@ -52,6 +51,8 @@ def _cmd_show(args) -> int:
         return 0
     print(f"suite      {suite.name} ({suite.profile} profile)  {suite.path}")
     print(f"about      {suite.description}" + (f"  [{suite.figure}]" if suite.figure else ""))
+    if suite.duration:
+        print(f"duration   {suite.duration} (measured on a quiet 2-core machine)")
     print(f"ops        {', '.join(suite.ops)}")
     print(f"repeats    {suite.repeats} samples per op; in-memory batches >= {suite.min_batch_seconds:g} s; "
           f"timeout {suite.timeout:g} s per case")

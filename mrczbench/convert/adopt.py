@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mrczbench.convert.inputs import Task
-from mrczbench.convert.job import Settings, checksum_of, frame_digests
+from mrczbench.convert.job import GAIN_REFERENCE, Settings, checksum_of, frame_digests
 from mrczbench.errors import MrczbenchError
 
 
@@ -39,8 +39,12 @@ def adopt(task: Task, settings: Settings) -> dict:
         frames, ny, nx = movie.shape
         record.update(frames=frames, ny=ny, nx=nx, dtype=movie.dtype.name,
                       input_bytes=os.path.getsize(task.input), raw_bytes=movie.nbytes)
+        reference = None
+        if settings.gain and settings.format == "tiff":  # TIFF counts: page x gain-reference.mrc
+            reference = Path(settings.out) / GAIN_REFERENCE
+            record["gain_reference"] = GAIN_REFERENCE
         try:
-            decoded = frame_digests(target, settings.format)
+            decoded = frame_digests(target, settings.format, reference)
         except (MrczbenchError, OSError, ValueError):
             decoded = None
         if decoded != digests:

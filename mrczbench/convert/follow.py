@@ -36,7 +36,8 @@ from pathlib import Path, PurePath
 from mrczbench.argtypes import positive_int, positive_number
 from mrczbench.convert import inputs, manifest
 from mrczbench.convert.adopt import adopt, input_digests
-from mrczbench.convert.job import Settings, checksum_of, convert_one, frame_digests
+from mrczbench.convert.job import (Settings, checksum_of, convert_one, frame_digests,
+                                   write_gain_reference)
 from mrczbench.errors import MrczbenchError
 from mrczbench.units import MiB, format_duration
 
@@ -308,7 +309,8 @@ def source_problem(record: dict, out: str) -> str | None:
     recorded checksum: only then may the input be deleted. Runs in a worker."""
     try:
         target = Path(out) / record["output"]
-        if checksum_of(frame_digests(target, record.get("format", "mrcz"))) != record["checksum"]:
+        reference = Path(out) / record["gain_reference"] if record.get("gain_reference") else None
+        if checksum_of(frame_digests(target, record.get("format", "mrcz"), reference)) != record["checksum"]:
             return f"{target} does not verify against the manifest"
         if os.path.getsize(record["input"]) != record.get("input_bytes"):
             return f"{record['input']} changed size since it was converted"
@@ -633,6 +635,9 @@ def run_follow(args, settings_from) -> int:
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
     settings, jobs = settings_from(args, usable_cores(), 1)
+    if settings.gain and settings.format == "tiff":
+        print(f"mrczbench convert: gain reference for the TIFF counts: "
+              f"{write_gain_reference(out, settings.gain)}", file=sys.stderr)
     inside = [f for f in folders if out.is_relative_to(f)]
     if inside:
         print(f"mrczbench convert: note: --out {out} lies inside the input folder {inside[0]}: "

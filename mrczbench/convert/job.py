@@ -3,10 +3,15 @@ the result frame by frame and compare it with the input (SHA-256 per frame), and
 rename it into place and return its manifest record. The same function runs in a local
 process pool and on Dask workers, so it takes and returns plain picklable values.
 
-TIFF orientation: relion_convert_to_tiff writes each frame's rows bottom-up ("Have to flip
-the Y axis") because RELION flips TIFF along Y when reading; mrczbench writes TIFF the same
-way (formats.tiff.write_relion_tiff, which the `tiff` contender also writes), so RELION sees
-the orientation of the MRC input, and flips back when verifying.
+TIFF pages as relion_convert_to_tiff writes them (src/tiff_converter.h,
+write_tiff_one_page): one page per frame with no ImageDescription (so tifffile, libtiff and
+RELION all read one series of every page), the whole frame in one strip, RELION's sample
+formats (int8 INT: RELION >= 4.0 writes MRC mode 0 as signed char; int16 INT; float32
+IEEEFP; uint8/uint16 UINT, which tifffile leaves to the tag's default, 1, where RELION
+writes it: libtiff's TIFFGetFieldDefaulted, RELION's reader, returns 1 for both), the pixel size as XResolution/YResolution in
+pixels per cm (1e8 / Angstrom, ResolutionUnit 3) when the input has one, and each frame's
+rows bottom-up ("Have to flip the Y axis") because RELION flips TIFF along Y when reading,
+so RELION sees the orientation of the MRC input; verification flips back.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from mrczbench.convert.inputs import Task
 from mrczbench.errors import MrczbenchError
 from mrczbench.units import MiB
 
+GAIN_REFERENCE = "gain-reference.mrc"  # relion_convert_to_tiff --gain writes it into --o
 
 
 @dataclass(frozen=True)
@@ -39,15 +45,23 @@ class Settings:
     threads: int = 1
     checksum: bool = False                # per-frame SHA-256 inside MRCZ files
     gain: str | None = None               # gain reference: store gain-normalised float32 as counts
+    eer_grouping: int = 32                # EER internal frames per fraction (RELION's --eer_grouping)
     shard: tuple[int, int] | None = None
     config: dict = field(default_factory=dict)
 
 
-def tiff_compression(settings: Settings, nx: int) -> str:
-    """relion_convert_to_tiff's `auto`: deflate for 4096-wide (Falcon) frames, else LZW."""
+def tiff_compression(settings: Settings, nx: int, eer: bool = False) -> str:
+    """relion_convert_to_tiff's `auto` (decide_filter): deflate for 4096-wide (Falcon) frames,
+    else LZW; EER renderings always LZW (sparse counts)."""
     if settings.compression == "auto":
-        return "deflate" if nx == 4096 else "lzw"
+        return "deflate" if nx == 4096 and not eer else "lzw"
     return settings.compression
+
+
+def pixel_size_of(movie) -> float | None:
+    """The movie's X pixel size in Angstrom when its header has a positive one (MRC/MRCZ)."""
+    size = ((movie.microscope or {}).get("pixelsize") or (0, 0, 0))[-1]
+    return float(size) if size and size > 0 else None
 
 
 def _hashing(frames: Iterator[np.ndarray], digests: list[bytes]) -> Iterator[np.ndarray]:
@@ -76,14 +90,53 @@ def _write_counts(path: Path, movie, settings: Settings, digests: list[bytes]) -
     _write_mrcz(path, counts, movie.shape[0], settings, {gain.META_KEY: section})
 
 
-def _write_tiff(path: Path, frames, settings: Settings, nx: int) -> None:
+def _write_tiff(path: Path, frames, compression: str, level: int,
+                pixel_size: float | None = None) -> None:
+    """RELION's pages (see the module docstring), one per frame, streamed."""
     from mrczbench.formats.tiff import write_relion_tiff
-    write_relion_tiff(path, frames, compression=tiff_compression(settings, nx),
-                      level=settings.tiff_level)
+    write_relion_tiff(path, frames, compression=compression, level=level, pixel_size=pixel_size)
 
 
-def decoded_frames(path: Path, fmt: str) -> Iterator[np.ndarray]:
-    """The frames of a converted output as the input had them (TIFF flipped back)."""
+def write_gain_reference(out: Path, gain_path: str) -> Path:
+    """OUT/gain-reference.mrc for TIFF counts, as relion_convert_to_tiff --gain writes it:
+    float32, the gain at reliable pixels and 1.0 elsewhere (page x reference = the movie).
+    One that is already there is kept when it holds the same gain, else refused (another
+    run's TIFF files need theirs)."""
+    from mrczbench import mrcz
+    from mrczbench.atomic import atomic_path
+    from mrczbench.movies import gain
+    reference, reliable = gain.read_reference(gain_path)
+    reference = np.where(reliable, reference, np.float32(1.0)).astype(np.float32)
+    target = out / GAIN_REFERENCE
+    if target.exists():
+        try:
+            same = np.array_equal(mrcz.read(target)[0].view(np.uint32), reference.view(np.uint32))
+        except (MrczbenchError, ValueError):
+            same = False
+        if not same:
+            raise MrczbenchError(f"{target} exists and holds another gain reference: the TIFF "
+                                 f"files converted with it need it; use another --out")
+        return target
+    with atomic_path(target) as tmp:
+        mrcz.write(tmp, reference[None], codec=None)
+    return target
+
+
+def _write_counts_tiff(path: Path, movie, settings: Settings, digests: list[bytes]) -> None:
+    """A gain-normalised movie as RELION's TIFF counts (mrczbench.movies.gain.relion_pages)
+    beside OUT/gain-reference.mrc."""
+    from mrczbench.movies import gain
+    reference, reliable = gain.read_reference(settings.gain, movie.shape[1:])
+    _, pages = gain.relion_pages(str(movie.path), lambda: _hashing(movie.iter_frames(), digests),
+                                 movie.shape[0], reference, reliable)
+    digests.clear()  # the check pass hashed the frames once already; the write pass hashes again
+    _write_tiff(path, pages, tiff_compression(settings, movie.shape[2]), settings.tiff_level,
+                pixel_size_of(movie))
+
+
+def decoded_frames(path: Path, fmt: str, gain_reference: Path | None = None) -> Iterator[np.ndarray]:
+    """The frames of a converted output as the input had them (TIFF flipped back, TIFF counts
+    multiplied by their gain reference)."""
     if fmt == "mrcz":
         from mrczbench import mrcz
         section = (mrcz.read_header(path).meta or {}).get("gain_counts")
@@ -94,12 +147,17 @@ def decoded_frames(path: Path, fmt: str) -> Iterator[np.ndarray]:
             yield from mrcz.iter_frames(path, verify=mrcz.CHECKSUM_KEY in (mrcz.read_header(path).meta or {}))
         return
     from mrczbench.formats.tiff import iter_relion_tiff
-    yield from iter_relion_tiff(path, strict=True)  # a damaged strip is one DatasetError
+    reference = None
+    if gain_reference is not None:
+        from mrczbench import mrcz
+        reference = mrcz.read(gain_reference)[0]
+    for frame in iter_relion_tiff(path, strict=True):  # a damaged strip is one DatasetError
+        yield frame if reference is None else np.multiply(frame, reference, dtype=np.float32)
 
 
-def frame_digests(path: Path, fmt: str) -> list[bytes]:
+def frame_digests(path: Path, fmt: str, gain_reference: Path | None = None) -> list[bytes]:
     return [hashlib.sha256(np.ascontiguousarray(f).tobytes()).digest()
-            for f in decoded_frames(path, fmt)]
+            for f in decoded_frames(path, fmt, gain_reference)]
 
 
 def checksum_of(digests: list[bytes]) -> str:
@@ -130,7 +188,7 @@ def convert_one(task: Task, settings: Settings) -> dict:
               "format": settings.format, "config": settings.config, "shard": settings.shard,
               "host": socket.gethostname(), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
-        movie = open_movie(task.input)
+        movie = open_movie(task.input, eer_grouping=settings.eer_grouping)
         frames, ny, nx = movie.shape
         record.update(frames=frames, ny=ny, nx=nx, dtype=movie.dtype.name,
                       input_bytes=os.path.getsize(task.input), raw_bytes=movie.nbytes)
@@ -139,17 +197,23 @@ def convert_one(task: Task, settings: Settings) -> dict:
             raise MrczbenchError(f"{target} exists and is not a regular file")
         target.parent.mkdir(parents=True, exist_ok=True)
         written: list[bytes] = []
+        reference = None
         with atomic_path(target) as tmp:
             stream = _hashing(movie.iter_frames(), written)
-            if settings.gain:
+            if settings.gain and settings.format == "tiff":
+                reference = Path(settings.out) / GAIN_REFERENCE
+                record["gain_reference"] = GAIN_REFERENCE
+                _write_counts_tiff(tmp, movie, settings, written)
+            elif settings.gain:
                 _write_counts(tmp, movie, settings, written)
             elif settings.format == "mrcz":
                 _write_mrcz(tmp, stream, frames, settings)
             else:
-                _write_tiff(tmp, stream, settings, nx)
+                _write_tiff(tmp, stream, tiff_compression(settings, nx, movie.kind == "eer"),
+                            settings.tiff_level, pixel_size_of(movie))
             if len(written) != frames:
                 raise MrczbenchError(f"{task.input}: header says {frames} frames, read {len(written)}")
-            decoded = frame_digests(tmp, settings.format)
+            decoded = frame_digests(tmp, settings.format, reference)
             if decoded != written:
                 bad = next((i for i, (a, b) in enumerate(zip(decoded, written)) if a != b), min(len(decoded), len(written)))
                 raise MrczbenchError(f"verification failed: frame {bad} of the output differs from the input")

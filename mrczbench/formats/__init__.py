@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import sys
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -53,10 +54,27 @@ BUILTIN: dict[str, str] = {
 ENTRY_POINT_GROUP = "mrczbench.formats"
 
 
+_REGISTRY: dict[tuple[str, ...], list[tuple[str, str]]] = {}  # sys.path -> plugins
+
+
+def _plugins() -> list[tuple[str, str]]:
+    """(name, "module:Class") of the entry points, read once per process: reading the
+    installed distributions takes milliseconds, and building one suite's cases asks about a
+    thousand times. Plugins are found through sys.path, so a changed sys.path reads again."""
+    key = tuple(sys.path)
+    found = _REGISTRY.get(key)
+    if found is None:
+        found = [(ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP)]
+        _REGISTRY.clear()
+        _REGISTRY[key] = found
+    return found
+
+
 def _registry() -> dict[str, str]:
+    """Built-ins, then plugins (a built-in name wins)."""
     found = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
+    for name, value in _plugins():
+        found.setdefault(name, value)
     return found
 
 

@@ -159,6 +159,11 @@ class Format:
         """None when the format can run on this machine, else a one-line reason."""
         return None
 
+    def config_unavailable_reason(self) -> str | None:
+        """As unavailable_reason, for what only some configs need (a library one parameter
+        value uses): the benchmark skips those cases only."""
+        return None
+
     # --- config <-> JSON ----------------------------------------------------------------
     @classmethod
     def config_from_dict(cls, params: dict[str, Any]) -> FormatConfig:

@@ -53,14 +53,14 @@ class MetadataFormat(Format):
     has_memory_codec = True
     threads_note = "blosc nthreads (compressor only)"
 
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        for module in ("orjson", "msgpack", "blosc"):
-            try:
-                __import__(module)
-            except ImportError:
-                return f"python package {module} is not installed (pip install {module})"
-        return None
+    def config_unavailable_reason(self) -> str | None:
+        """json needs nothing; orjson, msgpack and the blosc compressors need their library
+        (without orjson, the json and msgpack cases still run)."""
+        from mrczbench.extras import missing_reason
+        needed = [self.config.serializer] if self.config.serializer != "json" else []
+        if self.config.compressor != "none":
+            needed.append("blosc")
+        return missing_reason(*needed)
 
     def row_columns(self) -> dict[str, Any]:
         compressed = self.config.compressor != "none"

@@ -51,21 +51,28 @@ def write_tiff(target: Path | BinaryIO, stack: np.ndarray, *, compression: str |
 
 def write_relion_tiff(target: Path | BinaryIO, frames: Iterable[np.ndarray], *, compression: str,
                       level: int | None = None, rowsperstrip: int | None = None,
-                      threads: int | None = None) -> None:
+                      threads: int | None = None, pixel_size: float | None = None) -> None:
     """The TIFF that `convert` writes and the `tiff` contender measures: relion_convert_to_tiff's
     file, one page per frame written as it comes (a stream of frames is never held whole), each
     frame's rows bottom-up ("Have to flip the Y axis": RELION flips TIFF along Y when reading,
     so RELION sees the orientation of the input). `compression` is lzw | deflate | none;
     `level` applies to deflate; `rowsperstrip` None is the whole frame in one strip;
-    `threads` None is tifffile's default."""
+    `threads` None is tifffile's default. As RELION's write_tiff_one_page: no ImageDescription
+    (tifffile's shaped description on every page would make tifffile.imread return frame 0
+    only; without it tifffile, libtiff and RELION all read one series of every page), and the
+    pixel size (Angstrom) as X/YResolution in pixels per cm (1e8 / Angstrom, ResolutionUnit 3),
+    which RELION reads back, when there is one."""
     import tifffile
 
     args = {"level": level} if compression == "deflate" and level else None
+    resolution = {"resolution": (1e8 / pixel_size,) * 2, "resolutionunit": "CENTIMETER"} \
+        if pixel_size else {}
     with tifffile.TiffWriter(target) as tif:
         for frame in frames:
             tif.write(frame[::-1], photometric="minisblack", compression=TIFF_COMPRESSION[compression],
                       compressionargs=args, rowsperstrip=rowsperstrip or frame.shape[0],
-                      software="mrczbench", contiguous=False, maxworkers=threads)
+                      software="mrczbench", contiguous=False, maxworkers=threads, metadata=None,
+                      **resolution)
 
 
 def iter_relion_tiff(source: str | Path | BinaryIO, strict: bool = False) -> Iterator[np.ndarray]:

@@ -103,8 +103,10 @@ class WorkerDied(Exception):
 class Worker:
     """The child process; restarted after it dies or hangs."""
 
-    def __init__(self, memory_mib: int):
+    def __init__(self, memory_mib: int, folder: Path):
         self.memory_mib = memory_mib
+        self.folder = folder  # its working folder: empty, so no file of the caller's folder
+        # answers for a relative name (a list entry resolves there when not beside the list)
         self.proc: subprocess.Popen | None = None
         self.buffer = b""
 
@@ -115,7 +117,7 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mrczbench.fuzz.worker", str(self.memory_mib)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, start_new_session=True)
+            env=env, start_new_session=True, cwd=self.folder)
         self.buffer = b""
         self._answer(START_SECONDS)
 
@@ -250,7 +252,8 @@ def run_fuzz(seconds: float | None = 60.0, seed: int = 0, readers=None, max_inpu
     saved_to = Path(save_failures) if save_failures else None
     start = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="mrczbench-fuzz-"))
-    worker = Worker(memory_mib)
+    (root / "cwd").mkdir()
+    worker = Worker(memory_mib, root / "cwd")
     try:
         plans = [_prepare(reader, root, seed) for reader in chosen]
         worker.start()

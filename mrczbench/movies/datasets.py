@@ -268,6 +268,7 @@ def materialise(spec: DatasetSpec, cache_dir=None, threads: int | None = None,
     except OSError as exc:
         raise DatasetError(f"{folder}: cannot create the dataset cache folder: {exc.strerror}") from None
     path = folder / f"{_safe_name(spec.name)}-{spec.key}.mrcz"
+    check_resources(spec, folder)
     model = spec.model()
     # per-frame progress only where generation takes a while (> 64 MiB raw)
     bar = Progress(spec.frames, f"  {spec.name}", enabled=progress and spec.nbytes > 64 * MiB)
@@ -291,6 +292,43 @@ def materialise(spec: DatasetSpec, cache_dir=None, threads: int | None = None,
     return path
 
 
+FRAME_WORK_BYTES = 8  # the sampler works on float64 frames: 8 bytes a pixel at the least
+
+
+def check_resources(spec: DatasetSpec, folder: Path | None = None, whole_stack: bool = False) -> None:
+    """One DatasetError line before any work when `spec` cannot be made here: generating
+    needs one frame's float64 work in memory (`whole_stack`: the whole stack, as a benchmark
+    holds it) and, in the cache `folder`, room for the stack at its raw size (what
+    incompressible frames would take: nothing is started that may not fit)."""
+    from mrczbench.movies.readers import available_memory
+    size = f"{spec.frames} x {spec.shape[0]} x {spec.shape[1]} {spec.dtype}"
+    need = spec.nbytes if whole_stack else spec.shape[0] * spec.shape[1] * FRAME_WORK_BYTES
+    free = available_memory()
+    if need > free:
+        what = "the whole stack" if whole_stack else "one frame's work"
+        raise DatasetError(f"{spec.name}: {size} needs {format_bytes(need)} of memory for {what}, "
+                           f"{format_bytes(free)} is available: make the spec's shape or frames "
+                           f"smaller")
+    if folder is not None:
+        import shutil
+        room = shutil.disk_usage(folder).free
+        if spec.nbytes > room:
+            raise DatasetError(f"{spec.name}: {size} is {format_bytes(spec.nbytes)} raw and the "
+                               f"cache folder {folder} has {format_bytes(room)} free: free space, "
+                               f"use --cache-dir (or $MRCZBENCH_CACHE) on a larger disk, or make "
+                               f"the spec smaller")
+
+
+def write_copy(spec: DatasetSpec, out: Path, cache_dir=None) -> int:
+    """The cached stack of `spec` as its own file (plain MRC, or MRCZ zstd-1 for .mrcz),
+    streamed frame by frame; returns the bytes written."""
+    from mrczbench import mrcz
+    cached = materialise(spec, cache_dir, progress=False)
+    frames = mrcz.CountedFrames(mrcz.iter_frames(cached), spec.frames)
+    codec = "zstd" if Path(out).suffix.lower() == ".mrcz" else None
+    return mrcz.write(out, frames, codec=codec, level=1)
+
+
 def check_threads(threads: Any) -> None:
     """DatasetError unless threads is None (all cores) or an integer >= 1."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
@@ -303,6 +341,7 @@ def load_stack(spec: DatasetSpec, cache_dir=None, threads: int | None = None,
                progress: bool = True) -> np.ndarray:
     """The (frames, ny, nx) stack of `spec` in its dtype, from the cache (generated once)."""
     from mrczbench import mrcz
+    check_resources(spec, whole_stack=True)
     path = materialise(spec, cache_dir, threads, progress)
     try:
         stack = mrcz.read(path, threads=threads)

@@ -199,7 +199,11 @@ class EerMovie(Movie):
                                             for code, default in ((65007, 7), (65008, 2), (65009, 2)))
         up = self.upsampling
         ny, nx = self.physical
-        pixels = imagecodecs.eer_decode(data, (ny * up, nx * up), skipbits, horzbits, vertbits,
+        # imagecodecs reads the stream in 16-bit units and refuses an odd byte count, which
+        # RELION (64-bit reads) decodes: a zero byte past the end adds no event, and the
+        # length check below counts only the stored bytes
+        padded = data + b"\0" if len(data) % 2 else data
+        pixels = imagecodecs.eer_decode(padded, (ny * up, nx * up), skipbits, horzbits, vertbits,
                                         superres=up - 1)
         found = np.flatnonzero(pixels)
         if up > 1:  # back to physical pixels, in the order the stream placed them

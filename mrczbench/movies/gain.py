@@ -423,6 +423,48 @@ def convert_source(name: str, open_frames: Callable[[], Iterator[np.ndarray]], c
     return dtype, section, counts_frames()
 
 
+def relion_pages(name: str, open_frames: Callable[[], Iterator[np.ndarray]], count: int,
+                 gain: np.ndarray, reliable: np.ndarray) -> tuple[np.dtype, Iterator[np.ndarray]]:
+    """A gain-normalised movie as relion_convert_to_tiff --gain writes its TIFF pages: counts
+    at reliable pixels and the raw values at unreliable ones (where RELION's
+    gain-reference.mrc holds 1.0), so page x gain reference is the movie. RELION writes these
+    pages as float32 (unnormalise<float>); they are written as integers (uint8/uint16, or
+    int8/int16 with negative values) when every value is exactly an integer (unreliable
+    pixels that were 0 or whole numbers), else float32 as RELION. The first pass checks the
+    movie (a value off its reliable gain is an error, as in RELION); returns (page dtype,
+    pages iterator for the second pass)."""
+    low, high, integral = 0, 0, True
+    for index, frame in enumerate(open_frames()):
+        converted = to_counts(frame, gain, reliable)
+        if converted.mismatches.size:
+            flat = converted.mismatches[0]
+            raise mismatch_error(name, index + 1, count, flat, gain.shape,
+                                 np.asarray(frame).reshape(-1)[flat], gain.reshape(-1)[flat])
+        raw = converted.unreliable_values
+        if integral and raw.size:
+            whole = np.rint(raw)
+            # -0.0, NaN, inf and fractions do not survive a round trip through an integer
+            integral = bool(np.all(whole.astype(np.float32).view(np.uint32) == raw.view(np.uint32))
+                            and np.all(np.abs(whole) < 2 ** 31))
+        for values in (converted.counts[reliable], raw.astype(np.int64) if integral and raw.size else raw[:0]):
+            if values.size:
+                low, high = min(low, int(values.min())), max(high, int(values.max()))
+    dtype = np.dtype(np.float32)
+    if integral:
+        for candidate in (("uint8", "uint16") if low >= 0 else ("int8", "int16")):
+            if np.iinfo(candidate).min <= low and high <= np.iinfo(candidate).max:
+                dtype = np.dtype(candidate)
+                break
+
+    def pages():
+        for frame in open_frames():
+            page = to_counts(frame, gain, reliable).counts.astype(dtype)
+            page[~reliable] = np.asarray(frame, np.float32)[~reliable].astype(dtype)
+            yield page
+
+    return dtype, pages()
+
+
 def unpack_section(section: dict, path="<file>") -> tuple[np.ndarray, np.ndarray, list[bytes]]:
     """(gain, reliable, per-frame side-channel blobs) of a counts file's metadata section."""
     try:

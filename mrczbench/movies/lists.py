@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -36,20 +37,21 @@ def list_entries(path: Path) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class StarRow:
-    """One row of a STAR file's movie loop."""
-    number: int          # line number, from 1
-    values: list[str]
-    column: int          # index of rlnMicrographMovieName in values
-
-    @property
-    def movie(self) -> str:
-        return self.values[self.column]
+    """One movie of a STAR file: a row of its movie loop, or a key-value movie block."""
+    number: int  # line number, from 1
+    movie: str   # the value of rlnMicrographMovieName
+    start: int   # the name as written in the raw line (quotes included) is line[start:end]
+    end: int
 
 
-def _movie_loop_lines(path: Path) -> Iterator[tuple[str, int, str, list[str]]]:
-    """(block, line number, line, columns) of each row of a loop with a rlnMicrographMovieName
-    column, streamed, values not yet split."""
-    block, columns = "", []
+def _movie_names(path: Path) -> Iterator[tuple[str, int, tuple[str, int, int]]]:
+    """(block, line number, (movie name, start, end)) for every rlnMicrographMovieName of a
+    RELION .star file, streamed: each row of a loop with that column, and a data block that
+    holds it as a key-value pair (`_rlnMicrographMovieName m.mrc`, no loop_), which RELION
+    reads as a one-row table. `start`/`end` locate the value (quotes included) in the raw line,
+    so a rewrite can replace it and keep every other byte."""
+    columns: list[str] = []
+    block = ""
     in_loop = reading_rows = False
     for number, raw in _lines(path, "STAR file"):
         line = raw.strip()
@@ -58,6 +60,15 @@ def _movie_loop_lines(path: Path) -> Iterator[tuple[str, int, str, list[str]]]:
             continue
         if line == "loop_":
             in_loop, reading_rows, columns = True, False, []
+            continue
+        if not in_loop and line.startswith("_"):
+            key, _, _ = line.partition(" ")
+            if key.split("\t")[0][1:] == STAR_MOVIE_COLUMN:
+                tokens = star_tokens(path, number, raw)
+                if len(tokens) != 2:
+                    raise DatasetError(f"{path}: line {number} has {len(tokens) - 1} values for "
+                                       f"the key {STAR_MOVIE_COLUMN}: {line!r}")
+                yield block, number, tokens[1]
             continue
         if not in_loop or not line or line.startswith("#"):
             if reading_rows and not line:
@@ -68,15 +79,19 @@ def _movie_loop_lines(path: Path) -> Iterator[tuple[str, int, str, list[str]]]:
             continue
         reading_rows = True
         if STAR_MOVIE_COLUMN in columns:
-            yield block, number, line, columns
+            tokens = star_tokens(path, number, raw)
+            if len(tokens) != len(columns):
+                raise DatasetError(f"{path}: line {number} has {len(tokens)} values for "
+                                   f"{len(columns)} columns: {line!r}")
+            yield block, number, tokens[columns.index(STAR_MOVIE_COLUMN)]
 
 
 def star_movie_block(path: Path) -> str:
-    """The block that lists the movies: `movies` when the file has one with movie rows
-    (RELION 3.1: data_optics + data_movies), else the first block with a loop of
-    rlnMicrographMovieName rows (RELION 3.0's single block, RELION's own fallback)."""
+    """The block that lists the movies: `movies` when the file has one with movies (RELION
+    3.1: data_optics + data_movies), else the first block with movies (RELION 3.0's single
+    block, RELION's own fallback)."""
     first = None
-    for block, *_ in _movie_loop_lines(path):
+    for block, _, _ in _movie_names(path):
         if block == "movies":
             return block
         if first is None:
@@ -87,17 +102,12 @@ def star_movie_block(path: Path) -> str:
 
 
 def star_movie_rows(path: Path) -> Iterator[StarRow]:
-    """The rows of the movie block (star_movie_block), streamed: the one STAR reader that
+    """The movies of the movie block (star_movie_block), streamed: the one STAR reader that
     both the movie lists and `convert` use."""
     chosen = star_movie_block(path)
-    for block, number, line, columns in _movie_loop_lines(path):
-        if block != chosen:
-            continue
-        values = star_values(path, number, line)
-        if len(values) != len(columns):
-            raise DatasetError(f"{path}: line {number} has {len(values)} values for "
-                               f"{len(columns)} columns: {line!r}")
-        yield StarRow(number, values, columns.index(STAR_MOVIE_COLUMN))
+    for block, number, (movie, start, end) in _movie_names(path):
+        if block == chosen:
+            yield StarRow(number, movie, start, end)
 
 
 def star_entries(path: Path) -> Iterator[str]:
@@ -105,27 +115,39 @@ def star_entries(path: Path) -> Iterator[str]:
     return (row.movie for row in star_movie_rows(path))
 
 
-def star_values(path: Path, number: int, line: str) -> list[str]:
-    """The values of one STAR row. A quote opens a quoted value only at the start of a value
-    (STAR's rule), so `it's.mrc` is one plain value; an unclosed quote is an error."""
-    if '"' not in line and "'" not in line:
-        return line.split()
-    values = []
-    for word in line.split():
-        if values and isinstance(values[-1], list):  # inside a quoted value
-            values[-1].append(word)
-            if word[-1] == values[-1][0][0]:
-                values[-1] = " ".join(values[-1])[1:-1]
-            continue
+_WORD = re.compile(r"\S+")
+
+
+def star_tokens(path: Path, number: int, line: str) -> list[tuple[str, int, int]]:
+    """(value, start, end) of each value of one STAR line, `start:end` being the value as
+    written (quotes included). A quote opens a quoted value only at the start of a value
+    (STAR's rule), so `it's.mrc` is one plain value; a quoted value ends at a word that ends
+    with its quote; an unclosed quote is an error."""
+    tokens = []
+    at = 0
+    while True:
+        match = _WORD.search(line, at)
+        if not match:
+            return tokens
+        word, start = match.group(), match.start()
         if word[0] in "'\"" and not (len(word) > 1 and word[-1] == word[0]):
-            values.append([word])
+            end = match.end()
+            while True:  # the quoted value goes on to the word that closes it
+                more = _WORD.search(line, end)
+                if more is None:
+                    raise DatasetError(f"{path}: line {number} has an unclosed quote: {line.strip()!r}")
+                end = more.end()
+                if more.group()[-1] == word[0]:
+                    break
+            tokens.append((line[start + 1:end - 1], start, end))
+            at = end
         elif word[0] in "'\"":
-            values.append(word[1:-1])
+            tokens.append((word[1:-1], start, match.end()))
+            at = match.end()
         else:
-            values.append(word)
-    if values and isinstance(values[-1], list):
-        raise DatasetError(f"{path}: line {number} has an unclosed quote: {line!r}")
-    return values
+            tokens.append((word, start, match.end()))
+            at = match.end()
+
 
 
 def resolve_entry(list_file: Path, entry: str) -> Path:

@@ -314,10 +314,81 @@ def figure_metadata(results: LoadedResults, cases):
     return figure
 
 
+# Ratio vs speed (the paper's Fig. 2 reading): colour = codec family, marker = level, size =
+# threads, so a sweep of 3 codecs x 9 levels x N threads needs 12 + N legend keys, not 27 N
+FAMILY_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+                  "tab:pink", "tab:gray", "tab:olive", "tab:cyan", "navy", "darkgoldenrod",
+                  "lime", "maroon", "magenta", "teal", "black", "salmon", "slateblue", "yellowgreen")
+
+
+def _family(case) -> str:
+    """The codec family of a case: its format, and the codec when it names one."""
+    codec = case.get("codec")
+    fmt = str(case.get("format") or case.get("label"))
+    return f"{fmt} {codec}" if isinstance(codec, str) and codec and codec != fmt else fmt
+
+
+def _level_key(case) -> str:
+    level = case.get("level")
+    return f"level {int(level)}" if level is not None and level == level else "no level"
+
+
+def _thread_count(case) -> int:
+    threads = case.get("threads")
+    return int(threads) if threads is not None and threads == threads else 1
+
+
+def _scatter_keys(cases) -> tuple[dict, list]:
+    """name -> scatter style (colour by family, marker by level, size by threads), and the
+    legend's key entries (handles are drawn by _scatter_legend)."""
+    rows = cases.drop_duplicates("name")
+    families = sorted({_family(r) for _, r in rows.iterrows()})
+    levels = sorted({_level_key(r) for _, r in rows.iterrows()},
+                    key=lambda k: (k == "no level", int(k.split()[1]) if k != "no level" else 0))
+    threads = sorted({_thread_count(r) for _, r in rows.iterrows()})
+    colour = {f: FAMILY_COLOURS[i % len(FAMILY_COLOURS)] for i, f in enumerate(families)}
+    marker = {lv: MARKERS[i % len(MARKERS)] for i, lv in enumerate(levels)}
+    size = {t: 30.0 * (1 + math.log2(t)) if len(threads) > 1 else 36.0 for t in threads}
+    styles = {r["name"]: {"color": colour[_family(r)], "marker": marker[_level_key(r)],
+                          "s": size[_thread_count(r)]} for _, r in rows.iterrows()}
+    keys = ([("family", f, {"color": colour[f], "marker": "s"}) for f in families]
+            + [("level", lv, {"color": "dimgray", "marker": marker[lv]}) for lv in levels]
+            + ([("threads", f"{t} thread{'s' if t > 1 else ''}",
+                 {"color": "dimgray", "marker": "o", "s": size[t]}) for t in threads]
+               if len(threads) > 1 else []))
+    return styles, keys
+
+
+def _scatter_legend(ax, keys: list) -> None:
+    """The keys (colour = codec family, marker = level, size = threads), the Pareto front and
+    the unstable ring: one legend right of `ax`."""
+    from matplotlib.lines import Line2D
+    handles, labels = [], []
+    for kind, label, style in keys:
+        size = math.sqrt(style.get("s", 36.0))
+        handles.append(Line2D([], [], linestyle="none", marker=style["marker"],
+                              color=style["color"], markersize=size))
+        labels.append(label)
+    for panel in ax.figure.axes:  # the front and the ring, once
+        for handle, label in zip(*panel.get_legend_handles_labels()):
+            if label not in labels and label.startswith(("Pareto", UNSTABLE_LABEL)):
+                handles.append(handle)
+                labels.append(label)
+    columns = math.ceil(len(handles) / LEGEND_ROWS)
+    width, height = ax.figure.get_size_inches()
+    ax.figure.set_size_inches(width + 2.2 * (columns - 1),
+                              max(height, 1.6 + 0.17 * math.ceil(len(handles) / columns)))
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
+              frameon=False, ncols=columns, title="colour: codec · marker: level"
+              + (" · size: threads" if any(k[0] == "threads" for k in keys) else ""),
+              title_fontsize=8)
+
+
 def _scatter_panel(ax, cases, op: str, styles: dict) -> None:
-    """Ratio vs speed points per name, unstable ones ringed, and the Pareto front."""
+    """Ratio vs speed points per name, unstable ones ringed, and the Pareto front with each
+    of its points named."""
     for name, part in cases.groupby("name", sort=True):
-        points = ax.scatter(part[f"{op}_mibs"], part["ratio"], s=36, label=name, **styles[name])
+        points = ax.scatter(part[f"{op}_mibs"], part["ratio"], label=name, **styles[name])
         points.set_gid("series")
         bad = part[part[f"{op}_unstable"].fillna(False).astype(bool)]
         if len(bad):
@@ -329,6 +400,11 @@ def _scatter_panel(ax, cases, op: str, styles: dict) -> None:
     line, = ax.plot([speed[i] for i in front], [ratio[i] for i in front], color="black",
                     linewidth=1, linestyle="-", label="Pareto front (nothing both faster and smaller)")
     line.set_gid("front")
+    names = cases["name"].tolist()
+    for i in front:  # the front's contenders by name: the ones a reader looks for
+        text = ax.annotate(names[i], (speed[i], ratio[i]), xytext=(4, 3),
+                           textcoords="offset points", fontsize=6)
+        text.set_gid("front-label")
     from matplotlib.ticker import NullFormatter
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())  # a narrow log axis would label every minor tick
@@ -345,11 +421,7 @@ def figure_scatter(results: LoadedResults, cases):
     several_threads = cases["threads"].nunique() > 1
     cases = cases.assign(name=cases["label"] + cases["threads"].map(
         lambda t: f" ({int(t)} thread{'s' if t > 1 else ''})" if several_threads and t == t else ""))
-    names = sorted(cases["name"].unique())
-    styles = {}
-    for i, name in enumerate(names):
-        style = series_style(i, line=False)
-        styles[name] = {"marker": style["marker"], "color": style["color"]}
+    styles, keys = _scatter_keys(cases)
     close = cases[cases["ratio"] < FLAT_RATIO]
     zoom = 2 <= len(close) < len(cases)
     figure, axes = _figure(results, f"Ratio vs {'compression' if op == 'encode' else 'write'} "
@@ -361,7 +433,7 @@ def figure_scatter(results: LoadedResults, cases):
         _scatter_panel(axes[1], close, op, styles)
         axes[1].set_title(f"contenders below ratio {FLAT_RATIO:g} only", fontsize=8)
         axes[1].set_ylabel("compression ratio (stored/raw), zoomed")
-    _legend(axes[-1])
+    _scatter_legend(axes[-1], keys)
     return figure
 
 
@@ -382,8 +454,8 @@ def figure_links(results: LoadedResults, cases):
         cases["name"] = cases["name"] + " (" + cases["threads"].map(format_number) + " threads)"
     gbit = np.logspace(math.log10(LINK_RANGE_GBIT[0]), math.log10(LINK_RANGE_GBIT[1]), 60)
     link_mibs = gbit * GBIT_IN_MIB_PER_S
-    figure, (ax,) = _figure(results, f"When does compression pay? compress + transfer + decompress"
-                                     f" — dataset {dataset}{note}", cases)
+    figure, (ax,) = _figure(results, f"When does compression pay?\ncompress + transfer + "
+                                     f"decompress — dataset {dataset}{note}", cases)
     raw, = ax.plot(gbit, link_mibs, color="black", linestyle="--", linewidth=1.5,
                    label="send raw (no compression)")
     raw.set_gid("reference")
@@ -448,8 +520,10 @@ CAPTIONS = {
                               "they measure oversubscription, not scaling. Bands are p10–p90.",
     "fig2d_blocksize": "Compression ratio and speed vs blosc blocksize; dashed = L2, dotted = L3.",
     "fig3_metadata": "Metadata serialisation: time per operation and size on disk per method.",
-    "ratio_vs_speed": "Ratio vs compression speed; the black line joins the Pareto front "
-                      "(no other contender is both faster and smaller).",
+    "ratio_vs_speed": "Ratio vs compression speed; colour = codec, marker = level, size = "
+                      "threads (as in the paper's Fig. 2); the black line joins the Pareto front "
+                      "(no other contender is both faster and smaller), whose contenders are "
+                      "named.",
     "link_throughput": "Raw data moved per second when compressing, sending the stored bytes and "
                        "decompressing one after the other, vs sending raw (dashed). Compression "
                        "pays where a line is above the dashed one. Dotted: unstable timings.",

@@ -76,7 +76,10 @@ def table1(cases):
             if paper[0] not in matched:
                 table.append({"dataset": dataset, "contender": "(not run)",
                               **_paper_columns(paper, full), **run})
-    return pd.DataFrame(table)
+    table = pd.DataFrame(table)
+    # a run without the write_fsync op (the quick and reference profiles) has no such column
+    empty = [c for c in table.columns if c.startswith("write+fsync") and table[c].isna().all()]
+    return table.drop(columns=empty)
 
 
 def table1_note(cases) -> str:
@@ -105,6 +108,7 @@ def link_table(cases):
     cases = cases[cases[f"{encode_op}_mibs"].notna() & cases[f"{decode_op}_mibs"].notna()]
     if cases.empty:
         return None
+    several_runs = cases["run_id"].nunique() > 1  # each contender once per run: say which
     table = []
     for _, case in cases.sort_values(["dataset", "ratio"]).iterrows():
         encode, decode, ratio = case[f"{encode_op}_mibs"], case[f"{decode_op}_mibs"], case["ratio"]
@@ -117,6 +121,8 @@ def link_table(cases):
         for gbit in (1.0, 10.0):
             link = gbit * GBIT_IN_MIB_PER_S
             row[f"speed-up vs raw at {gbit:g} Gbit/s (×)"] = link_throughput(encode, decode, ratio, link) / link
+        if several_runs:
+            row["run"] = case["run_id"]
         table.append(row)
     return pd.DataFrame(table)
 

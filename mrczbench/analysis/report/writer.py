@@ -154,7 +154,7 @@ def read_manifest(out: Path) -> dict[str, set[str]]:
         raise not_ours
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         raise not_ours from None
     if not isinstance(data, dict) or data.get("written_by") != MANIFEST_OWNER \
             or not isinstance(data.get("files"), dict):
