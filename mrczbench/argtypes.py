@@ -26,3 +26,15 @@ def positive_number(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0. Got {text!r}")
     return value
+
+
+def precision_fraction(text: str) -> float:
+    """A precision target: a fraction in [0, 1) (0.05 = ±5 %; 0 = no target)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1) (0.05 = ±5 %; 0 = a "
+                                         f"fixed count of samples). Got {text!r}")
+    return value

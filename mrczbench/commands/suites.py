@@ -55,8 +55,8 @@ def _cmd_show(args) -> int:
     print(f"suite      {suite.name} ({suite.profile} profile)  {suite.path}")
     print(f"about      {suite.description}" + (f"  [{suite.figure}]" if suite.figure else ""))
     print(f"ops        {', '.join(suite.ops)}")
-    print(f"repeats    {suite.repeats} samples per op; in-memory batches >= {suite.min_batch_seconds:g} s; "
-          f"timeout {suite.timeout:g} s per case")
+    print(f"sampling   {suite.describe_sampling()}; in-memory batches >= "
+          f"{suite.min_batch_seconds:g} s; timeout {suite.timeout:g} s per case")
     print(f"dataset    {json.dumps(suite.dataset)}")
     if suite.format:
         print(f"format     {json.dumps(suite.format)}")
