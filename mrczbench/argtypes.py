@@ -63,6 +63,9 @@ positive_number.__doc__ = "A finite number > 0 ('1e309', 'inf' and 'nan' are ref
 non_negative_number = number("a number >= 0", lambda value: value >= 0)
 fraction = number("a fraction in (0, 1]", lambda value: 0 < value <= 1)
 fraction_below_one = number("a fraction in [0, 1)", lambda value: 0 <= value < 1)
+precision_fraction = number("a fraction in [0, 1) (0.05 = ±5 %; 0 = a fixed count of samples)",
+                            lambda value: 0 <= value < 1)
+precision_fraction.__doc__ = "A precision target: a fraction in [0, 1) (0.05 = ±5 %; 0 = no target)."
 
 
 EER_GROUPING = 32  # internal frames per fraction unless --eer-grouping says otherwise

@@ -27,7 +27,7 @@ from mrczbench.units import MiB, parse_size
 
 SCHEMA_VERSION = 1
 
-OPS = ("encode", "decode", "write", "write_fsync", "read_cold", "read_warm")
+OPS = ("encode", "decode", "write", "write_fsync", "read_cold", "read_warm", "alloc")
 
 # Every row has all of these keys (None where not applicable). Columns after `timestamp`
 # are additions to the DESIGN table, allowed by the contract.
@@ -40,6 +40,15 @@ COLUMNS = (
     "eviction", "timestamp",
     "case_index",  # position of the case in the (shuffled) run order
     "regime",      # "memory" (calibrated loops) or "file" (one call per sample)
+    # added with sampling to a precision (rows written before lack them: None)
+    "profile",           # the run's profile (full, quick, reference): in every row, so a
+                         # row never passes for a full-profile one without its run.json
+    "precision_target",  # the series' target: relative half-width of its median's 95 %
+                         # interval (0 = a fixed budget of samples: quick, --repeats)
+    "budget_s",          # seconds of rounds a case may spend before it stops short of the target
+    "cpu_seconds",       # process CPU time of the sample (per call, like seconds)
+    "round_s",           # wall seconds of the case's round that gave this row
+    "output",            # decode: "reused" (one pre-faulted output) or "fresh" (new memory)
 )
 
 # Columns that describe a case (everything but the timing of one sample). `figure` is not a
@@ -50,7 +59,8 @@ CASE_COLUMNS = ("suite", "figure", "dataset", "dataset_kind", "dose", "frames", 
                 "label")
 NUMERIC_COLUMNS = ("dose", "frames", "ny", "nx", "level", "blocksize", "threads", "raw_bytes",
                    "stored_bytes", "ratio", "bound_ratio", "efficiency", "seconds", "mib_per_s",
-                   "loops", "residency", "case_index")
+                   "loops", "residency", "case_index", "precision_target", "budget_s",
+                   "cpu_seconds", "round_s")
 
 RUN_SUFFIX = ".jsonl"
 META_SUFFIX = ".run.json"
@@ -209,10 +219,30 @@ def _key_problem(row: dict[str, Any]) -> str | None:
 
 @dataclasses.dataclass
 class CaseProgress:
-    """What a run file holds of one case: the rounds (sample numbers) it has rows for, and
-    whether one of its rows is an error (such a case is not run in later rounds)."""
+    """What a run file holds of one case: the rounds (sample numbers) it has rows for,
+    whether one of its rows is an error (such a case is not run in later rounds), the valid
+    seconds per op and the wall seconds its rounds took (what the stopping rule reads)."""
     rounds: set[int] = dataclasses.field(default_factory=set)
     failed: bool = False
+    samples: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    spent_s: float = 0.0
+
+    def add(self, rows: Iterable[dict[str, Any]], seconds: float | None = None) -> None:
+        """Rows of one or more rounds; `seconds`: the round's wall time (else the rows'
+        round_s, once per round)."""
+        timed_rounds = set()
+        for row in rows:
+            if row.get("sample") is not None:
+                self.rounds.add(int(row["sample"]))
+            self.failed = self.failed or row.get("error") is not None
+            if row.get("error") is None and row.get("valid", True) and row.get("seconds") is not None:
+                self.samples.setdefault(row["op"], []).append(float(row["seconds"]))
+            if seconds is None and row.get("round_s") is not None and row.get("sample") is not None \
+                    and row["sample"] not in timed_rounds:
+                timed_rounds.add(row["sample"])
+                self.spent_s += float(row["round_s"])
+        if seconds is not None:
+            self.spent_s += seconds
 
 
 def case_progress(path: str | os.PathLike) -> dict[str, CaseProgress]:
@@ -222,11 +252,11 @@ def case_progress(path: str | os.PathLike) -> dict[str, CaseProgress]:
     progress: dict[str, CaseProgress] = {}
     if not path.exists():
         return progress
+    by_case: dict[str, list[dict[str, Any]]] = {}
     for row in iter_rows(path):
-        entry = progress.setdefault(row["case_id"], CaseProgress())
-        if row.get("sample") is not None:
-            entry.rounds.add(int(row["sample"]))
-        entry.failed = entry.failed or row.get("error") is not None
+        by_case.setdefault(row["case_id"], []).append(row)
+    for case_id, rows in by_case.items():
+        progress.setdefault(case_id, CaseProgress()).add(rows)
     return progress
 
 
@@ -275,14 +305,15 @@ def load_results(path_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
         meta = read_run_metadata(path) if path.name.endswith(RUN_SUFFIX) else {}
         extra = {
             **recorded_columns(meta),
-            "profile": meta.get("profile"),
             "figure": meta.get("figure") or "",
             "source_file": str(path),
         }
         for row in iter_rows(path, skipped):
             if not errors and row.get("error"):
                 continue
-            rows.append({**{c: None for c in COLUMNS}, **row, **extra})
+            # the row's own profile first (26.5d); rows from before it take run.json's
+            rows.append({**{c: None for c in COLUMNS}, **row, **extra,
+                         "profile": row.get("profile") or meta.get("profile")})
     if warn:
         for name, count in skipped.items():
             print(f"mrczbench: warning: {name}: skipped {count} cut-off line"

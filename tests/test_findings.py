@@ -243,3 +243,22 @@ def test_the_report_has_a_findings_section_with_each_verdict(tmp_path):
             assert verdict in text
     assert "<td class=reproduced>reproduced</td>" in page
     assert "zstd has the best ratio (within 1 %) on 2 of 2" in markdown
+
+
+def test_quick_rows_without_run_json_never_reach_a_speed_verdict(tmp_path):
+    """26.5d: the profile is in every row, so a results folder without run.json (or one
+    whose run.json lacks `profile`) cannot pass quick timings off as full ones."""
+    path = write_run(tmp_path / "q", "ts", thread_cases(), profile="quick")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        row["profile"] = "quick"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    path.with_name(path.name.replace(".jsonl", ".run.json")).unlink()
+    found = {f.claim: f for f in findings.check_results(load_result_files([path]))}
+    assert claim(found, "thread scaling").verdict == NOT_MEASURABLE
+    # rows of unknown profile (neither in the row nor in run.json) are not quoted either
+    for row in rows:
+        row["profile"] = None
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    found = {f.claim: f for f in findings.check_results(load_result_files([path]))}
+    assert claim(found, "thread scaling").verdict == NOT_MEASURABLE

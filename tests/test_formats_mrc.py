@@ -120,3 +120,16 @@ def test_choices_match_the_reference_codec():
 
     assert mrc.CODECS == codec.CODECS
     assert set(mrc.FILTERS) == set(codec.FILTERS)
+
+
+@pytest.mark.parametrize("config", [{"format": "mrc"}, {"format": "mrcz", "codec": "zstd", "level": 1, "threads": 2}])
+def test_decode_into_a_reused_output_equals_decode(config):
+    from mrczbench.formats import format_class
+    params = dict(config)
+    fmt = format_class(params.pop("format"))(**params)
+    stack = np.random.default_rng(0).poisson(1.0, (3, 32, 24)).astype(np.int8)
+    blob = fmt.encode(stack)
+    out = np.full(stack.shape, 7, stack.dtype)
+    fmt.decode_into(blob, out)
+    assert fmt.decodes_into and np.array_equal(out, stack)
+    assert np.array_equal(fmt.decode(blob, stack.shape, stack.dtype), stack)

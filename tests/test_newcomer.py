@@ -109,13 +109,23 @@ def test_no_progress_is_accepted_where_progress_is_printed(argv, capsys):
     assert exc.value.code == 0 and "--no-progress" in capsys.readouterr().out
 
 
-def test_suites_state_their_measured_duration_per_profile():
+def test_suites_state_their_measured_duration_per_profile(tmp_path):
     from mrczbench.bench.suites import load_suite
-    assert load_suite("dose-sweep").duration == "2-3 h"
-    assert load_suite("dose-sweep", quick=True).duration == ""  # another workload
-    assert load_suite("dose-sweep", profile="reference").duration == "about 6 min (331 s)"
-    # a suite without a [reference] table runs its full profile there: the same duration
-    assert load_suite("level-sweep", profile="reference").duration == load_suite("level-sweep").duration
+    suite = tmp_path / "timed.toml"
+    suite.write_text(TINY_SUITE + '[quick]\nrepeats = 1\n[reference]\nduration = "about 5 min"\n')
+    assert load_suite(str(suite)).duration == "about 2 h"
+    assert load_suite(str(suite), quick=True).duration == ""  # another workload
+    assert load_suite(str(suite), profile="reference").duration == "about 5 min"
+
+
+def test_a_run_sampled_to_a_precision_states_its_budget_bound(here, capsys):
+    """Sampling to a precision makes the length depend on the noise: run says its bound
+    (cases x budget) before it starts."""
+    (here / "tiny.toml").write_text(TINY_SUITE.replace('duration = "about 2 h"\n', "")
+                                    .replace("repeats = 1\n", "repeats = 6\nbudget = 1\n"))
+    assert main(["run", "--suite", "tiny.toml", "--out", "R", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "at most about 0:01 of timed rounds (1 cases x a budget of 1 s" in err
 
 
 TINY_SUITE = """

@@ -47,7 +47,7 @@ class RunWriter:
     """Writes `<run-id>.jsonl` + `<run-id>.run.json` the way the runner does (schema v1)."""
 
     def __init__(self, folder: Path, suite: str, run_id: str = "20240501T100000-abc123",
-                 samples: int = 5, seed: int = 1, speed_scale: float = 1.0, figure=None,
+                 samples: int = 6, seed: int = 1, speed_scale: float = 1.0, figure=None,
                  profile=None, load=None):
         self.folder, self.suite, self.run_id, self.samples = folder / suite, suite, run_id, samples
         self.profile, self.load = profile, load  # run.json's profile and load_at_start
@@ -238,6 +238,11 @@ def reports(loaded, figures, tmp_path_factory):
             for suite, results in loaded.items()}
 
 
+def bars(ax):
+    from matplotlib.container import BarContainer
+    return [c for c in ax.containers if isinstance(c, BarContainer)]
+
+
 def series(ax, gid="series"):
     return [a for a in [*ax.lines, *ax.collections] if a.get_gid() == gid]
 
@@ -292,7 +297,7 @@ def test_sizes_as_sysfs_and_lscpu_write_them():
 def test_invalid_cold_samples_are_excluded_and_counted(loaded):
     summary = stats.case_stats(loaded["table1"].rows)
     zstd_cold = summary[(summary["label"] == "mrcz zstd-1") & (summary["op"] == "read_cold")].iloc[0]
-    assert (zstd_cold["n"], zstd_cold["invalid"]) == (4, 1)
+    assert (zstd_cold["n"], zstd_cold["invalid"]) == (5, 1)
 
 
 def test_unstable_series_are_flagged(loaded, figures):
@@ -300,8 +305,12 @@ def test_unstable_series_are_flagged(loaded, figures):
     unstable = summary[summary["unstable"]]
     assert set(zip(unstable["codec"], unstable["threads"])) == {("zlib", 2)}
     threads_figure = figures["thread-sweep"]["fig2c_speed_vs_threads"]
-    assert series(threads_figure.axes[0], "unstable")
-    assert report_figures.UNSTABLE_LABEL in threads_figure.axes[0].get_legend_handles_labels()[1] + \
+    # the planted noisy series also misses its ±5 % target: ringed, and only it
+    missed = summary[~summary["met_target"]]
+    assert set(zip(missed["codec"], missed["threads"])) == {("zlib", 2)}
+    assert series(threads_figure.axes[0], "missed")
+    assert series(threads_figure.axes[0], "ci")  # the intervals are drawn
+    assert report_figures.MISSED_LABEL in threads_figure.axes[0].get_legend_handles_labels()[1] + \
         threads_figure.axes[-1].get_legend_handles_labels()[1]
 
 
@@ -379,7 +388,8 @@ def test_blocksize_figure_marks_l2_l3_and_skips_automatic(figures):
 
 def test_metadata_figure_has_time_per_op_and_size_per_method(figures):
     time_ax, size_ax = figures["metadata"]["fig3_metadata"].axes[:2]
-    assert len(time_ax.containers) == 2  # write, read
+    assert len(bars(time_ax)) == 2  # write, read (each with its 95 % interval as an error bar)
+    assert len(time_ax.containers) == 4
     assert len(size_ax.containers) == 1
     assert len(time_ax.get_xticklabels()) == 9  # 3 methods x (none, lz4, zstd)
 
@@ -709,6 +719,7 @@ def test_unstable_series_marked_in_tables(reports):
     out, _ = reports["thread-sweep"]
     summary = (out / "summary.md").read_text()
     assert summary.count("UNSTABLE") == 2  # encode and decode of zlib at 2 threads
+    assert summary.count("MISSED") == 2 and " ± " in summary
 
 
 def test_cli_report_writes_into_out_and_reports_missing_files(result_dirs, tmp_path, capsys):
@@ -801,7 +812,7 @@ def test_metadata_report_from_real_runner_rows(runner_results):
     figures = report_figures.make_figures(results)
     assert set(figures) == {"fig3_metadata"}
     time_ax, size_ax = figures["fig3_metadata"].axes[:2]
-    assert len(time_ax.containers) == 4  # encode, decode, write, read_cold
+    assert len(bars(time_ax)) == 4  # encode, decode, write, read_cold
     assert [t.get_text() for t in time_ax.get_xticklabels()] == [
         "json", "json+zstd", "msgpack", "msgpack+zstd"]
 

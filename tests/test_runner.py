@@ -24,8 +24,9 @@ from mrczbench.errors import SuiteError
 from mrczbench.formats.base import Format
 from mrczbench.bench.plan import order_cases
 from mrczbench.bench.runner import run_suite
-from mrczbench.bench.worker import HarnessError
 from mrczbench.bench.suites import load_suite
+from mrczbench.analysis import stats
+from mrczbench.bench.worker import HarnessError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -114,6 +115,7 @@ def tiny_suite(tmp_path, contenders, ops=("encode", "decode", "write", "read_war
         description = "tiny test suite"
         ops = {json.dumps(list(ops))}
         repeats = {repeats}
+        precision = 0             # a fixed count: the rows' numbers do not depend on timing
         min_batch_seconds = 0.002
         timeout = {timeout}
 
@@ -276,6 +278,7 @@ def test_resume_after_sigkill_completes_without_duplicates(tmp_path):
     suite.write_text(textwrap.dedent("""
         ops = ["encode", "decode", "write", "read_warm"]
         repeats = 3
+        precision = 0
         min_batch_seconds = 0.02
         [dataset]
         kind = "metadata"
@@ -589,3 +592,95 @@ def test_progress_advances_within_a_case(tmp_path, monkeypatch):
     assert {note.split()[-1] for _, note in within} == {"encode", "write"}
     assert {note.split()[1] for _, note in within} == {"1/3", "2/3", "3/3"}
     assert seen[-1][0] == 3
+
+
+# --- sampling to a precision -------------------------------------------------------------------
+
+def precision_suite(tmp_path, extra):
+    path = tiny_suite(tmp_path, ["test-raw", "mrc"], ops=("encode", "decode", "write"), repeats=2)
+    text = path.read_text().replace("precision = 0 ", f"{extra}\n# ")
+    path.write_text(text)
+    return path
+
+
+def test_a_case_takes_at_least_six_samples_and_leaves_when_its_budget_is_spent(tmp_path):
+    # a budget of a microsecond is spent after the first round: every case stops at the
+    # minimum of 6 samples, whatever the timings (repeats = 2 is raised to 6)
+    path, rows = run(tmp_path, precision_suite(tmp_path, "precision = 0.05\nbudget = 0.000001"))
+    timed = [r for r in rows if r["seconds"] is not None]
+    per_series = {}
+    for row in timed:
+        per_series.setdefault((row["case_id"], row["op"]), set()).add(row["sample"])
+    assert per_series and all(samples == set(range(6)) for samples in per_series.values())
+    for row in rows:
+        assert row["profile"] == "full" and row["precision_target"] == 0.05
+        assert row["budget_s"] == 0.000001 and row["round_s"] > 0
+    assert all(r["cpu_seconds"] is not None and r["cpu_seconds"] >= 0 for r in timed)
+    meta = store.read_run_metadata(path)
+    assert meta["timing"]["precision"] == 0.05
+    assert sum(meta["timing"]["stopped"].values()) == 2
+    assert set(meta["timing"]["stopped"]) <= {"target met", "budget spent"}
+
+
+def test_a_case_short_of_an_unreachable_target_stops_at_the_most_samples(tmp_path):
+    # ±1e-9 cannot be met by real timings: every case takes max_repeats rounds
+    path, rows = run(tmp_path, precision_suite(
+        tmp_path, "precision = 0.000000001\nmax_repeats = 7\nbudget = 0"))
+    samples = {(r["case_id"], r["op"]): set() for r in rows}
+    for row in rows:
+        samples[(row["case_id"], row["op"])].add(row["sample"])
+    assert all(s == set(range(7)) for s in samples.values())
+    assert store.read_run_metadata(path)["timing"]["stopped"] == {"max samples": 2}
+
+
+def test_decode_goes_into_a_reused_output_and_allocation_is_its_own_op(tmp_path):
+    path, rows = run(tmp_path, tiny_suite(tmp_path, ["mrc", "test-raw"], ops=("encode", "decode", "alloc")))
+    by_label = {}
+    for row in rows:
+        by_label.setdefault(row["label"], {}).setdefault(row["op"], []).append(row)
+    assert {r["output"] for r in by_label["mrc"]["decode"]} == {"reused"}
+    assert len(by_label["mrc"]["alloc"]) == 2 and all(r["seconds"] > 0 for r in by_label["mrc"]["alloc"])
+    # a contender that decodes into new memory only: no alloc op, its decode rows say so
+    assert {r["output"] for r in by_label["test-raw"]["decode"]} == {"fresh"}
+    assert "alloc" not in by_label["test-raw"]
+
+
+def test_quick_keeps_a_fixed_budget_and_repeats_alone_is_a_count(tmp_path):
+    path = tiny_suite(tmp_path, ["test-raw"], ops=("encode",), repeats=3)
+    path.write_text(path.read_text().replace("precision = 0 ", "# ") + "\n[quick]\nrepeats = 2\n")
+    quick = load_suite(path, quick=True)
+    assert quick.sampling().fixed and quick.sampling().min_samples == 2
+    full = load_suite(path)
+    assert full.sampling() == stats.SamplingRule(0.05, 6, 30, 120.0)
+    _, rows = run(tmp_path, path, repeats=4)
+    assert sorted(r["sample"] for r in rows) == [0, 1, 2, 3]
+    assert {r["precision_target"] for r in rows} == {0.0}
+
+
+def test_threads_at_all_vcpus_are_warned_about(tmp_path, monkeypatch):
+    from mrczbench import system
+    from mrczbench.bench import runner
+    monkeypatch.setattr(system, "usable_cores", lambda: 2)
+    suite = load_suite(tiny_suite(tmp_path, ["mrc"], extra_sweep="threads = [1, 2]"))
+    warning = runner.threads_at_vcpus(suite.cases())
+    assert warning.startswith("1 of 2 cases use 2 threads = all 2 vCPUs")
+    assert runner.threads_at_vcpus(suite.cases()[:1] if suite.cases()[0].format["threads"] == 1
+                                   else suite.cases()[1:]) is None
+
+
+def test_the_terminal_summary_says_how_many_series_met_the_target():
+    from mrczbench.analysis.summary import summary_table
+
+    def rows(case_id, seconds, target):
+        return [store.make_row(run_id="r", suite="s", case_id=case_id, sample=i, dataset="d",
+                                 format="mrc", label=case_id, op="encode", raw_bytes=2**20,
+                                 stored_bytes=2**20, seconds=s, precision_target=target)
+                for i, s in enumerate(seconds)]
+    steady = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98]
+    wild = [1.0, 2.0, 0.5, 1.5, 0.7, 3.0]
+    text = summary_table(rows("steady", steady, 0.05) + rows("wild", wild, 0.05))
+    assert "1 of 2 series met the ±5 % target; † marks the others" in text
+    wild_line = next(line for line in text.splitlines() if line.startswith("wild"))
+    assert wild_line.endswith("†") and "±" in wild_line
+    fixed = summary_table(rows("quick", steady[:3], 0))
+    assert "fixed number of samples" in fixed and "†" not in fixed.splitlines()[2]

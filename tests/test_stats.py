@@ -87,3 +87,108 @@ def test_report_and_compare_agree_with_the_rule(tmp_path, capsys):
         assert table.loc[case_id, "BASE median (s)"] == stats.summarise(SERIES[case_id]).median
     assert main(["compare", str(base), str(new), "--min-samples", "2"]) == 0
     assert "BASE, NEW" in capsys.readouterr().out
+
+
+# --- the interval of the median and the stopping rule ------------------------------------------
+
+# Ranks of the order statistics bounding the median at >= 95 % (binomial, p = 1/2), as in the
+# standard nonparametric tables (e.g. Conover, Practical Nonparametric Statistics, table A3)
+KNOWN_RANKS = {6: (1, 6), 7: (1, 7), 8: (1, 8), 9: (2, 8), 10: (2, 9), 11: (2, 10), 12: (3, 10),
+               20: (6, 15), 30: (10, 21), 50: (18, 33)}
+
+
+def test_median_interval_ranks_match_the_binomial_tables():
+    for n, ranks in KNOWN_RANKS.items():
+        assert stats.median_ci_ranks(n) == ranks, n
+        low = ranks[0]
+        coverage = 1 - 2 * stats.binomial_cdf(low - 1, n)
+        assert coverage >= 0.95
+        # one rank narrower falls below 95 %
+        assert 1 - 2 * stats.binomial_cdf(low, n) < 0.95
+    assert stats.binomial_cdf(0, 6) == 1 / 64 and stats.binomial_cdf(1, 6) == 7 / 64
+
+
+def test_fewer_than_six_samples_give_no_interval():
+    for n in range(1, 6):
+        assert stats.median_ci_ranks(n) is None
+        summary = stats.summarise(range(1, n + 1))
+        assert summary.ci_low is None and summary.precision == float("inf")
+        assert not summary.met()
+        assert summary.plus_minus().endswith("(n<6)")
+    assert stats.MIN_SAMPLES_FOR_CI == 6
+
+
+def test_interval_precision_and_plus_minus_text():
+    summary = stats.summarise([10.0, 10.1, 9.9, 10.2, 9.8, 10.0, 10.05, 9.95, 10.3, 9.7])
+    assert (summary.ci_low, summary.ci_high) == (9.8, 10.2)     # ranks 2 and 9 of 10
+    assert summary.precision == pytest.approx(0.2 / 10.0)
+    assert summary.met(0.05) and not summary.met(0.01)
+    assert summary.plus_minus() == "10.00 ± 0.20"
+    assert stats.format_ci(3.30, 3.1, 3.35) == "3.30 ± 0.20"
+    assert stats.format_ci(2.0, 2.0, 2.0) == "2 ± 0"
+    assert stats.format_ci(1234.0, 1200.0, 1300.0) == "1,234 ± 66"
+
+
+def test_ties_are_overlapping_intervals():
+    assert stats.intervals_overlap((1.0, 2.0), (1.9, 3.0))
+    assert not stats.intervals_overlap((1.0, 2.0), (2.1, 3.0))
+    assert stats.intervals_overlap(None, (2.1, 3.0))  # no interval: cannot separate
+
+
+class FakeSource:
+    """Samples from a list, one per round, as the runner's rounds take them."""
+
+    def __init__(self, values, seconds_per_round=1.0):
+        self.values, self.seconds_per_round = list(values), seconds_per_round
+
+    def run(self, rule):
+        taken, spent = [], 0.0
+        for value in self.values:
+            taken.append(value)
+            spent += self.seconds_per_round
+            reason = stats.stop_reason(rule, {"encode": taken}, spent, len(taken))
+            if reason:
+                return reason, len(taken)
+        return "source ran dry", len(taken)
+
+
+def test_the_stopping_rule_on_a_fake_sample_source():
+    rule = stats.SamplingRule(precision=0.05, min_samples=6, max_samples=30, budget_s=100)
+    steady = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99]
+    assert FakeSource(steady).run(rule) == ("target met", 6)       # never fewer than 6
+    noisy = [1.0, 1.5, 0.7, 1.3, 0.8, 1.2] + [1.0, 1.01, 0.99] * 20
+    reason, n = FakeSource(noisy).run(rule)
+    assert reason == "target met" and 6 < n < 30                   # more samples narrow it
+    wild = [1.0, 2.0] * 50
+    assert FakeSource(wild).run(rule) == ("max samples", 30)
+    assert FakeSource(wild, seconds_per_round=10).run(rule) == ("budget spent", 10)
+    # the budget never cuts below the minimum: fewer cannot give an interval
+    assert FakeSource(wild, seconds_per_round=1000).run(rule) == ("budget spent", 6)
+    fixed = stats.SamplingRule(precision=0, min_samples=3, max_samples=3, budget_s=0)
+    assert FakeSource(wild).run(fixed) == ("fixed budget", 3)
+    # an op with no valid sample (failed, or a cold read that was never cold) holds nothing back
+    assert stats.stop_reason(rule, {"encode": steady[:6], "read_cold": []}, 6, 6) == "target met"
+
+
+def test_case_stats_carry_the_interval_and_the_target(tmp_path):
+    base = write_series(tmp_path / "base", "20250101T000000Z-aaaaaa")
+    table = stats.case_stats(load_result_files([base]).rows).set_index("case_id")
+    for case_id, seconds in SERIES.items():
+        ci = stats.median_ci(seconds)
+        row = table.loc[case_id]
+        if ci is None:
+            assert np.isnan(row["ci_low_s"]) and not row["met_target"]
+        else:
+            assert (row["ci_low_s"], row["ci_high_s"]) == ci
+            assert row["met_target"] == (stats.summarise(seconds).precision <= 0.05)
+        assert row["target"] == stats.DEFAULT_PRECISION
+    assert table.loc["five-steady", "met_target"] == False  # 5 samples: no interval   # noqa: E712
+    assert table.loc["eight-noisy", "met_target"] == False  # noqa: E712
+
+
+def test_starved_samples_are_those_whose_threads_waited():
+    # 2 threads: CPU/wall 2 when both ran, 1 when the machine gave the process one core
+    seconds = [1.0, 1.0, 1.0, 1.9, 1.0, 2.0]
+    cpu = [2.0, 2.0, 2.0, 1.9, 2.0, 2.0]
+    assert stats.starved_samples(seconds, cpu) == 2
+    assert stats.starved_samples(seconds, [None] * 6) == 0

@@ -14,6 +14,7 @@ for s in "${suites[@]}"; do
   mrczbench run --suite "$s" --profile reference --out "$out/$s" --no-progress > "$out.$s.log" 2>&1 \
     || { echo "$s: FAILED (see $out.$s.log)"; continue; }
   load=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["load_at_start"])' "$out/$s"/*.run.json)
-  echo "$s: $((SECONDS - start)) s wall; load at start: $load"
+  stopped=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["timing"].get("stopped"))' "$out/$s"/*.run.json)
+  echo "$s: $((SECONDS - start)) s wall; load at start: $load; cases stopped: $stopped"
 done
 [ -n "${NO_REPORT:-}" ] || mrczbench report "$out" --out "$report"

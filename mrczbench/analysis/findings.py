@@ -26,7 +26,8 @@ LOW_DOSE_TOLERANCE = 0.3   # within 30 % of 13 MB counts as "about"
 PAPER_DECIMATION = 10.0    # "about 10x": 7x and more counts (within 30 %, as for 13 MB)
 SPEED_OPS = ("encode", "write")  # compression speed: in memory, else into a file
 BLOSC_CODECS = ("zstd", "lz4", "zlib", "blosclz", "lz4hc")
-QUICK_REASON = "its timings come only from quick-profile runs (smoke tests on small stacks)"
+QUICK_REASON = ("its timings come only from quick-profile runs (smoke tests on small stacks) "
+                "or runs of unknown profile")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,11 +49,16 @@ def _median(series) -> float:
     return summarise(values).median if len(values) else math.nan
 
 
+QUOTABLE_PROFILES = ("full", "reference")
+
+
 def _timed(rows):
-    """Rows whose timings may be quoted: not from quick-profile runs."""
+    """Rows whose timings may be quoted: from full- or reference-profile runs. The profile is
+    in every row (and, for rows written before it was, in run.json); a row of unknown
+    profile may be a quick smoke test and is not quoted."""
     if "profile" not in rows.columns:
-        return rows
-    return rows[rows["profile"].fillna("") != "quick"]
+        return rows.iloc[0:0]
+    return rows[rows["profile"].isin(QUOTABLE_PROFILES)]
 
 
 def _prefer(frame, figure: str):

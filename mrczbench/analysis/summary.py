@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mrczbench.analysis.stats import MIN_SAMPLES_FOR_SPREAD, UNSTABLE_SPREAD, summarise
+from mrczbench.analysis.stats import series_target, summarise
 from mrczbench.bench.worker import TIMED_OUT
 from mrczbench.store import OPS, iter_rows
 from mrczbench.units import format_table
@@ -16,7 +16,7 @@ def _per_case(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     cases: dict[str, dict[str, Any]] = {}
     for row in rows:
         entry = cases.setdefault(row["case_id"], {"first": row, "ops": {}, "ratios": [], "errors": [],
-                                                  "invalid": 0})
+                                                  "invalid": 0, "targets": {}, "sampled": {}})
         if row.get("error"):
             entry["errors"].append(f"{row.get('op') or 'case'}: {row['error']}")
             continue
@@ -27,12 +27,17 @@ def _per_case(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             continue
         if row.get("mib_per_s") is not None:
             entry["ops"].setdefault(row["op"], []).append(row["mib_per_s"])
+            if row["op"] not in entry["targets"]:
+                entry["targets"][row["op"]] = series_target([row.get("precision_target")])
+                entry["sampled"][row["op"]] = row.get("precision_target") != 0
     return cases
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
-    """Median per case: ratio (stored/raw), Shannon bound, efficiency, MiB/s per op.
-    A '*' marks an unstable series (mrczbench.analysis.stats: the report's and compare's rule)."""
+    """Median per case: ratio (stored/raw), Shannon bound, efficiency, MiB/s per op with the
+    relative half-width of its 95 % interval; a '†' marks a series that missed its precision
+    target (mrczbench.analysis.stats: the report's and compare's rule), and the last lines say
+    how many series met it."""
     cases = _per_case(rows)
     if not cases:
         return "(no results)"
@@ -48,7 +53,8 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     header = ["contender", "dataset", "dose (e/px/frame)"] + [_param_header(k) for k in varying] + \
         ["ratio (stored/raw)", "bound (stored/raw)", "efficiency (%)"] + [f"{op} (MiB/s)" for op in ops]
     table = []
-    unstable = 0
+    met = series_count = 0
+    targets = set()
     notes = []
     def sort_key(entry):
         first = entry["first"]
@@ -70,10 +76,15 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
                 line.append("-")
                 continue
             series = summarise(values)
+            target = entry["targets"].get(op, series_target([]))
+            targets.add(target)
             median = series.median
-            mark = "*" if series.unstable else ""
-            unstable += series.unstable
-            line.append(f"{median:,.0f}{mark}" if median >= 100 else f"{median:.3g}{mark}")
+            series_count += 1
+            met += series.met(target)
+            spread = f" ±{100 * series.precision:.0f}%" if series.ci_low is not None else ""
+            sampled = entry["sampled"].get(op, True)  # to a precision (not a fixed count)
+            mark = "" if series.met(target) or not sampled else "†"
+            line.append((f"{median:,.0f}" if median >= 100 else f"{median:.3g}") + spread + mark)
         if entry["errors"]:
             notes.append(f"{first.get('label')} / {first.get('dataset')}: {entry['errors'][0]}"
                          + (f" (+{len(entry['errors']) - 1} more)" if len(entry["errors"]) > 1 else ""))
@@ -87,9 +98,14 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     text = format_table(header, table, align="ll" + "r" * (len(header) - 2), rule=True).splitlines()
     text.append("ratio = stored/raw (0.37 = 37 % of the raw size); MiB = 2^20 bytes of raw data per "
                 "second, median of valid samples; efficiency = bound/ratio.")
-    if unstable:
-        text.append(f"* {unstable} series unstable: p10-p90 spread > {UNSTABLE_SPREAD:.0%} of the "
-                    f"median (series of {MIN_SAMPLES_FOR_SPREAD} or more samples).")
+    if series_count:
+        goal = " / ".join(f"±{100 * t:g} %" for t in sorted(targets))
+        text.append(f"±: half-width of the median's 95 % interval (6 or more samples). {met} of "
+                    f"{series_count} series met the {goal} target" +
+                    ("; † marks the others that sampled to it." if met < series_count else "."))
+        if {row.get("precision_target") for row in rows if row.get("op")} == {0}:
+            text.append("This run took a fixed number of samples (quick profile or --repeats), "
+                        "not sampling to a precision: a smoke test, not figures to quote.")
     for note in notes:
         text.append("! " + note)
     timed_out = {row["case_id"]: row["error"] for row in rows

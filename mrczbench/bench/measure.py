@@ -23,7 +23,11 @@ from mrczbench.bench.suites import Case
 from mrczbench.errors import MrczbenchError
 
 FILE_OPS = ("write", "read_warm", "write_fsync", "read_cold")
-MEMORY_OPS = ("encode", "decode")
+MEMORY_OPS = ("encode", "decode", "alloc")
+# `alloc`: a fresh output of the stack's size with one write per page (the page faults a
+# decode into new memory pays), for contenders that decode into a reused, pre-faulted output
+# (Format.decodes_into): huge-page faults of fresh outputs made decode timings bimodal
+# (issue 28), so they are measured apart (where a suite lists `alloc`) instead of in decode.
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -79,6 +83,21 @@ class Subject:
         value = self.data.value
         return _contender(self.fmt.decode, blob, getattr(value, "shape", None),
                           getattr(value, "dtype", None))
+
+    def decode_into(self, blob: bytes, out: Any) -> Any:
+        _contender(self.fmt.decode_into, blob, out)
+        return out
+
+    def reusable_output(self) -> Any:
+        """A pre-faulted output for decode_into (every page written once, off the clock), or
+        None where the contender decodes into new memory only."""
+        import numpy as np
+        value = self.data.value
+        if not (self.fmt.decodes_into and isinstance(value, np.ndarray)):
+            return None
+        out = np.empty(value.shape, value.dtype)
+        out.fill(0)
+        return out
 
     def write(self, path: Path) -> int:
         stored = _contender(self.fmt.write, path, self.data.value)
@@ -159,9 +178,20 @@ def case_tag(case: Case) -> str:
 
 # --- in memory ------------------------------------------------------------------------------------
 
+def allocate_pages(shape: tuple[int, ...], dtype: Any) -> Any:
+    """A new array with one byte written per page: what a decode into new memory adds."""
+    import numpy as np
+    out = np.empty(shape, dtype)
+    flat = out.reshape(-1).view(np.uint8)
+    flat[::timing.PAGE_SIZE] = 0
+    return out
+
+
 def time_memory(case: Case, subject: Subject, ops: list[str], row) -> None:
     """Check one round trip, then per op: calibrate the loop count, time `repeats` batches and
-    verify each batch's last result off the clock."""
+    verify each batch's last result off the clock. Decode goes into one reused, pre-faulted
+    output where the contender can (its rows say output "reused", else "fresh"); `alloc`
+    times a fresh output's page faults alone."""
     try:
         blob = subject.encode()
         if not subject.data.same(subject.decode(blob)):
@@ -173,17 +203,34 @@ def time_memory(case: Case, subject: Subject, ops: list[str], row) -> None:
         for op in ops:
             row(op, case.first_sample, error=str(exc))
         return
+    out = subject.reusable_output() if "decode" in ops else None
+    value = subject.data.value
+    if out is None:
+        ops = [op for op in ops if op != "alloc"]  # its decode already pays the allocation
     for op in ops:
-        func = subject.encode if op == "encode" else (lambda: subject.decode(blob))
+        if op == "encode":
+            func = subject.encode
+        elif op == "alloc":
+            func = lambda: allocate_pages(value.shape, value.dtype)  # noqa: E731
+        elif out is not None:
+            func = lambda: subject.decode_into(blob, out)  # noqa: E731
+        else:
+            func = lambda: subject.decode(blob)  # noqa: E731
         try:
             loops = timing.calibrate_loops(func, case.min_batch_seconds)
             for sample in case.samples():
-                seconds, last = timing.time_batch(func, loops)
-                ok, stored = ((subject.data.same(subject.decode(last)), len(last)) if op == "encode"
-                              else (subject.data.same(last), len(blob)))
+                seconds, cpu_seconds, last = timing.time_batch(func, loops)
+                if op == "alloc":
+                    ok, stored = last.shape == value.shape, len(blob)
+                else:
+                    ok, stored = ((subject.data.same(subject.decode(last)), len(last)) if op == "encode"
+                                  else (subject.data.same(last), len(blob)))
+                if op == "decode" and out is not None:
+                    out.fill(0)  # off the clock: the next batch must write every pixel again
+                extra = {"output": "reused" if out is not None else "fresh"} if op == "decode" else {}
                 if ok:
-                    row(op, sample, seconds=seconds / loops, loops=loops, stored_bytes=stored,
-                        lossless=True)
+                    row(op, sample, seconds=seconds / loops, cpu_seconds=cpu_seconds / loops,
+                        loops=loops, stored_bytes=stored, lossless=True, **extra)
                 else:
                     row(op, sample, loops=loops, stored_bytes=stored, lossless=False,
                         error="round trip not bit-exact")
@@ -193,9 +240,10 @@ def time_memory(case: Case, subject: Subject, ops: list[str], row) -> None:
 
 # --- files ----------------------------------------------------------------------------------------
 
-def _timed(seconds: float, stored: int, ok: bool) -> dict[str, Any]:
+def _timed(seconds: float, stored: int, ok: bool, cpu_seconds: float | None = None) -> dict[str, Any]:
     if ok:
-        return {"seconds": seconds, "loops": 1, "stored_bytes": stored, "lossless": True}
+        return {"seconds": seconds, "cpu_seconds": cpu_seconds, "loops": 1,
+                "stored_bytes": stored, "lossless": True}
     return {"loops": 1, "stored_bytes": stored, "lossless": False, "error": "round trip not bit-exact"}
 
 
@@ -233,39 +281,40 @@ class FileTimer:
     def cached_step(self, sample: int) -> None:
         path, same = self.path, self.subject.data.same
         if self.wants("write"):
-            write_seconds, stored = self.timed_write(durable=False)
+            write_seconds, write_cpu, stored = self.timed_write(durable=False)
         else:
             stored = self.existing_file()
         if "read_warm" not in self.ops:
             if self.wants("write"):
-                self.row("write", sample, **_timed(write_seconds, stored, same(self.subject.read(path))))
+                self.row("write", sample, **_timed(write_seconds, stored, same(self.subject.read(path)),
+                                                  write_cpu))
             return
         if timing.residency(path) < 0.99:
             self.subject.read(path)  # warm it (off the clock)
-        seconds, back = self.timed_read()
+        seconds, cpu, back = self.timed_read()
         ok = same(back)
         if self.wants("write"):
-            self.row("write", sample, **_timed(write_seconds, stored, ok))
+            self.row("write", sample, **_timed(write_seconds, stored, ok, write_cpu))
         if self.wants("read_warm"):
-            self.row("read_warm", sample, **_timed(seconds, stored, ok))
+            self.row("read_warm", sample, **_timed(seconds, stored, ok, cpu))
 
     def durable_step(self, sample: int) -> None:
         same = self.subject.data.same
         if self.wants("write_fsync"):
-            fsync_seconds, stored = self.timed_write(durable=True)
+            fsync_seconds, fsync_cpu, stored = self.timed_write(durable=True)
         else:
-            stored, fsync_seconds = self.existing_file(), None
+            stored, fsync_seconds, fsync_cpu = self.existing_file(), None, None
         if "read_cold" in self.ops:
             self.evict_file_only()
             resident = timing.residency(self.path)
-            seconds, back = self.timed_read()
+            seconds, cpu, back = self.timed_read()
             ok = same(back)
         else:
             ok = same(self.subject.read(self.path))
         if fsync_seconds is not None:
-            self.row("write_fsync", sample, **_timed(fsync_seconds, stored, ok))
+            self.row("write_fsync", sample, **_timed(fsync_seconds, stored, ok, fsync_cpu))
         if self.wants("read_cold"):
-            values = _timed(seconds, stored, ok)
+            values = _timed(seconds, stored, ok, cpu)
             values["residency"] = resident
             if not values.get("error"):
                 values["valid"] = resident <= timing.COLD_RESIDENCY_LIMIT
@@ -277,22 +326,23 @@ class FileTimer:
             self.subject.write(self.path)
         return self.path.stat().st_size
 
-    def timed_write(self, durable: bool) -> tuple[float, int]:
+    def timed_write(self, durable: bool) -> tuple[float, float, int]:
+        """Wall and CPU seconds of one write (fsynced when durable), and the bytes stored."""
         # off the clock: remove the last file and flush earlier writes so their writeback
         # does not land inside the next timed write
         self.path.unlink(missing_ok=True)
         os.sync()
-        start = timing.clock()
+        cpu_start, start = timing.cpu_clock(), timing.clock()
         stored = self.subject.write(self.path)
         if durable:
             timing.fsync_path(self.path)
             timing.fsync_dir(self.path.parent)  # the format renames a temp file: make it durable
-        return timing.clock() - start, stored
+        return timing.clock() - start, timing.cpu_clock() - cpu_start, stored
 
-    def timed_read(self) -> tuple[float, Any]:
-        start = timing.clock()
+    def timed_read(self) -> tuple[float, float, Any]:
+        cpu_start, start = timing.cpu_clock(), timing.clock()
         back = self.subject.read(self.path)
-        return timing.clock() - start, back
+        return timing.clock() - start, timing.cpu_clock() - cpu_start, back
 
     def evict_file_only(self) -> None:
         """Evict the file but not the reader's code. drop_caches also drops the pages of the

@@ -67,25 +67,44 @@ class Plan:
         return [case for case in self.cases if not self._finished(case)]
 
     def rounds(self) -> int:
-        return self.suite.repeats
+        """The most rounds a case can get (the stopping rule's maximum)."""
+        return self.suite.sampling().max_samples
 
     def round_cases(self, number: int, failed: set[str]) -> list[Case]:
-        """Round `number`: every case not yet timed in it, once (sample `number`), in an
-        order of its own (seeded), so that slow drift of the machine's speed spreads over
-        the samples of every case instead of shifting whole cases. A case with an error row
-        (here or in `failed`) is not run again: its error would repeat."""
+        """Round `number`: every case not yet timed in it that still samples (stop_reason),
+        once (sample `number`), in an order of its own (seeded), so that slow drift of the
+        machine's speed spreads over the samples of every case instead of shifting whole
+        cases. A case with an error row (here or in `failed`) is not run again: its error
+        would repeat. A case that met its target (or spent its budget) leaves the rounds."""
         todo = [case for case in self.cases
-                if case.case_id not in failed and not self._progress(case).failed
-                and number not in self._progress(case).rounds]
+                if case.case_id not in failed and not self.progress_of(case).failed
+                and number not in self.progress_of(case).rounds and not self.stopped(case)]
         return [dataclasses.replace(case, repeats=1, first_sample=number)
                 for case in order_cases(todo, f"{self.suite.seed}/{number}")]
 
-    def _progress(self, case: Case) -> store.CaseProgress:
+    def record(self, case: Case, rows: list[dict[str, Any]], seconds: float) -> None:
+        """Add a finished round of `case` (its rows, its wall time) to what the stopping
+        rule sees."""
+        progress = self.done.setdefault(case.case_id, store.CaseProgress())
+        progress.add(rows, seconds)
+
+    def stopped(self, case: Case) -> str | None:
+        """Why `case` takes no more rounds (sampling.stop_reason), or None."""
+        from mrczbench.sampling import stop_reason
+        progress = self.progress_of(case)
+        samples = {op: progress.samples.get(op, []) for op in case.ops}
+        return stop_reason(self.suite.sampling(), samples, progress.spent_s, len(progress.rounds))
+
+    def progress_of(self, case: Case) -> store.CaseProgress:
         return self.done.get(case.case_id) or store.CaseProgress()
 
     def rounds_left(self, case: Case) -> int:
-        progress = self._progress(case)
-        return 0 if progress.failed else max(0, self.rounds() - len(progress.rounds))
+        """Rounds `case` still takes at least (the minimum; a case short of its target
+        takes more, up to rounds())."""
+        progress = self.progress_of(case)
+        if progress.failed or self.stopped(case):
+            return 0
+        return max(1, self.suite.sampling().min_samples - len(progress.rounds))
 
     def _finished(self, case: Case) -> bool:
         return self.rounds_left(case) == 0
@@ -95,7 +114,8 @@ def plan_run(name: str, quick: bool = False, profile: str | None = None, data: l
              out: str | os.PathLike | None = None, resume: bool = False,
              repeats: int | None = None, timeout: float | None = None, seed: int | None = None,
              eviction: str = "auto", cache_dir: str | os.PathLike | None = None,
-             command_line: list[str] | None = None, eer_grouping: int | None = None) -> Plan:
+             command_line: list[str] | None = None, eer_grouping: int | None = None,
+             precision: float | None = None) -> Plan:
     """Load and validate the suite (every case's format config) and settle the settings. A
     resumed run takes the original run's profile, data and settings; options given again
     must match them. Nothing is created on disk."""
@@ -121,12 +141,16 @@ def plan_run(name: str, quick: bool = False, profile: str | None = None, data: l
                              f"{recorded}; resume with the same (or without the option)")
         eer_grouping = recorded
         _check_resume_settings(run_path, meta, repeats=repeats, seed=seed, timeout=timeout,
-                               eviction=eviction)
+                               eviction=eviction, precision=precision)
         original = meta.get("timing") or {}
         # settings not given again come from the original run, never from the suite's
         # current defaults: one run file holds one set of settings
         repeats = repeats if repeats is not None else original.get("repeats")
         timeout = timeout if timeout is not None else original.get("timeout")
+        # runs from before sampling to a precision took a fixed count of samples
+        precision = original.get("precision", 0.0)
+        suite.max_repeats = original.get("max_repeats", suite.max_repeats)
+        suite.budget = original.get("budget", suite.budget)
         seed = seed if seed is not None else meta.get("seed")
         original_method = (meta.get("eviction") or {}).get("method")
         if eviction == "auto" and original_method in timing.EVICTION_METHODS:
@@ -137,7 +161,9 @@ def plan_run(name: str, quick: bool = False, profile: str | None = None, data: l
     else:
         run_id = store.new_run_id()
         run_path = out_dir / f"{run_id}{store.RUN_SUFFIX}"
-    _apply_settings(suite, repeats, timeout, seed)
+        if repeats is not None and precision is None:
+            precision = 0.0  # --repeats N alone: exactly N samples, as asked
+    _apply_settings(suite, repeats, timeout, seed, precision)
     eer_grouping = EER_GROUPING if eer_grouping is None else eer_grouping
     cases = order_cases(suite.cases(data=data_files or None, eer_grouping=eer_grouping), suite.seed)
     subset = quick_data_subset(suite) if data_files else None
@@ -161,7 +187,8 @@ def quick_data_subset(suite: Suite) -> dict[str, Any] | None:
                     f"without --quick to measure whole movies"}
 
 
-def _apply_settings(suite: Suite, repeats: int | None, timeout: float | None, seed: int | None) -> None:
+def _apply_settings(suite: Suite, repeats: int | None, timeout: float | None, seed: int | None,
+                    precision: float | None = None) -> None:
     if repeats is not None:
         if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
             raise SuiteError(f"--repeats: expected an integer >= 1. Got {repeats!r}")
@@ -173,6 +200,13 @@ def _apply_settings(suite: Suite, repeats: int | None, timeout: float | None, se
         suite.timeout = float(timeout)
     if seed is not None:
         suite.seed = int(seed)
+    if precision is not None:
+        import math
+        if not (isinstance(precision, (int, float)) and not isinstance(precision, bool)
+                and math.isfinite(precision) and 0 <= precision < 1):
+            raise SuiteError(f"--precision: expected a fraction in [0, 1) (0.05 = ±5 %; 0 = a "
+                             f"fixed count of --repeats samples). Got {precision!r}")
+        suite.precision = float(precision)
 
 
 def check_folder_option(option: str, folder: str | os.PathLike | None) -> None:
@@ -191,7 +225,8 @@ def _latest_run(out_dir: Path, suite: str) -> tuple[Path, dict[str, Any]]:
 
 
 def _check_resume_settings(run_path: Path, meta: dict[str, Any], repeats: int | None,
-                           seed: int | None, timeout: float | None, eviction: str) -> None:
+                           seed: int | None, timeout: float | None, eviction: str,
+                           precision: float | None = None) -> None:
     """A resumed run must measure the remaining cases as the original run measured the others:
     refuse settings given now that differ from the original ones."""
     differing = []
@@ -204,6 +239,9 @@ def _check_resume_settings(run_path: Path, meta: dict[str, Any], repeats: int | 
         differing.append(f"--repeats {repeats} (the original run used {original['repeats']})")
     if timeout is not None and original.get("timeout") is not None and timeout != original["timeout"]:
         differing.append(f"--timeout {timeout:g} (the original run used {original['timeout']:g})")
+    if precision is not None and precision != original.get("precision", 0.0):
+        differing.append(f"--precision {precision:g} (the original run used "
+                         f"{original.get('precision', 0.0):g})")
     if seed is not None and "seed" in meta and int(seed) != meta["seed"]:
         differing.append(f"--seed {seed} (the original run used {meta['seed']})")
     original_method = (meta.get("eviction") or {}).get("method")
@@ -268,7 +306,10 @@ def run_metadata(plan: Plan, method: str, note: str, scratch_dir: Path,
                      "cold_residency_limit": timing.COLD_RESIDENCY_LIMIT,
                      "code_rewarmed": method == "drop_caches", "how": EVICTION_HOW[method]},
         "scratch_dir": str(scratch_dir.resolve()), "results_dir": str(plan.out_dir.resolve()),
-        "timing": {"clock": "time.perf_counter", "sampling": SAMPLING, "repeats": suite.repeats,
+        "timing": {"clock": "time.perf_counter", "cpu_clock": "time.process_time",
+                   "sampling": SAMPLING, "repeats": suite.repeats,
+                   "precision": suite.precision, "max_repeats": suite.max_repeats,
+                   "budget": suite.budget, "rule": suite.describe_sampling(),
                    "min_batch_seconds": suite.min_batch_seconds, "timeout": suite.timeout},
         "suite_definition": suite.to_dict(),
         "eviction_requested": meta.get("eviction_requested", plan.eviction),

@@ -28,7 +28,7 @@ from mrczbench.bench.plan import (Plan, RunLock, check_folder_option, plan_run,
 from mrczbench.bench.suites import Case
 from mrczbench.bench.worker import Worker
 from mrczbench.errors import SuiteError
-from mrczbench.progress import Progress
+from mrczbench.progress import Progress, duration
 
 
 def run_suite(name: str, quick: bool = False, profile: str | None = None, data: list[str] | None = None,
@@ -36,7 +36,8 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
               resume: bool = False, repeats: int | None = None, timeout: float | None = None,
               seed: int | None = None, cache_dir: str | os.PathLike | None = None,
               eviction: str = "auto", progress: bool = True, summary: bool = True,
-              command_line: list[str] | None = None, eer_grouping: int | None = None) -> Path:
+              command_line: list[str] | None = None, eer_grouping: int | None = None,
+              precision: float | None = None) -> Path:
     """Run suite `name` (a name from suites/ or a .toml path); return the run's JSONL path.
 
     Results go to `out` (default results/<suite>/); scratch files to `scratch` (default: a
@@ -46,7 +47,7 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
     print its summary table)."""
     plan = plan_run(name, quick=quick, profile=profile, data=data, out=out, resume=resume, repeats=repeats,
                     timeout=timeout, seed=seed, eviction=eviction, cache_dir=cache_dir,
-                    command_line=command_line, eer_grouping=eer_grouping)
+                    command_line=command_line, eer_grouping=eer_grouping, precision=precision)
     check_folder_option("--scratch", scratch)
     scratch_dir = Path(scratch or plan.out_dir) / f".scratch-{plan.run_id}"
     new_dirs = _make_folders(plan.out_dir, scratch_dir)
@@ -62,9 +63,13 @@ def run_suite(name: str, quick: bool = False, profile: str | None = None, data: 
             _announce(plan, todo, method, note, meta["load_at_start"], progress or summary)
             settings = {"scratch": str(scratch_dir), "eviction": method,
                         "cache_dir": str(cache_dir) if cache_dir else None}
-            base = {"run_id": plan.run_id, "suite": plan.suite.name, "eviction": method}
+            rule = plan.suite.sampling()
+            base = {"run_id": plan.run_id, "suite": plan.suite.name, "eviction": method,
+                    "profile": plan.suite.profile, "precision_target": rule.precision,
+                    "budget_s": rule.budget_s}
             execute(todo, plan, settings, base, progress)
             meta["finished"] = store.utc_now()
+            meta["timing"]["stopped"] = stop_counts(plan)
             store.write_run_metadata(plan.run_path, meta)
     except BaseException:
         if locked:
@@ -112,22 +117,47 @@ def _announce(plan: Plan, todo: list[Case], method: str, note: str, load: dict |
               enabled: bool) -> None:
     if enabled:
         left = sum(plan.rounds_left(case) for case in todo)
+        rule = plan.suite.sampling()
         print(f"mrczbench run: suite {plan.suite.name} ({plan.suite.profile}), {len(todo)} of "
               f"{len(plan.cases)} cases to run ({left} case rounds of "
-              f"{len(plan.cases) * plan.rounds()}), eviction {method} → {plan.run_path}",
-              file=sys.stderr)
+              f"{len(plan.cases) * rule.min_samples}{'' if rule.fixed else ' at least'}), "
+              f"eviction {method} → {plan.run_path}", file=sys.stderr)
+        print(f"mrczbench run: sampling {plan.suite.describe_sampling()}", file=sys.stderr)
         if plan.suite.duration and not plan.resume:
             print(f"mrczbench run: expected duration: {plan.suite.duration} (this profile with "
                   f"the suite's own settings, measured on a quiet 2-core machine); the "
                   f"progress line's ETA follows the real pace", file=sys.stderr)
+        elif rule.budget_s and todo:
+            # a precision target makes the length depend on the noise: say its bound instead
+            print(f"mrczbench run: at most about {duration(len(todo) * rule.budget_s)} of timed "
+                  f"rounds ({len(todo)} cases x a budget of {rule.budget_s:g} s; a case whose "
+                  f"first {rule.min_samples} rounds take longer still runs them), plus data "
+                  f"generation; the progress line's ETA follows the real pace", file=sys.stderr)
         if method == "none" and any("read_cold" in case.ops for case in todo):
             print(f"mrczbench run: warning: {note}", file=sys.stderr)
         if plan.data_subset:
             print(f"mrczbench run: {plan.data_subset['note']}", file=sys.stderr)
+        crowded = threads_at_vcpus(todo)
+        if crowded:
+            print(f"mrczbench run: warning: {crowded}", file=sys.stderr)
     if load and load["busy"]:
         print(f"mrczbench run: warning: load average {load['load_average']:.2f} on "
               f"{load['usable_cores']} cores: other work is running; timings will be noisy "
               f"(marked unstable)", file=sys.stderr)
+
+
+def threads_at_vcpus(cases: list[Case]) -> str | None:
+    """A warning when cases run as many threads as this process has vCPUs: each thread then
+    shares a core with the harness and any other work, and samples split into a fast mode
+    and a starved one (measured on a 2-vCPU VM: spread 3.6 % at 1 thread, 52.6 % at 2)."""
+    from mrczbench import system
+    cores = system.usable_cores()
+    crowded = [case for case in cases if int(case.format.get("threads") or 0) >= cores]
+    if not crowded:
+        return None
+    return (f"{len(crowded)} of {len(cases)} cases use {cores} threads = all {cores} vCPUs of "
+            f"this machine: their threads compete with everything else for the cores, so their "
+            f"samples are noisier (starved samples are flagged by their CPU/wall ratio)")
 
 
 def _missing_dirs(path: Path) -> list[Path]:
@@ -179,7 +209,9 @@ def execute(cases: list[Case], plan: Plan, settings: dict[str, Any], base: dict[
                         progress.update(steps + min(len(received) / samples, 0.99),
                                         f"{label} {row.get('op') or ''}")
 
+                    started = timing.clock()
                     rows, failure = worker.run(case, on_row)
+                    round_s = timing.clock() - started
                     if failure:
                         worker.kill()
                         worker = None
@@ -188,9 +220,18 @@ def execute(cases: list[Case], plan: Plan, settings: dict[str, Any], base: dict[
                     if any(row.get("error") for row in rows):
                         _check_scratch(Path(settings["scratch"]), case)
                         failed.add(case.case_id)
-                    case_base = {**base, "case_id": case.case_id, "case_index": index_of[case.case_id]}
-                    run_file.append(store.make_row(**{**case_base, **row}) for row in rows)
+                    case_base = {**base, "case_id": case.case_id, "case_index": index_of[case.case_id],
+                                 "round_s": round_s}
+                    made = [store.make_row(**{**case_base, **row}) for row in rows]
+                    run_file.append(made)
+                    plan.record(case, made, round_s)
                     steps += 1
+                    if not plan.stopped(case) and case.case_id not in failed and \
+                            len(plan.progress_of(case).rounds) >= plan.suite.sampling().min_samples:
+                        progress.total += 1  # short of its target: one more round
+                stopped = sum(1 for case in cases if case.case_id not in failed and plan.stopped(case))
+                if stopped == len([c for c in cases if c.case_id not in failed]):
+                    break
             progress.update(progress.total)
     except BaseException:
         # Ctrl-C or a harness bug: do not wait for the case in flight; its rows are not written
@@ -212,6 +253,15 @@ def _check_scratch(scratch: Path, case: Case) -> None:
         raise SuiteError(f"{scratch}: the run's scratch folder disappeared during case "
                          f"{case.case_id} (removed by another process?): the run stops here, its "
                          f"error rows not recorded; continue it with --resume")
+
+
+def stop_counts(plan: Plan) -> dict[str, int]:
+    """How many cases stopped for each reason (run.json timing.stopped)."""
+    counts: dict[str, int] = {}
+    for case in plan.cases:
+        reason = "failed" if plan.progress_of(case).failed else (plan.stopped(case) or "unfinished")
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
 
 
 def _remove_case_files(scratch: Path, case: Case) -> None:

@@ -7,7 +7,11 @@ expand into cases (their cartesian product); a list anywhere else is a plain val
     description = "..."           # one line for `suites list`
     figure = "Fig. 2a"            # what it reproduces (optional)
     ops = ["encode", "decode", "write", "write_fsync", "read_cold", "read_warm"]
-    repeats = 5                   # samples per op
+    repeats = 6                   # samples per op: the minimum (precision > 0) or the count
+    precision = 0.05              # sample until the median's 95 % interval is within ±5 %
+                                  # (0: exactly `repeats` samples; quick's default)
+    max_repeats = 30              # at most this many samples per op
+    budget = 120                  # seconds of rounds per case before it stops short of it
     min_batch_seconds = 0.1       # calibrated in-memory batches last at least this long
     timeout = 600                 # seconds per case before the worker is killed
     seed = 0                      # seeds the shuffled case order
@@ -57,19 +61,26 @@ from mrczbench.errors import SuiteError
 from mrczbench.store import OPS
 from mrczbench.tomlfiles import Place, named_files, read_toml, search_places
 
-TOP_KEYS = ("description", "figure", "ops", "repeats", "min_batch_seconds", "timeout",
-            "seed", "dataset", "format", "contenders", "sweep", "quick", "reference", "duration")
+TOP_KEYS = ("description", "figure", "ops", "repeats", "precision", "max_repeats", "budget",
+            "min_batch_seconds", "timeout", "seed", "dataset", "format", "contenders", "sweep",
+            "quick", "reference", "duration")
 # full: what to quote; quick: a smoke test for first contact and CI; reference: the full
 # profile reduced where a suite says how ([reference]) to fit the committed reference run
 # (a suite without a [reference] table runs its full profile)
 PROFILES = ("full", "quick", "reference")
-QUICK_KEYS = ("ops", "repeats", "min_batch_seconds", "timeout", "dataset", "format", "sweep",
-              "duration")
+QUICK_KEYS = ("ops", "repeats", "precision", "max_repeats", "budget", "min_batch_seconds",
+              "timeout", "dataset", "format", "sweep", "duration")
 DATASET_KEYS = ("name", "kind", "frames", "shape", "dose", "dtype", "seed", "options", "megabytes")
 DATASET_SWEEP_KEYS = ("dataset", "dose", "frames", "shape", "dtype", "seed")
 
-DEFAULTS = {"description": "", "figure": "", "duration": "", "ops": list(OPS), "repeats": 5,
-            "min_batch_seconds": 0.1, "timeout": 600.0, "seed": 0}
+# Sampling (mrczbench.sampling): full and reference profiles sample each
+# case until its medians' 95 % intervals are within ±precision, at least `repeats` (>= 6:
+# fewer give no interval) and at most `max_repeats` samples, or until `budget` seconds of its
+# rounds are spent; the quick profile keeps a small fixed budget (precision 0: `repeats`).
+DEFAULTS = {"description": "", "figure": "", "duration": "", "ops": list(OPS), "repeats": 6,
+            "precision": 0.05, "max_repeats": 30, "budget": 120.0,
+            "min_batch_seconds": 0.05, "timeout": 600.0, "seed": 0}
+QUICK_PRECISION = 0.0
 
 
 # --- where suites live -----------------------------------------------------------------------
@@ -215,7 +226,7 @@ class Suite:
     description: str
     figure: str
     ops: tuple[str, ...]
-    repeats: int
+    repeats: int                   # samples per op: the minimum, or the count when precision is 0
     min_batch_seconds: float
     timeout: float
     seed: int
@@ -224,6 +235,26 @@ class Suite:
     contenders: dict[str, dict[str, Any]]
     sweep: dict[str, list[Any]]
     duration: str = ""             # measured wall time of this profile, said before a run starts
+    precision: float = QUICK_PRECISION  # target half-width of the median's interval (0: fixed)
+    max_repeats: int = 0
+    budget: float = 0.0            # seconds of rounds per case (0: no limit)
+
+    def sampling(self):
+        """The stopping rule of this suite's cases (mrczbench.sampling.SamplingRule)."""
+        from mrczbench.sampling import MIN_SAMPLES_FOR_CI, SamplingRule
+        if not self.precision:
+            return SamplingRule(0.0, self.repeats, self.repeats, 0.0)
+        least = max(self.repeats, MIN_SAMPLES_FOR_CI)
+        return SamplingRule(self.precision, least, max(least, self.max_repeats), self.budget)
+
+    def describe_sampling(self) -> str:
+        rule = self.sampling()
+        if rule.fixed:
+            return (f"a fixed budget of {rule.min_samples} sample(s) per op (no precision "
+                    f"target: medians without a 95 % interval below 6 samples)")
+        return (f"until the median's 95 % interval is within ±{rule.precision:.0%} "
+                f"({rule.min_samples}-{rule.max_samples} samples per op, budget "
+                f"{rule.budget_s:g} s per case)")
 
     def cases(self, data: list[str | os.PathLike] | None = None,
               eer_grouping: int = EER_GROUPING) -> list[Case]:
@@ -371,6 +402,16 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
     repeats = values["repeats"]
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise fail("repeats", f"expected an integer >= 1. Got {repeats!r}")
+    if profile == "quick" and "precision" not in values["quick"]:
+        values["precision"] = QUICK_PRECISION  # quick: a small fixed budget
+    max_repeats = values["max_repeats"]
+    if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
+        raise fail("max_repeats", f"expected an integer >= 1. Got {max_repeats!r}")
+    for key in ("precision", "budget"):
+        number = values[key]
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0 \
+                or number != number or number == float("inf"):
+            raise fail(key, f"expected a finite number >= 0. Got {number!r}")
     for key in ("min_batch_seconds", "timeout"):
         number = values[key]
         if isinstance(number, bool) or not isinstance(number, (int, float)) \
@@ -412,7 +453,9 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
         description=str(values["description"]), figure=str(values["figure"]),
         ops=tuple(ops), repeats=repeats, min_batch_seconds=float(values["min_batch_seconds"]),
         timeout=float(values["timeout"]), seed=values["seed"], dataset=dataset,
-        format=fixed_format, contenders=contenders, sweep=sweep, duration=values["duration"])
+        format=fixed_format, contenders=contenders, sweep=sweep,
+        precision=float(values["precision"]), max_repeats=max_repeats,
+        budget=float(values["budget"]), duration=values["duration"])
     for where, params in [("format", fixed_format)] + [(f"contenders.{n}", p) for n, p in contenders.items()]:
         suite._resolve_params(params, where=where)
     for key in ("threads", "blocksize"):

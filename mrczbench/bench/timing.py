@@ -27,9 +27,12 @@ import mmap
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 clock = time.perf_counter
+# CPU time of the whole process, all its threads (blosc's included): CPU/wall of a sample
+# shows whether its threads ran or waited for a core (mrczbench.analysis.stats.starved_samples)
+cpu_clock = time.process_time
 
 # A cold read with more than this fraction of its pages cached is not cold.
 COLD_RESIDENCY_LIMIT = 0.02
@@ -41,21 +44,29 @@ DROP_CACHES = "/proc/sys/vm/drop_caches"
 
 # --- in-memory loops --------------------------------------------------------------------------
 
-def time_batch(func: Callable[[], Any], loops: int) -> tuple[float, Any]:
-    """Seconds for `loops` calls of func (garbage collection paused, as timeit does), and the
-    last call's result so the caller can verify it off the clock."""
+class Batch(NamedTuple):
+    seconds: float       # wall seconds of all the loops
+    cpu_seconds: float   # process CPU seconds of all the loops
+    result: Any          # the last call's result
+
+
+def time_batch(func: Callable[[], Any], loops: int) -> Batch:
+    """Wall and CPU seconds for `loops` calls of func (garbage collection paused, as timeit
+    does), and the last call's result so the caller can verify it off the clock."""
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         result = None
+        cpu_start = cpu_clock()
         start = clock()
         for _ in range(loops):
             result = func()
         elapsed = clock() - start
+        cpu = cpu_clock() - cpu_start
     finally:
         if gc_was_enabled:
             gc.enable()
-    return elapsed, result
+    return Batch(elapsed, cpu, result)
 
 
 def calibrate_loops(func: Callable[[], Any], min_seconds: float, max_loops: int = 1_000_000) -> int:
@@ -63,7 +74,7 @@ def calibrate_loops(func: Callable[[], Any], min_seconds: float, max_loops: int 
     count until one batch is long enough). The calibration calls double as warm-up."""
     loops = 1
     while True:
-        elapsed, _ = time_batch(func, loops)
+        elapsed = time_batch(func, loops).seconds
         if elapsed >= min_seconds or loops >= max_loops:
             return loops
         if elapsed <= 0:

@@ -91,6 +91,7 @@ def scenario_from(args, movie_facts: dict[str, Any] | None) -> model.Scenario:
     dose = args.dose or facts.get("dose") or preset.dose
     cores = usable_cores()
     return model.Scenario(
+        kind="user" if movie_facts else preset.kind, dtype=dtype.name,
         detector=args.detector, dose=float(dose), shape=(int(shape[0]), int(shape[1])),
         frames=int(frames), bytes_per_pixel=dtype.itemsize, movies_per_hour=args.movies_per_hour,
         link_gbps=args.link_gbps, link_fraction=args.link_fraction, storage_cost=args.storage_cost,
@@ -121,7 +122,7 @@ def sweep_suite(scenario: model.Scenario) -> str:
     from mrczbench import formats
     from mrczbench.movies.datasets import load_spec
     preset = load_spec(model.DETECTORS[scenario.detector])
-    sweep = model.sweep_contenders()
+    sweep = model.sweep_contenders(scenario.goal)
     names = [n for n, cfg in sweep.items()
              if not formats.format_class(cfg["format"]).unavailable_reason()
              and (scenario.allow_conversion or model.is_native(cfg, scenario.readers))]
@@ -130,8 +131,11 @@ def sweep_suite(scenario: model.Scenario) -> str:
     options = "".join(f"\n{k} = {json.dumps(v)}" for k, v in preset.options.items())
     return f'''description = "recommend: focused sweep for {scenario.detector} at dose {scenario.dose:g}"
 figure = "recommend"
-ops = ["encode", "decode", "write", "read_warm"]
-repeats = 3
+ops = ["encode", "decode", "write", "read_cold"]
+repeats = 6
+precision = 0.05
+max_repeats = 12
+budget = 20
 min_batch_seconds = 0.05
 timeout = 900
 
@@ -157,19 +161,72 @@ def _inline(config: dict) -> str:
     return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in config.items()) + " }"
 
 
+def earlier_sweep(out: Path, suite_text: str, data: list[str] | None) -> Path | None:
+    """The finished run of an earlier focused sweep in `out` that measured this same sweep
+    (same suite text, same --data): asking for another goal reuses it instead of running
+    the sweep again."""
+    from mrczbench import store
+    folder = out / "results"
+    if not folder.is_dir():
+        return None
+    wanted = [str(Path(p).resolve()) for p in data] if data else []
+    for run in reversed(store.run_files(folder)):
+        meta = store.read_run_metadata(run)
+        suite_file = Path(str(meta.get("suite_file", "")))
+        try:
+            same = suite_file.is_file() and suite_file.read_text(encoding="utf-8") == suite_text
+        except OSError:
+            same = False
+        if same and meta.get("finished") and meta.get("data_files", []) == wanted:
+            return run
+    return None
+
+
+def unique_path(folder: Path, stem: str, suffix: str) -> Path:
+    """folder/<stem>-<UTC time to the second><suffix>, with -2, -3 ... when that exists, so
+    answers saved within one second never overwrite each other."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = folder / f"{stem}-{stamp}{suffix}"
+    number = 2
+    while path.exists():
+        path = folder / f"{stem}-{stamp}-{number}{suffix}"
+        number += 1
+    return path
+
+
 def measured_rows(args, scenario: model.Scenario, out: Path):
     from mrczbench.bench.runner import run_suite
     from mrczbench.store import load_results
     if args.results:
         return load_results(args.results), None
+    text = sweep_suite(scenario)
+    reused = earlier_sweep(out, text, args.data)
+    if reused:
+        print(f"no --results given: reusing the focused sweep already in {out} ({reused}); "
+              f"delete it or give --results to measure again", file=sys.stderr)
+        return load_results(reused), reused
     out.mkdir(parents=True, exist_ok=True)
-    suite_file = out / f"sweep-{time.strftime('%Y%m%dT%H%M%S')}.toml"
-    suite_file.write_text(sweep_suite(scenario), encoding="utf-8")
+    suite_file = unique_path(out, "sweep", ".toml")
+    suite_file.write_text(text, encoding="utf-8")
     print(f"no --results given: running a focused sweep on this machine ({suite_file}); "
           f"results go to {out / 'results'}", file=sys.stderr)
     jsonl = run_suite(str(suite_file), data=args.data, out=out / "results", summary=False,
                       eer_grouping=args.eer_grouping)
     return load_results(jsonl), jsonl
+
+
+def busy_note(frame) -> str | None:
+    """A note when any run behind the rows was recorded as busy at its start."""
+    from mrczbench import store
+    busy = []
+    for path in frame["source_file"].dropna().unique() if "source_file" in frame.columns else []:
+        load = store.read_run_metadata(path).get("load_at_start")
+        if isinstance(load, dict) and load.get("busy"):
+            busy.append(f"load {load.get('load_average')} on {load.get('usable_cores')} cores")
+    if not busy:
+        return None
+    return (f"the machine was busy while measuring ({'; '.join(sorted(set(busy)))}): speeds "
+            f"are noisy, more configurations tie; measure again on a quiet machine to decide")
 
 
 def run_command(args) -> int:
@@ -193,6 +250,9 @@ def run_command(args) -> int:
     started = time.perf_counter()
     frame, jsonl = measured_rows(args, scenario, out)
     result = model.recommend(frame, scenario)
+    busy = busy_note(frame)
+    if busy:
+        result["notes"].insert(0, busy)
     if facts:
         result["notes"].insert(0, f"dose {facts['dose']:.3g} e/px/frame measured as the mean pixel "
                                   f"value of {facts['measured_from']}" if not args.dose else
@@ -201,13 +261,13 @@ def run_command(args) -> int:
     document["results"] = [str(jsonl)] if jsonl else list(args.results)
     document["seconds"] = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
+    saved = unique_path(out, "recommendation", ".json")
     text = as_text(result)
-    with atomic_output(out / f"recommendation-{stamp}.json") as f:
+    with atomic_output(saved) as f:
         f.write(json.dumps(document, indent=1, default=str).encode())
-    with atomic_output(out / f"recommendation-{stamp}.txt") as f:
+    with atomic_output(saved.with_suffix(".txt")) as f:
         f.write(text.encode() + b"\n")
     print(json.dumps(document, indent=1, default=str) if args.json else text)
-    print(f"saved to {out}/recommendation-{stamp}.json and .txt ({document['seconds']:.0f} s)",
+    print(f"saved to {saved} and {saved.with_suffix('.txt').name} ({document['seconds']:.0f} s)",
           file=sys.stderr)
     return 0

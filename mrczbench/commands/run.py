@@ -6,7 +6,7 @@ import sys
 
 from mrczbench import store
 from mrczbench.analysis.summary import print_summary
-from mrczbench.argtypes import EER_GROUPING, add_no_progress, positive_int, positive_number
+from mrczbench.argtypes import EER_GROUPING, add_no_progress, positive_int, positive_number, precision_fraction
 from mrczbench.bench import plan, runner, suites, timing
 
 
@@ -35,7 +35,12 @@ def add_commands(subparsers) -> None:
                         help="continue the latest run of this suite in the output folder, skipping "
                              "finished cases, with that run's profile, data and settings")
     parser.add_argument("--repeats", type=positive_int, metavar="N",
-                        help="samples per operation (overrides the suite)")
+                        help="samples per operation: with --precision the minimum, alone "
+                             "exactly N (no precision target)")
+    parser.add_argument("--precision", type=precision_fraction, metavar="FRACTION",
+                        help="sample each case until the 95 %% interval of every median is "
+                             "within ±FRACTION (default: the suite's, 0.05 for the full and "
+                             "reference profiles; 0 = a fixed count of --repeats samples)")
     parser.add_argument("--timeout", type=positive_number, metavar="SECONDS",
                         help="limit per case (overrides the suite)")
     parser.add_argument("--seed", type=int, help="seed of the shuffled case order (overrides the suite)")
@@ -66,7 +71,7 @@ def _cmd_run(args) -> int:
                             cache_dir=args.cache_dir, eviction=args.eviction,
                             progress=not args.no_progress,
                             command_line=["mrczbench"] + sys.argv[1:],
-                            eer_grouping=args.eer_grouping)
+                            eer_grouping=args.eer_grouping, precision=args.precision)
     print_summary(path)
     rows = list(store.iter_rows(path))
     return 1 if rows and all(row.get("error") for row in rows) else 0

@@ -54,8 +54,8 @@ def _cmd_show(args) -> int:
     if suite.duration:
         print(f"duration   {suite.duration} (measured on a quiet 2-core machine)")
     print(f"ops        {', '.join(suite.ops)}")
-    print(f"repeats    {suite.repeats} samples per op; in-memory batches >= {suite.min_batch_seconds:g} s; "
-          f"timeout {suite.timeout:g} s per case")
+    print(f"sampling   {suite.describe_sampling()}; in-memory batches >= "
+          f"{suite.min_batch_seconds:g} s; timeout {suite.timeout:g} s per case")
     print(f"dataset    {json.dumps(suite.dataset)}")
     if suite.format:
         print(f"format     {json.dumps(suite.format)}")

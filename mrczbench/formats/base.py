@@ -121,6 +121,9 @@ class Format:
     suffix: ClassVar[str] = ".bin"
     Config: ClassVar[type[FormatConfig]] = FormatConfig
     has_memory_codec: ClassVar[bool] = False
+    # decode_into exists: the benchmark decodes into one reused, pre-faulted output (the page
+    # faults of a fresh output are timed apart, as the `alloc` op), else into a fresh one
+    decodes_into: ClassVar[bool] = False
     lossless_dtypes: ClassVar[tuple[str, ...] | None] = None  # None: any dtype
     # How `threads` is used; says so where the library ignores it (it is recorded anyway).
     threads_note: ClassVar[str] = ""
@@ -133,6 +136,8 @@ class Format:
     # The configurations `recommend` measures in its focused sweep: contender label -> the
     # config fields besides `format` (empty: not in the sweep).
     sweep_contenders: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Added to that sweep for `recommend --goal archive` (near-entropy, slower configurations).
+    archive_contenders: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: FormatConfig | None = None, **params: Any):
         if config is None:
@@ -216,6 +221,11 @@ class Format:
 
     def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         raise NotImplementedError(f"{self.name} has no in-memory codec")
+
+    def decode_into(self, blob: bytes, out: np.ndarray) -> None:
+        """Decode into `out`, a C-contiguous stack of the original shape and dtype (only
+        where `decodes_into`)."""
+        raise NotImplementedError(f"{self.name} decodes into a new array only")
 
     def write(self, path: Path, stack: np.ndarray) -> int:
         """Write the stack to `path` (atomically); return the bytes stored on disk."""

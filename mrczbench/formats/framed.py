@@ -168,6 +168,11 @@ class FramedFormat(Format):
     def encode(self, stack: np.ndarray) -> bytes:
         return b"".join(self._chunks(stack))
 
+    decodes_into = True
+
+    def decode_into(self, blob: bytes, out: np.ndarray) -> None:
+        self._unpack(memoryview(blob), "framed data", out)
+
     def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         stack = self._unpack(memoryview(blob), "framed data")
         if stack.shape != tuple(shape) or stack.dtype != np.dtype(dtype):
@@ -225,9 +230,15 @@ class FramedFormat(Format):
             raise FormatError(f"{source}: {self.check_data(np.empty((0, 0, 0), layout.dtype))}")
         return layout
 
-    def _unpack(self, blob: memoryview, source: str) -> np.ndarray:
+    def _unpack(self, blob: memoryview, source: str, out: np.ndarray | None = None) -> np.ndarray:
         layout = self._layout(blob, source, len(blob))
-        stack = np.empty(layout.shape, layout.stored_dtype)
+        if out is None:
+            stack = np.empty(layout.shape, layout.stored_dtype)
+        elif out.shape != tuple(layout.shape) or out.dtype.itemsize != np.dtype(layout.dtype).itemsize:
+            raise FormatError(f"{source} holds {np.dtype(layout.dtype).name} {tuple(layout.shape)}; "
+                              f"expected {out.dtype.name} {out.shape}")
+        else:
+            stack = out.view(layout.stored_dtype)
 
         def one(i: int) -> None:
             offset, length, crc = layout.index[i]

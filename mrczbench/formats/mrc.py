@@ -71,9 +71,17 @@ class MrcFormat(_MrcFamily):
         self.require_data(stack)
         return mrcraw.data_bytes(stack)
 
+    decodes_into = True
+
     def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
         return np.frombuffer(blob, dtype=dtype.newbyteorder("<")).reshape(shape).astype(dtype)
+
+    def decode_into(self, blob: bytes, out: np.ndarray) -> None:
+        stored = np.frombuffer(blob, dtype=out.dtype.newbyteorder("<"))
+        if stored.size != out.size:
+            raise FormatError(f"mrc: {len(blob)} bytes hold {stored.size} values; expected {out.size}")
+        np.copyto(out, stored.reshape(out.shape))
 
     def write(self, path: Path, stack: np.ndarray) -> int:
         self.require_data(stack)
@@ -104,6 +112,7 @@ class MrczFormat(_MrcFamily):
         "mrcz lz4-1": {"codec": "lz4", "level": 1},
         "mrcz zlib-1": {"codec": "zlib", "level": 1},
     }
+    archive_contenders = {"mrcz zstd-9": {"codec": "zstd", "level": 9}}
     Config = MrczConfig
     has_memory_codec = True
     lossless_dtypes = MRC_DTYPES
@@ -141,14 +150,22 @@ class MrczFormat(_MrcFamily):
     def decode(self, blob: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """Walk and check the chunk headers (mrczbench.mrc.chunks.chunk_table) and decode
         each chunk straight into its frame, parallel over frames like mrczbench.mrcz.read."""
-        from mrczbench.mrc import chunks
-
         dtype = np.dtype(dtype)
         out = np.empty(shape, dtype=dtype.newbyteorder("<"))
+        self.decode_into(blob, out)
+        return out.astype(dtype, copy=False)
+
+    decodes_into = True
+
+    def decode_into(self, blob: bytes, out: np.ndarray) -> None:
+        from mrczbench.mrc import chunks
+
+        if out.dtype.byteorder == ">":
+            raise FormatError("mrcz: decode_into needs a little-endian or native output")
         frame_bytes = out[0].nbytes if len(out) else 0
         try:
             table = chunks.chunk_table(blob, 0, len(blob), len(out), frame_bytes,
-                                       dtype.itemsize, self.config.codec, "mrcz")
+                                       out.dtype.itemsize, self.config.codec, "mrcz")
             end = table[-1][0] + table[-1][1] if table else 0
             if end != len(blob):
                 raise FormatError(f"mrcz: {len(blob) - end} bytes after the last frame")
@@ -156,7 +173,6 @@ class MrczFormat(_MrcFamily):
                                self.config.codec)
         except MRCZError as exc:
             raise FormatError(str(exc)) from None
-        return out.astype(dtype, copy=False)
 
     def write(self, path: Path, stack: np.ndarray) -> int:
         self.require_data(stack)

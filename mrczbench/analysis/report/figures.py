@@ -12,7 +12,7 @@ from mrczbench.analysis.report.links import LINK_RANGE_GBIT, link_throughput, pa
 from mrczbench.analysis.report.select import (FIG3, declared, first_op, link_contenders,
                                               speed_cases, sweep_cases, truthy)
 from mrczbench.analysis.results import LoadedResults
-from mrczbench.analysis.stats import UNSTABLE_SPREAD, case_stats, case_table
+from mrczbench.analysis.stats import DEFAULT_PRECISION, case_stats, case_table
 from mrczbench.units import GBIT_IN_MIB_PER_S, MiB, format_number
 
 FIG3_OPS = ("encode", "decode", "write", "read", "read_cold")
@@ -41,7 +41,10 @@ def footer(results: LoadedResults, suites) -> str:
     return f"{results.machine.describe()} · {results.machine.date} · suite {', '.join(names)}"
 
 
-UNSTABLE_LABEL = f"unstable (p10–p90 > {UNSTABLE_SPREAD:.0%} of median)"
+# A series whose median's 95 % interval is wider than its target (±5 %) is ringed: its
+# median may move by more than that in the next run (the shaded band / error bar is the interval)
+MISSED_LABEL = (f"missed ±{100 * DEFAULT_PRECISION:g} % target "
+                f"(95 % CI of the median wider, or < 6 samples)")
 
 
 def _figure(results: LoadedResults, title: str, cases, ncols: int = 1, width: float = 6.0,
@@ -68,8 +71,8 @@ def _legend(ax) -> None:
     for panel in ax.figure.axes:
         for handle, label in zip(*panel.get_legend_handles_labels()):
             entries.setdefault(label, handle)
-    if UNSTABLE_LABEL in entries:  # the flag explains the red rings: list it last
-        entries[UNSTABLE_LABEL] = entries.pop(UNSTABLE_LABEL)
+    if MISSED_LABEL in entries:  # the flag explains the red rings: list it last
+        entries[MISSED_LABEL] = entries.pop(MISSED_LABEL)
     if entries:
         columns = math.ceil(len(entries) / LEGEND_ROWS)
         rows = math.ceil(len(entries) / columns)
@@ -80,20 +83,24 @@ def _legend(ax) -> None:
                   fontsize=8, frameon=False, ncols=columns)
 
 
-def _plot_series(ax, x, y, label, unstable=None, lo=None, hi=None, **style):
-    """One data series (gid 'series'); p10-p90 band when given; unstable points ringed in red
-    (_legend keeps one legend entry for all rings)."""
+def _plot_series(ax, x, y, label, missed=None, lo=None, hi=None, **style):
+    """One data series (gid 'series'); the band of the medians' 95 % intervals when given;
+    points that missed their precision target ringed in red (gid 'missed'; _legend keeps one
+    legend entry for all rings)."""
     style = {"marker": "o", "markersize": 4, "markeredgewidth": 0.6, **style}
     line, = ax.plot(x, y, label=label, **style)
     line.set_gid("series")
     if lo is not None and hi is not None:
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
-    if unstable is not None and any(unstable):
-        xs = [a for a, bad in zip(x, unstable) if bad]
-        ys = [b for b, bad in zip(y, unstable) if bad]
+    if lo is not None and hi is not None:
+        band = ax.collections[-1]
+        band.set_gid("ci")
+    if missed is not None and any(missed):
+        xs = [a for a, bad in zip(x, missed) if bad]
+        ys = [b for b, bad in zip(y, missed) if bad]
         ring = ax.scatter(xs, ys, s=110, facecolors="none", edgecolors="red", linewidths=1.2,
-                          label=UNSTABLE_LABEL, zorder=5)
-        ring.set_gid("unstable")
+                          label=MISSED_LABEL, zorder=5)
+        ring.set_gid("missed")
     return line
 
 
@@ -154,13 +161,15 @@ def _speed_panel(ax, cases, x_column: str, op: str) -> None:
     styles = _styles(cases)
     for name, part in cases.groupby("series", sort=True):
         part = part.groupby(x_column).agg(
-            mibs=(f"{op}_mibs", "median"), lo=(f"{op}_lo_mibs", "median"),
-            hi=(f"{op}_hi_mibs", "median"), unstable=(f"{op}_unstable", "any")).dropna(
+            mibs=(f"{op}_mibs", "median"), lo=(f"{op}_ci_lo_mibs", "median"),
+            hi=(f"{op}_ci_hi_mibs", "median"), missed=(f"{op}_missed", "any")).dropna(
                 subset=["mibs"])
         if len(part):
+            # no interval (< 6 samples): the band shrinks to the median there
+            lo = part["lo"].fillna(part["mibs"]).to_numpy()
+            hi = part["hi"].fillna(part["mibs"]).to_numpy()
             _plot_series(ax, part.index.to_numpy(), part["mibs"].to_numpy(), name,
-                         unstable=part["unstable"].astype(bool).tolist(),
-                         lo=part["lo"].to_numpy(), hi=part["hi"].to_numpy(), **styles[name])
+                         missed=part["missed"].astype(bool).tolist(), lo=lo, hi=hi, **styles[name])
 
 
 def _ratio_and_speed_figure(results: LoadedResults, title: str, cases, x_column: str):
@@ -287,19 +296,21 @@ def figure_metadata(results: LoadedResults, cases):
     x = np.arange(len(methods))
     width = 0.8 / len(ops)
     handles = []
-    any_unstable = False
+    any_missed = False
     for i, op in enumerate(ops):
         seconds = by_method[f"{op}_s"].median().reindex(methods).to_numpy() * 1000
-        unstable = by_method[f"{op}_unstable"].any().reindex(methods).fillna(False).to_numpy()
-        bars = ax_time.bar(x + (i - (len(ops) - 1) / 2) * width, seconds, width, label=op)
+        half = by_method[f"{op}_pm_s"].median().reindex(methods).to_numpy() * 1000
+        missed = by_method[f"{op}_missed"].any().reindex(methods).fillna(False).to_numpy()
+        bars = ax_time.bar(x + (i - (len(ops) - 1) / 2) * width, seconds, width, label=op,
+                           yerr=np.nan_to_num(half), capsize=2, error_kw={"linewidth": 0.8})
         handles.append(Patch(facecolor=bars.patches[0].get_facecolor(), label=op))
-        for bar, bad in zip(bars, unstable):
+        for bar, bad in zip(bars, missed):
             if bad:
                 bar.set_hatch("///")
                 bar.set_edgecolor("red")
-                any_unstable = True
-    if any_unstable:
-        handles.append(Patch(facecolor="white", edgecolor="red", hatch="///", label=UNSTABLE_LABEL))
+                any_missed = True
+    if any_missed:
+        handles.append(Patch(facecolor="white", edgecolor="red", hatch="///", label=MISSED_LABEL))
     sizes = by_method["stored_bytes"].median().reindex(methods).to_numpy() / MiB
     ax_size.bar(x, sizes, 0.6, color="tab:grey")
     ax_time.set_ylabel("time per operation (ms)")
@@ -371,7 +382,7 @@ def _scatter_legend(ax, keys: list) -> None:
         labels.append(label)
     for panel in ax.figure.axes:  # the front and the ring, once
         for handle, label in zip(*panel.get_legend_handles_labels()):
-            if label not in labels and label.startswith(("Pareto", UNSTABLE_LABEL)):
+            if label not in labels and label.startswith(("Pareto", MISSED_LABEL)):
                 handles.append(handle)
                 labels.append(label)
     columns = math.ceil(len(handles) / LEGEND_ROWS)
@@ -385,16 +396,24 @@ def _scatter_legend(ax, keys: list) -> None:
 
 
 def _scatter_panel(ax, cases, op: str, styles: dict) -> None:
-    """Ratio vs speed points per name, unstable ones ringed, and the Pareto front with each
-    of its points named."""
+    """Ratio vs speed points per name with the 95 % interval of each speed as a horizontal
+    bar, the ones that missed their target ringed, and the Pareto front with each of its
+    points named."""
     for name, part in cases.groupby("name", sort=True):
         points = ax.scatter(part[f"{op}_mibs"], part["ratio"], label=name, **styles[name])
         points.set_gid("series")
-        bad = part[part[f"{op}_unstable"].fillna(False).astype(bool)]
+        speed = part[f"{op}_mibs"]
+        low = (speed - part[f"{op}_ci_lo_mibs"]).clip(lower=0).fillna(0)
+        high = (part[f"{op}_ci_hi_mibs"] - speed).clip(lower=0).fillna(0)
+        bars = ax.errorbar(speed, part["ratio"], xerr=[low.to_numpy(), high.to_numpy()],
+                           fmt="none", ecolor=styles[name].get("color", "grey"), elinewidth=0.8,
+                           alpha=0.7)
+        bars[2][0].set_gid("ci") if bars[2] else None
+        bad = part[part[f"{op}_missed"].fillna(True).astype(bool)]
         if len(bad):
             ring = ax.scatter(bad[f"{op}_mibs"], bad["ratio"], s=140, facecolors="none",
-                              edgecolors="red", linewidths=1.2, zorder=5, label=UNSTABLE_LABEL)
-            ring.set_gid("unstable")
+                              edgecolors="red", linewidths=1.2, zorder=5, label=MISSED_LABEL)
+            ring.set_gid("missed")
     speed, ratio = cases[f"{op}_mibs"].tolist(), cases["ratio"].tolist()
     front = pareto_front(speed, ratio)
     line, = ax.plot([speed[i] for i in front], [ratio[i] for i in front], color="black",
@@ -462,13 +481,13 @@ def figure_links(results: LoadedResults, cases):
     for i, (_, case) in enumerate(cases.sort_values("name").iterrows()):
         throughput = link_throughput(case[f"{encode_op}_mibs"], case[f"{decode_op}_mibs"],
                                      case["ratio"], link_mibs)
-        unstable = truthy(case.get(f"{encode_op}_unstable")) or truthy(case.get(f"{decode_op}_unstable"))
-        # a curve has no single point to ring: an unstable input dots the line instead; a
-        # marker every 10 points tells curves of the same colour apart
+        missed = truthy(case.get(f"{encode_op}_missed")) or truthy(case.get(f"{decode_op}_missed"))
+        # a curve has no single point to ring: an input that missed its target dots the line
+        # instead; a marker every 10 points tells curves of the same colour apart
         style = series_style(i)
-        _plot_series(ax, gbit, throughput, case["name"] + (" (unstable)" if unstable else ""),
+        _plot_series(ax, gbit, throughput, case["name"] + (" (missed target)" if missed else ""),
                      color=style["color"], marker=style["marker"], markevery=10,
-                     linestyle=":" if unstable else style["linestyle"])
+                     linestyle=":" if missed else style["linestyle"])
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(*LINK_RANGE_GBIT)
@@ -526,5 +545,5 @@ CAPTIONS = {
                       "named.",
     "link_throughput": "Raw data moved per second when compressing, sending the stored bytes and "
                        "decompressing one after the other, vs sending raw (dashed). Compression "
-                       "pays where a line is above the dashed one. Dotted: unstable timings.",
+                       "pays where a line is above the dashed one. Dotted: timings that missed the ±5 % target.",
 }

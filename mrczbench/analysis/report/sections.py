@@ -59,11 +59,16 @@ class Recommendation:
         if self.document is None:
             return None
         entries = [self.document["recommended"], *self.document["alternatives"]]
+        tied = set(self.document.get("tied") or [])
         return pd.DataFrame([{
-            "rank": "recommended" if i == 0 else str(i + 1), "contender": e["label"],
+            "rank": "recommended" if i == 0 else ("tied" if e["label"] in tied else str(i + 1)),
+            "contender": e["label"],
             "config": json.dumps(e["config"], sort_keys=True), "threads": e["threads"],
             "ratio (stored/raw)": e["ratio"],
-            "write (MiB/s)": e["write_mib_per_s"], "read (MiB/s)": e["read_mib_per_s"],
+            "write (MiB/s)": e["write_mib_per_s"],
+            "write 95% CI (MiB/s)": _interval(e.get("write_interval_mib_per_s")),
+            "read (MiB/s)": e["read_mib_per_s"], "read op": e["read_op"],
+            "read 95% CI (MiB/s)": _interval(e.get("read_interval_mib_per_s")),
             **{f"{stage} (s/movie)": e["seconds_per_movie"][stage]
                for stage in ("write", "send", "read", "transfer")},
             "keeps up": "yes" if e["keeps_up"] else "NO", "margin": e["margin"],
@@ -77,7 +82,14 @@ class Recommendation:
             return []
         use = [f"{name}: {snippet}" for name, snippet in
                self.document["recommended"]["snippets"].items()]
-        return use + [f"Note: {note}" for note in self.document["notes"]]
+        return [f"Scenario: {self.document.get('scenario', self.scenario)}", *use] + \
+            [f"Note: {note}" for note in self.document["notes"]]
+
+
+def _interval(pair) -> str:
+    if not pair or pair[0] is None or pair[1] is None:
+        return ""
+    return f"{pair[0]:,.0f}-{pair[1]:,.0f}"
 
 
 def _movie_rows(rows):

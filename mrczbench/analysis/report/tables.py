@@ -30,12 +30,14 @@ def _timing_columns(case, full: bool, write_op, read_op) -> dict:
     unit = "s" if full else "s/GiB raw"
     read_name = f"decompress-read{' warm' if read_op == 'read_warm' else ' cold'} ({unit})"
 
-    def time(op):
-        value = case.get(f"{op}_s") if op else None
+    def time(op, column="s"):
+        value = case.get(f"{op}_{column}") if op else None
         return value * per if value is not None and value == value else None
 
-    return {f"compress-write ({unit})": time(write_op), f"write+fsync ({unit})": time("write_fsync"),
-            read_name: time(read_op)}
+    # each time with the half-width of its 95 % interval beside it (median ± half-width)
+    return {f"compress-write ({unit})": time(write_op), "± (write)": time(write_op, "pm_s"),
+            f"write+fsync ({unit})": time("write_fsync"), "± (fsync)": time("write_fsync", "pm_s"),
+            read_name: time(read_op), "± (read)": time(read_op, "pm_s")}
 
 
 def table1(cases):
@@ -70,7 +72,7 @@ def table1(cases):
                 "dataset": case["dataset"], "contender": case["label"], "threads": case["threads"],
                 **size, "ratio (stored/raw)": case["ratio"], "bound ratio": case["bound_ratio"],
                 **_timing_columns(case, full, write_op, read_op),
-                "unstable": ", ".join(op for op in FILE_OPS if truthy(case.get(f"{op}_unstable"))),
+                "missed ±5 % target": ", ".join(op for op in FILE_OPS if truthy(case.get(f"{op}_missed"))),
                 **_paper_columns(paper, full), **run})
         for paper in PAPER_TABLE1:
             if paper[0] not in matched:
@@ -114,10 +116,11 @@ def link_table(cases):
         encode, decode, ratio = case[f"{encode_op}_mibs"], case[f"{decode_op}_mibs"], case["ratio"]
         row = {"dataset": case["dataset"], "contender": case["label"], "threads": case["threads"],
                "ratio (stored/raw)": ratio, f"{encode_op} (MiB/s)": encode,
-               f"{decode_op} (MiB/s)": decode,
+               f"± {encode_op}": case.get(f"{encode_op}_pm_mibs"),
+               f"{decode_op} (MiB/s)": decode, f"± {decode_op}": case.get(f"{decode_op}_pm_mibs"),
                "pays below (Gbit/s)": break_even_gbit(encode, decode, ratio),
-               "unstable": ", ".join(op for op in (encode_op, decode_op)
-                                     if truthy(case.get(f"{op}_unstable")))}
+               "missed ±5 % target": ", ".join(op for op in (encode_op, decode_op)
+                                               if truthy(case.get(f"{op}_missed")))}
         for gbit in (1.0, 10.0):
             link = gbit * GBIT_IN_MIB_PER_S
             row[f"speed-up vs raw at {gbit:g} Gbit/s (×)"] = link_throughput(encode, decode, ratio, link) / link
@@ -131,14 +134,24 @@ def summary_table(stats):
     """All cases x ops with sample statistics (stats.case_stats), for the CSV and the appendix."""
     if stats is None or not len(stats):
         return None
+    from mrczbench.analysis.stats import format_ci
+    stats = stats.assign(median_pm=[format_ci(m, lo, hi, digits=4) for m, lo, hi in
+                                    zip(stats["median_s"], stats["ci_low_s"], stats["ci_high_s"])],
+                         precision_pct=100 * stats["precision"],
+                         missed=~stats["met_target"].astype(bool))
     columns = ["dataset", "label", "format", "codec", "level", "blocksize", "threads", "op", "n",
-               "invalid", "median_s", "p10_s", "p90_s", "min_s", "spread", "unstable",
+               "invalid", "median_pm", "median_s", "ci_low_s", "ci_high_s", "precision_pct",
+               "missed", "p10_s", "p90_s", "min_s", "spread", "unstable", "starved",
                "mib_per_s", "ratio", "bound_ratio", "stored_bytes", "run_id", "case_id"]
     table = stats[columns].rename(columns={
+        "median_pm": "median ± 95% CI half-width (s)", "ci_low_s": "CI low (s)",
+        "ci_high_s": "CI high (s)", "precision_pct": "± (% of median)",
+        "missed": "target", "starved": "starved samples",
         "label": "contender", "median_s": "median (s)", "p10_s": "p10 (s)", "p90_s": "p90 (s)",
         "min_s": "min (s)", "spread": "spread (p10-p90 / median)", "mib_per_s": "median MiB/s",
         "ratio": "ratio (stored/raw)", "stored_bytes": "stored (bytes)", "blocksize": "blocksize (bytes)"})
     table["unstable"] = table["unstable"].map(lambda bad: "UNSTABLE" if bad else "")
+    table["target"] = table["target"].map(lambda missed: "MISSED" if missed else "met")
     return table.sort_values(["dataset", "contender", "op"])
 
 

@@ -30,7 +30,7 @@ from mrczbench.analysis.report.paper import PAPER_CITATION
 from mrczbench.analysis.report.tables import (error_table, link_table, summary_table, table1,
                                               table1_note)
 from mrczbench.analysis.results import LoadedResults
-from mrczbench.analysis.stats import UNSTABLE_RULE, case_stats, case_table
+from mrczbench.analysis.stats import DEFAULT_PRECISION, UNSTABLE_RULE, case_stats, case_table
 from mrczbench.atomic import atomic_output
 from mrczbench.errors import ResultsError
 from mrczbench.spreadsheet import safe_table
@@ -89,7 +89,7 @@ def markdown_table(table) -> str:
 
 
 def _cell_class(value: Any, text: str) -> str:
-    if text == "UNSTABLE" or text == "BUSY":
+    if text in ("UNSTABLE", "BUSY", "MISSED"):
         return " class=bad"
     if text in VERDICT_CLASSES:
         return f" class={VERDICT_CLASSES[text]}"
@@ -224,6 +224,8 @@ def _counts(results: LoadedResults, stats) -> dict[str, Any]:
         "invalid cold samples excluded": int((~timed["valid"]).sum()),
         "error rows": int(rows["error"].notna().sum()),
         "unstable series": int(stats["unstable"].sum()) if len(stats) else 0,
+        "series that met their precision target": (
+            f"{int(stats['met_target'].sum())} of {len(stats)}" if len(stats) else "0 of 0"),
         "runs": rows["run_id"].nunique(),
     }
     if results.skipped_lines:
@@ -236,8 +238,12 @@ def _notes(results: LoadedResults, tables, cases) -> list[str]:
     notes = [
         "ratio = stored/raw (the paper's convention: 0.37 = 37 % of the original); "
         "MB = MiB = 2^20 bytes; speeds are MiB/s of raw data; link speeds Gbit/s = 10^9 bit/s.",
-        f"Unstable: {UNSTABLE_RULE} (ringed red in figures, UNSTABLE in tables) — rerun on a "
-        "quieter machine.",
+        "Timings are medians ± the half-width of their 95 % confidence interval "
+        "(distribution-free, order statistics; 6 or more samples). A series whose interval is "
+        f"wider than ±{100 * DEFAULT_PRECISION:g} % (or that has fewer than 6 samples) missed its "
+        "target: ringed red in figures, MISSED in tables; differences inside the intervals are "
+        "ties.",
+        f"Unstable: {UNSTABLE_RULE} (UNSTABLE in tables) — rerun on a quieter machine.",
         "Cold-read samples whose file was still in the page cache (valid = false) are excluded.",
     ]
     if "table1" in tables:
