@@ -68,9 +68,10 @@ def _write_counts(path: Path, movie, settings: Settings, digests: list[bytes]) -
     a value that is not an exact multiple of its reliable gain fails the movie."""
     from mrczbench.movies import gain
     reference, reliable = gain.read_reference(settings.gain, movie.shape[1:])
+    # the check pass hashes the frames; a second pass (counts too big to keep) hashes again
     _, section, counts = gain.convert_source(str(movie.path), lambda: _hashing(movie.iter_frames(), digests),
-                                             movie.shape[0], reference, reliable)
-    digests.clear()  # the check pass hashed the frames once already; the write pass hashes again
+                                             movie.shape[0], reference, reliable,
+                                             on_second_pass=digests.clear)
     section["gain_file"] = Path(settings.gain).name
     _write_mrcz(path, counts, movie.shape[0], settings, {gain.META_KEY: section})
 
