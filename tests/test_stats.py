@@ -87,3 +87,13 @@ def test_report_and_compare_agree_with_the_rule(tmp_path, capsys):
         assert table.loc[case_id, "BASE median (s)"] == stats.summarise(SERIES[case_id]).median
     assert main(["compare", str(base), str(new), "--min-samples", "2"]) == 0
     assert "BASE, NEW" in capsys.readouterr().out
+
+
+def test_median_interval_is_the_order_statistic_interval():
+    from mrczbench.analysis.stats import intervals_overlap, median_ci, median_ci_ranks
+    assert median_ci_ranks(5) is None and median_ci(range(5)) is None   # 93.75 % at best
+    assert median_ci_ranks(6) == (1, 6) and median_ci_ranks(10) == (2, 9)
+    assert median_ci_ranks(20) == (6, 15)
+    assert median_ci([5, 1, 4, 2, 3, 6, 9, 8, 7, 10]) == (2.0, 9.0)
+    assert intervals_overlap((1, 2), (2, 3)) and not intervals_overlap((1, 2), (2.5, 3))
+    assert intervals_overlap(None, (1, 2))

@@ -9,6 +9,7 @@ Quantiles are linear interpolation between order statistics (numpy's and pandas'
 `statistics.quantiles(..., method="inclusive")`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -58,6 +59,48 @@ def summarise(values: Iterable[float]) -> Summary:
     if not ordered:
         raise ValueError("summarise() needs at least one value")
     return Summary(len(ordered), quantile(ordered, 0.5), quantile(ordered, 0.1), quantile(ordered, 0.9))
+
+
+# --- the 95 % interval of a median ------------------------------------------------------------
+# Distribution-free (order statistics): with n sorted samples, the count below the true median
+# is Binomial(n, 1/2), so [x(k), x(n+1-k)] covers it with probability 1 - 2 P(B <= k-1); the
+# largest k still at >= 95 % gives the narrowest interval. Fewer than 6 samples give none
+# (n = 5: [x(1), x(5)] covers 93.75 %).
+CONFIDENCE = 0.95
+MIN_SAMPLES_FOR_CI = 6
+
+
+def binomial_cdf(k: int, n: int) -> float:
+    """P(B <= k) for B ~ Binomial(n, 1/2), exactly."""
+    if k < 0:
+        return 0.0
+    return sum(math.comb(n, i) for i in range(min(k, n) + 1)) / 2 ** n
+
+
+def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int] | None:
+    """1-based ranks (lo, hi) of the order statistics bounding the median with at least
+    `confidence`, as narrow as that allows; None when n samples cannot."""
+    best = None
+    for k in range(1, n // 2 + 1):
+        if 1 - 2 * binomial_cdf(k - 1, n) < confidence:
+            break
+        best = (k, n + 1 - k)
+    return best
+
+
+def median_ci(values: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """The distribution-free interval of the median of `values`, or None (too few samples)."""
+    ordered = sorted(float(v) for v in values)
+    ranks = median_ci_ranks(len(ordered), confidence)
+    return None if ranks is None else (ordered[ranks[0] - 1], ordered[ranks[1] - 1])
+
+
+def intervals_overlap(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
+    """True when two medians' intervals overlap (or one has none): not a significant
+    difference, a tie."""
+    if a is None or b is None or any(v is None or math.isnan(v) for v in (*a, *b)):
+        return True
+    return a[0] <= b[1] and b[0] <= a[1]
 
 
 # --- result rows (pandas) -------------------------------------------------------------------
