@@ -9,6 +9,7 @@ import pytest
 
 from mrczbench import mrcz
 from mrczbench.cli import main
+from mrczbench.errors import FormatError
 from mrczbench.formats import get_format
 from mrczbench.movies import gain, synthetic
 
@@ -408,3 +409,19 @@ def test_threads_give_the_same_estimate(frames, monkeypatch):
     assert same_bits(one.minimum, three.minimum)
     assert np.array_equal(one.consistent, three.consistent)
     assert [vars(s) for s in one.per_frame] == [vars(s) for s in three.per_frame]
+
+
+def test_contender_with_a_shared_gain_stores_only_counts_and_side_channel(frames):
+    stack = frames[:20]
+    shared = get_format("gain-counts", inner="mrcz", codec="zstd", level=1, gain="shared")
+    embedded = get_format("gain-counts", inner="mrcz", codec="zstd", level=1)
+    blob, again = shared.encode(stack), shared.encode(stack)   # the gain estimated once
+    assert blob == again and shared.label() == "counts mrcz zstd-1 shared gain"
+    assert same_bits(shared.decode(blob, stack.shape, stack.dtype), stack)
+    gain_bytes = len(gain.pack_array(np.ones(SHAPE, np.float32)))
+    assert len(blob) < len(embedded.encode(stack)) - gain_bytes // 2
+    from mrczbench.formats import counts as counts_module
+    counts_module._SESSION_GAINS.clear()
+    counts_module._SESSION_KEYS.clear()
+    with pytest.raises(FormatError, match="not known in this session"):
+        shared.decode(blob, stack.shape, stack.dtype)
