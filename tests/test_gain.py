@@ -425,3 +425,16 @@ def test_contender_with_a_shared_gain_stores_only_counts_and_side_channel(frames
     counts_module._SESSION_KEYS.clear()
     with pytest.raises(FormatError, match="not known in this session"):
         shared.decode(blob, stack.shape, stack.dtype)
+
+
+def test_too_few_frames_says_how_many_a_reliable_estimate_needs(frames):
+    few = gain.estimate_stack(frames[:8], SHAPE, thresh=50)
+    assert few.unreliable == few.minimum.size
+    text = gain.too_few_frames(few)
+    assert text.startswith(f"{few.minimum.size} of {few.minimum.size} pixels are unreliable "
+                           "after 8 frames")
+    needed = int(text.split("needs about ")[1].split()[0])
+    positive = np.mean(frames > 0)            # ~0.7 at 1.45 e/px/frame: ~80 frames for 50
+    assert 51 / positive <= needed <= 51 / positive * 1.6
+    assert gain.too_few_frames(gain.estimate_stack(frames, SHAPE, thresh=10)) is None
+    assert gain.frames_needed(1.0, 5) == 6 and gain.frames_needed(0.0, 5) is None

@@ -25,7 +25,9 @@ after each movie, so an interrupted estimation resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
+import math
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +61,7 @@ class FrameStats:
     negative: int
     unreliable: int
     pixels: int
+    positive: int = 0     # pixels with a positive value in this frame (how often a pixel speaks)
 
     def line(self) -> str:
         return (f"{self.movie} Frame {self.frame:03d}/{self.frames:03d} #Changed {self.changed:10d}"
@@ -123,7 +126,7 @@ class GainEstimate:
         tolerance, thresh = np.float32(self.tolerance), self.thresh
 
         def run(worker: int) -> np.ndarray:
-            totals = np.zeros(4, np.int64)
+            totals = np.zeros(5, np.int64)
             for start in starts[worker::workers]:
                 part = slice(start, start + BLOCK_PIXELS)
                 totals += _update_block(v[part], g[part], c[part], tolerance, thresh,
@@ -135,9 +138,9 @@ class GainEstimate:
         else:
             with ThreadPoolExecutor(workers) as pool:
                 totals = sum(pool.map(run, range(workers)))
-        changed, mismatch, negative, unreliable = (int(t) for t in totals)
+        changed, mismatch, negative, unreliable, positive = (int(t) for t in totals)
         stats = FrameStats(movie, index + 1, frames, changed, mismatch, negative, unreliable,
-                           int(v.size))
+                           int(v.size), positive)
         self.frames += 1
         for key in self.totals:
             self.totals[key] += getattr(stats, key)
@@ -196,9 +199,9 @@ _ONE = np.uint32(1)
 
 
 def _update_block(v, g, c, tolerance, thresh: int,
-                  scratch: _Scratch) -> tuple[int, int, int, int]:
+                  scratch: _Scratch) -> tuple[int, int, int, int, int]:
     """RELION's per-pixel rule on one block, in place on g (gain) and c (consistency);
-    returns (changed, mismatch, negative, unreliable after it). Branch-free: masked copies
+    returns (changed, mismatch, negative, unreliable after it, positive). Branch-free: masked copies
     (copyto where=, np.where) cost 20-40x an arithmetic pass on random masks, so every update
     is arithmetic on whole blocks, into reused scratch arrays."""
     n = v.size
@@ -230,6 +233,7 @@ def _update_block(v, g, c, tolerance, thresh: int,
     np.logical_and(good, mismatch, out=good)
     np.logical_and(mismatch, above, out=mismatch)
     np.greater(good, above, out=good)
+    positives = int(np.count_nonzero(positive))
     # c: 0 where the gain changed, -1 where negative or mismatching, else c + good; as
     # c * keep + (good - blocked), since good pixels are kept and blocked ones are not
     blocked, keep = above, positive               # reuse: their values are no longer needed
@@ -242,7 +246,47 @@ def _update_block(v, g, c, tolerance, thresh: int,
     np.add(c, delta, out=c, casting="unsafe")
     np.less(c, thresh, out=blocked)               # unreliable, counted while in cache
     return (int(np.count_nonzero(lower)), int(np.count_nonzero(mismatch)),
-            int(np.count_nonzero(negative)), int(np.count_nonzero(blocked)))
+            int(np.count_nonzero(negative)), int(np.count_nonzero(blocked)), positives)
+
+
+def frames_needed(positive_fraction: float, thresh: int, share: float = 0.99) -> int | None:
+    """Frames after which `share` of the pixels have seen more than `thresh` positive values
+    (the first sets the gain, each later consistent one counts), when a pixel is positive in
+    `positive_fraction` of the frames: the smallest N with P(Binomial(N, p) > thresh) >= share.
+    A lower bound: a smaller value seen later restarts a pixel's count. None: p is 0."""
+    p = float(positive_fraction)
+    if not p > 0:
+        return None
+    if p >= 1:
+        return thresh + 1
+    log_p, log_q = math.log(p), math.log1p(-p)
+    n = thresh + 1
+    while n < 10 ** 7:
+        # P(B <= thresh), summed in logs (n can be thousands)
+        below = sum(math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                             + k * log_p + (n - k) * log_q) for k in range(thresh + 1))
+        if 1 - below >= share:
+            return n
+        n = max(n + 1, int(n * 1.02))   # 2 % steps: an estimate, not an exact count
+    return None
+
+
+def too_few_frames(result: GainEstimate) -> str | None:
+    """A one-line warning when most pixels are still unreliable: how many frames a reliable
+    estimate needs at the dose these frames show; None when most pixels are reliable."""
+    pixels = result.minimum.size
+    if not result.frames or result.unreliable <= pixels // 2:
+        return None
+    seen = [s for s in result.per_frame if s.pixels]
+    fraction = sum(s.positive for s in seen) / max(1, sum(s.pixels for s in seen))
+    needed = frames_needed(fraction, result.thresh)
+    if needed is None:
+        return (f"{result.unreliable} of {pixels} pixels are unreliable: no pixel saw a positive "
+                f"value in {result.frames} frames")
+    return (f"{result.unreliable} of {pixels} pixels are unreliable after {result.frames} frames: "
+            f"at this dose a pixel is positive in {fraction:.1%} of the frames, so --thresh "
+            f"{result.thresh} needs about {needed} frames for 99 % of the pixels; estimate over "
+            "more movies (the same command resumes) or lower --thresh")
 
 
 def movie_key(movie) -> str:
@@ -525,16 +569,80 @@ def read_reference(path: str | os.PathLike, shape=None) -> tuple[np.ndarray, np.
     return gain, reliable
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def reference_record(path: str | os.PathLike) -> dict:
+    """What a counts file stores instead of the gain (compress --gain-ref): the gain
+    reference's file name and the SHA-256 of it and of its reliability map."""
+    return {"file": Path(path).name, "sha256": file_sha256(path),
+            "reliability_sha256": file_sha256(reliability_path(path))}
+
+
+def find_reference(movie, record: dict, given=None) -> Path:
+    """The gain reference a counts file names: `given` (a path from the user), else the file
+    of that name beside the movie or in a folder above it (RELION keeps one
+    gain-reference.mrc at the top of a run); its SHA-256 (and its reliability map's) must be
+    those recorded. Missing or different: a GainError naming it."""
+    try:
+        name, want = str(record["file"]), str(record["sha256"])
+        want_reliability = str(record["reliability_sha256"])
+    except (KeyError, TypeError) as exc:
+        raise GainError(f"{movie}: corrupt gain reference record in the metadata ({exc})") from None
+    if given is not None:
+        path = Path(given)
+        if not path.is_file():
+            raise GainError(f"{path}: no such gain reference (the one {movie} was written with "
+                            f"is {name}, SHA-256 {want[:16]})")
+    else:
+        folder = Path(movie).resolve().parent
+        path = next((f / name for f in (folder, *folder.parents) if (f / name).is_file()), None)
+        if path is None:
+            raise GainError(f"{movie}: its gain reference {name} (SHA-256 {want[:16]}) is not "
+                            "beside it or in a folder above; pass --gain-ref PATH")
+    reliability = reliability_path(path)
+    if not reliability.is_file():
+        raise GainError(f"{path}: its reliability map {reliability} is missing (estimate-gain "
+                        "writes both)")
+    for checked, expected in ((path, want), (reliability, want_reliability)):
+        got = file_sha256(checked)
+        if got != expected:
+            raise GainError(f"{checked}: SHA-256 {got[:16]} is not {expected[:16]}, the one "
+                            f"{movie} was written with: a different gain reference")
+    return path
+
+
+def reference_tolerance(path: str | os.PathLike) -> float:
+    """The tolerance the gain reference was estimated with (estimate-gain records it): a
+    value within it of gain x count was consistent for the estimate, so conversion accepts it
+    too, keeping its exact bits (Counter's ulps). 0 (bit-exact only) for a gain file that
+    does not say."""
+    from mrczbench import mrcz
+
+    try:
+        value = (mrcz.read_header(path).meta or {}).get("gain_estimate", {}).get("tolerance", 0.0)
+    except AttributeError:
+        return 0.0
+    return float(value) if isinstance(value, (int, float)) and value >= 0 else 0.0
+
+
 def convert_source(name: str, open_frames: Callable[[], Iterator[np.ndarray]], count: int,
                    gain: np.ndarray, reliable: np.ndarray, ignore_error: bool = False,
                    tolerance: float = 0.0, on_second_pass: Callable[[], None] | None = None,
-                   keep_bytes: float | None = None):
+                   keep_bytes: float | None = None, reference: dict | None = None):
     """Check a movie against the gain (nothing written yet: the metadata, which precedes the
     pixels, needs every frame's side channel) and return (counts dtype, metadata section,
     counts frames iterator). Each frame is converted once: its counts are kept in memory
     (the narrowest integer type, a quarter of the float32 input or less) when `count` frames
     of them fit in `keep_bytes` (default: half the memory available); otherwise the
-    iterator reads and converts the movie again (`on_second_pass` is called first)."""
+    iterator reads and converts the movie again (`on_second_pass` is called first).
+    `reference` (reference_record of the gain file): the section names the gain reference
+    instead of holding the gain and reliability map."""
     from mrczbench import mrcz
 
     counter = Counter(gain, reliable, tolerance)
@@ -567,10 +675,13 @@ def convert_source(name: str, open_frames: Callable[[], Iterator[np.ndarray]], c
         "counts_dtype": dtype.name,
         "shape": list(gain.shape),
         "unreliable_pixels": int(gain.size - np.count_nonzero(reliable)),
-        "gain": pack_array(gain),
-        "reliable": pack_array(np.packbits(reliable.reshape(-1))),
         "unreliable_values": side,
     }
+    if reference is None:
+        section["gain"] = pack_array(gain)
+        section["reliable"] = pack_array(np.packbits(reliable.reshape(-1)))
+    else:
+        section["gain_ref"] = dict(reference)
     if any(ulps):
         section["ulps"] = ulps
         section["ulps_pixels"] = sum(int(np.count_nonzero(u)) for u in ulps if u)
@@ -601,13 +712,20 @@ def _pack_ulps(ulps: np.ndarray | None):
 SECTION_VERSIONS = (1, 2)   # 2: per-frame `ulps` present
 
 
-def unpack_section(section: dict, path="<file>") -> tuple[np.ndarray, np.ndarray, list[bytes]]:
-    """(gain, reliable, per-frame side-channel blobs) of a counts file's metadata section."""
+def unpack_section(section: dict, path="<file>", gain_ref=None
+                   ) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    """(gain, reliable, per-frame side-channel blobs) of a counts file's metadata section; a
+    section that names its gain reference (`gain_ref`) finds and checks it (find_reference;
+    `gain_ref` = a path given by the user)."""
     try:
         if section.get("version", 1) not in SECTION_VERSIONS:
             raise GainError(f"{path}: gain section version {section.get('version')!r}; this "
                             f"mrczbench reads versions {', '.join(map(str, SECTION_VERSIONS))}")
         shape = tuple(section["shape"])
+        if "gain_ref" in section:
+            found = find_reference(path, section["gain_ref"], gain_ref)
+            gain, reliable = read_reference(found, shape)
+            return gain, reliable, list(section["unreliable_values"])
         pixels = int(np.prod(shape))
         gain = unpack_array(section["gain"], np.float32, pixels).reshape(shape)
         bits = unpack_array(section["reliable"], np.uint8, (pixels + 7) // 8)
@@ -634,9 +752,11 @@ def _unpack_ulps(entry, shape, path) -> np.ndarray | None:
     return values.astype(np.int32).reshape(shape)
 
 
-def normalised_frames(path, frames: Iterator[np.ndarray], section: dict) -> Iterator[np.ndarray]:
-    """The float32 movie back from a counts file's frames and its gain section."""
-    gain, reliable, side = unpack_section(section, path)
+def normalised_frames(path, frames: Iterator[np.ndarray], section: dict,
+                      gain_ref=None) -> Iterator[np.ndarray]:
+    """The float32 movie back from a counts file's frames and its gain section (its gain
+    reference found beside it or at `gain_ref` when the section names one)."""
+    gain, reliable, side = unpack_section(section, path, gain_ref)
     ulps = list(section.get("ulps") or [])
     unreliable = int(gain.size - np.count_nonzero(reliable))
     for index, counts in enumerate(frames):
