@@ -438,3 +438,88 @@ def test_too_few_frames_says_how_many_a_reliable_estimate_needs(frames):
     assert 51 / positive <= needed <= 51 / positive * 1.6
     assert gain.too_few_frames(gain.estimate_stack(frames, SHAPE, thresh=10)) is None
     assert gain.frames_needed(1.0, 5) == 6 and gain.frames_needed(0.0, 5) is None
+
+
+# --- the command line: tolerance, too few frames, one ratio, a shared gain reference ----------
+
+def test_compress_accepts_what_the_estimate_accepted_and_keeps_it_exact(tmp_path, model, capsys):
+    movie = float64_camera_movie(model, 40)
+    path = tmp_path / "f64.mrc"
+    mrcz.write(path, movie, codec=None)
+    gain_file = tmp_path / "gain.mrc"
+    assert main(["estimate-gain", str(path), "--out", str(gain_file), "--thresh", "10"]) == 0
+    out = tmp_path / "f64.mrcz"
+    assert main(["compress", str(path), str(out), "--gain", str(gain_file)]) == 0
+    assert "within the estimate's tolerance kept exactly" in capsys.readouterr().out
+    section = mrcz.read_header(out).meta["gain_counts"]
+    assert section["lossless"] is True and section["version"] == 2 and section["ulps_pixels"] > 0
+    back = tmp_path / "back.mrc"
+    assert main(["decompress", str(out), str(back), "--normalise"]) == 0
+    assert same_bits(mrcz.read(back), movie)
+
+
+def test_estimate_gain_on_too_few_frames_says_how_many_it_needs(tmp_path, frames, capsys):
+    path = tmp_path / "short.mrc"
+    mrcz.write(path, frames[:8], codec=None)
+    assert main(["estimate-gain", str(path), "--out", str(tmp_path / "g.mrc")]) == 0
+    err = capsys.readouterr().err
+    assert f"{SHAPE[0] * SHAPE[1]} of {SHAPE[0] * SHAPE[1]} pixels are unreliable after 8 frames" in err
+    assert "--thresh 50 needs about" in err and "frames for 99 % of the pixels" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_one_ratio_for_a_counts_file(tmp_path, frames, capsys):
+    paths, gain_file, _ = estimate_cli(tmp_path, frames, capsys)
+    packed = tmp_path / "m.mrcz"
+    assert main(["compress", paths[0], str(packed), "--gain", str(gain_file)]) == 0
+    said = float(capsys.readouterr().out.split("ratio ")[1].split()[0])
+    assert main(["info", str(packed), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["raw_bytes"] == 20 * SHAPE[0] * SHAPE[1] * 4          # the float32 movie
+    assert round(info["ratio"], 3) == said == round(info["stored_bytes"] / info["raw_bytes"], 3)
+    assert main(["decompress", str(packed), str(tmp_path / "n.mrc"), "--normalise"]) == 0
+    back = float(capsys.readouterr().out.split("ratio ")[1].split()[0])
+    assert 1.0 <= back < 1.2      # the float32 movie written out: about its own size
+
+
+def test_a_gain_reference_is_named_not_stored_and_checked_on_read(tmp_path, frames, capsys):
+    paths, gain_file, _ = estimate_cli(tmp_path, frames, capsys)
+    embedded, named = tmp_path / "embedded.mrcz", tmp_path / "sub" / "named.mrcz"
+    named.parent.mkdir()
+    assert main(["compress", paths[1], str(embedded), "--gain", str(gain_file)]) == 0
+    assert main(["compress", paths[1], str(named), "--gain-ref", str(gain_file)]) == 0
+    assert "naming the gain reference" in capsys.readouterr().out
+    section = mrcz.read_header(named).meta["gain_counts"]
+    assert "gain" not in section and "reliable" not in section
+    assert section["gain_ref"]["file"] == "gain.mrc"
+    assert section["gain_ref"]["sha256"] == gain.file_sha256(gain_file)
+    gain_bytes = len(mrcz.read_header(embedded).meta["gain_counts"]["gain"])
+    assert named.stat().st_size <= embedded.stat().st_size - gain_bytes + 200   # ~100 B record
+    # found in the folder above the movie, checked, bit-exact
+    back = tmp_path / "back.mrc"
+    assert main(["decompress", str(named), str(back), "--normalise"]) == 0
+    assert same_bits(mrcz.read(back), frames[20:40])
+    capsys.readouterr()
+    assert main(["info", str(named), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gain_reference"].endswith("gain.mrc (SHA-256 matches)")
+    # moved away from its gain: one line naming the gain file; --gain-ref finds it
+    away = tmp_path.parent / f"{tmp_path.name}-away"
+    away.mkdir()
+    moved = away / "named.mrcz"
+    named.rename(moved)
+    capsys.readouterr()
+    assert main(["decompress", str(moved), str(away / "b.mrc"), "--normalise"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "its gain reference gain.mrc (SHA-256" in err and "--gain-ref" in err
+    assert len(err.splitlines()) == 1 and not (away / "b.mrc").exists()
+    assert main(["info", str(moved)]) == 2
+    assert main(["decompress", str(moved), str(away / "b.mrc"), "--normalise",
+                 "--gain-ref", str(gain_file)]) == 0
+    # a different gain file of that name: refused, naming it
+    other = away / "gain.mrc"
+    result = gain.estimate(paths[:1], thresh=5)
+    gain.write_reference(other, result)
+    assert main(["decompress", str(moved), str(away / "c.mrc"), "--normalise"]) == 2
+    err = capsys.readouterr().err
+    assert f"{other}: SHA-256" in err and "a different gain reference" in err
+    assert not (away / "c.mrc").exists()

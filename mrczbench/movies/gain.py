@@ -675,13 +675,13 @@ def convert_source(name: str, open_frames: Callable[[], Iterator[np.ndarray]], c
         "counts_dtype": dtype.name,
         "shape": list(gain.shape),
         "unreliable_pixels": int(gain.size - np.count_nonzero(reliable)),
-        "unreliable_values": side,
     }
-    if reference is None:
+    if reference is None:   # key order kept: the metadata bytes are those of earlier versions
         section["gain"] = pack_array(gain)
         section["reliable"] = pack_array(np.packbits(reliable.reshape(-1)))
     else:
         section["gain_ref"] = dict(reference)
+    section["unreliable_values"] = side
     if any(ulps):
         section["ulps"] = ulps
         section["ulps_pixels"] = sum(int(np.count_nonzero(u)) for u in ulps if u)
