@@ -229,4 +229,28 @@ def test_gain_normalised_movies_convert_to_counts_and_verify(tmp_path, monkeypat
         assert header.file_bytes < frames[20 * i:20 * (i + 1)].nbytes / 2
         assert len(mrcz.read(out, verify=True)) == 20  # the per-frame checksums hold
     assert main(["verify", "G"]) == 0  # decoded x gain == the float32 input, bit for bit
-    # TIFF with a gain: tests/test_relion_tiff.py
+
+
+def test_convert_gain_names_one_gain_reference_for_the_run(tmp_path, monkeypatch):
+    from mrczbench.movies import gain
+    monkeypatch.chdir(tmp_path)
+    model = synthetic.make_model("gain-normalised", (40, 32), 1.45, seed=5, defects=6).prepare()
+    frames = synthetic.render_movie(model, 40)
+    (tmp_path / "float" / "a").mkdir(parents=True)
+    for i in range(2):
+        mrcz.write(tmp_path / f"float/a/m{i}.mrc", frames[20 * i:20 * (i + 1)])
+    gain.write_reference(tmp_path / "gain.mrc", gain.estimate(sorted((tmp_path / "float/a").glob("*.mrc")), thresh=10))
+    assert main(["convert", "float", "--out", "G", "--gain", "gain.mrc"]) == 0
+    assert gain.file_sha256(tmp_path / "G/gain.mrc") == gain.file_sha256(tmp_path / "gain.mrc")
+    assert (tmp_path / "G/gain_reliability.mrc").is_file()
+    section = mrcz.read_header(tmp_path / "G/float/a/m0.mrcz").meta["gain_counts"]
+    assert "gain" not in section and section["gain_ref"]["file"] == "gain.mrc"
+    assert main(["verify", "G"]) == 0          # finds G/gain.mrc above the outputs, checks it
+    assert main(["convert", "float", "--out", "E", "--gain", "gain.mrc", "--embed-gain"]) == 0
+    assert "gain" in mrcz.read_header(tmp_path / "E/float/a/m0.mrcz").meta["gain_counts"]
+    assert not (tmp_path / "E/gain.mrc").exists()
+    # another gain of that name already in --out: refused before anything is converted
+    (tmp_path / "X").mkdir()
+    (tmp_path / "X/gain.mrc").write_bytes(b"not this gain")
+    assert cli_exit(["convert", "float", "--out", "X", "--gain", "gain.mrc"]) == 2
+    assert not (tmp_path / "X/float").exists()

@@ -9,6 +9,7 @@ import pytest
 
 from mrczbench import mrcz
 from mrczbench.cli import main
+from mrczbench.errors import FormatError
 from mrczbench.formats import get_format
 from mrczbench.movies import gain, synthetic
 
@@ -273,3 +274,262 @@ def test_estimate_gain_options_are_checked_by_argtypes(tmp_path, capsys, option,
     one_error_line(capsys, ["estimate-gain", tmp_path / "m.mrc", "--out", tmp_path / "g.mrc",
                                   option, value], f"argument {option}: expected")
     assert not (tmp_path / "g.mrc").exists()
+
+
+# --- the branch-free update against RELION's rule, pixel by pixel ----------------------------
+
+def relion_rule(frames, thresh, tolerance=1e-4):
+    """TIFFConverter::estimate written out one pixel at a time (float32 arithmetic): the
+    oracle of the vectorised update."""
+    ny, nx = frames.shape[1:]
+    g = np.full(ny * nx, np.inf, np.float32)
+    c = np.full(ny * nx, -1, np.int64)
+    tol, lines = np.float32(tolerance), []
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for frame in frames:
+            changed = mismatch = negative = 0
+            for n, v in enumerate(frame.reshape(-1)):
+                if v < 0:
+                    negative += 1
+                    c[n] = -1
+                elif v > 0:
+                    if v < g[n]:
+                        g[n], c[n] = v, 0
+                        changed += 1
+                    elif abs(np.rint(v / g[n]) * g[n] - v) > tol:
+                        mismatch += 1
+                        c[n] = -1
+                    elif c[n] >= 0:
+                        c[n] += 1
+            lines.append((changed, mismatch, negative, int(np.count_nonzero(c < thresh))))
+    return g.reshape(ny, nx), c.reshape(ny, nx) >= thresh, c.reshape(ny, nx), lines
+
+
+EDGE_VALUES = np.array([0.0, -0.0, -1.0, np.nan, -np.nan, np.inf, -np.inf, 1e-45, 1e-38,
+                        3e38, 1.1, 2.2, 3.3000002, 0.55], np.float32)
+
+
+@pytest.mark.parametrize("seed,dose", [(0, 0.3), (1, 1.45), (2, 4.0), (3, 12.0)])
+def test_branch_free_update_is_relions_rule_bit_for_bit(seed, dose, monkeypatch):
+    model = synthetic.make_model("gain-normalised", (12, 10), dose, seed=seed, defects=6).prepare()
+    stack = synthetic.render_movie(model, 24).copy()
+    rng = np.random.default_rng(seed)
+    for frame in stack[::3]:   # edge values sprinkled over some pixels of every third frame
+        where = rng.choice(frame.size, 12, replace=False)
+        frame.reshape(-1)[where] = rng.choice(EDGE_VALUES, 12)
+    monkeypatch.setattr(gain, "BLOCK_PIXELS", 37)      # several blocks, the last one short
+    result = gain.estimate_stack(stack, stack.shape[1:], thresh=4)
+    g, reliable, c, lines = relion_rule(stack, 4)
+    assert same_bits(result.minimum, g)
+    assert np.array_equal(result.consistent, c)
+    assert np.array_equal(result.reliable, reliable)
+    assert [(s.changed, s.mismatch, s.negative, s.unreliable) for s in result.per_frame] == lines
+
+
+# --- conversion: one pass, blocks, non-finite values, the estimate's tolerance ---------------
+
+def plain_counts(frame, g, reliable):
+    """The conversion rule in plain numpy (one whole-frame expression per step)."""
+    v = frame.astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        k = np.rint(v / g)
+        exact = ((k * g).view(np.uint32) == v.view(np.uint32)) & np.isfinite(k)
+    keep = reliable & np.isfinite(k)
+    counts = np.where(keep, np.clip(np.where(keep, k, 0), -2.0 ** 31, 2.0 ** 31 - 128), 0)
+    return counts.astype(np.int32), v[~reliable], np.flatnonzero(reliable & ~exact)
+
+
+@pytest.mark.parametrize("seed,dose", [(0, 0.3), (1, 1.45), (2, 6.0)])
+def test_counter_matches_the_plain_rule(seed, dose, monkeypatch):
+    model = synthetic.make_model("gain-normalised", (14, 11), dose, seed=seed, defects=5).prepare()
+    stack = synthetic.render_movie(model, 12).copy()
+    rng = np.random.default_rng(seed)
+    for frame in stack[::2]:
+        frame.reshape(-1)[rng.choice(frame.size, 10, replace=False)] = rng.choice(EDGE_VALUES, 10)
+    est = gain.estimate_stack(stack[:8], stack.shape[1:], thresh=2)
+    monkeypatch.setattr(gain, "BLOCK_PIXELS", 29)
+    counter = gain.Counter(est.gain, est.reliable)
+    for frame in stack:
+        got = counter(frame)
+        counts, values, bad = plain_counts(frame, est.gain, est.reliable)
+        assert np.array_equal(got.counts, counts) and got.ulps is None
+        assert same_bits(got.unreliable_values, values)
+        assert got.mismatches.tolist() == bad.tolist()
+
+
+def test_inf_and_nan_at_a_reliable_pixel_are_mismatches_not_silent_zeros():
+    g = np.full((1, 3), np.float32(1.1))
+    frame = np.array([[np.inf, np.nan, 2 * np.float32(1.1)]], np.float32)
+    converted = gain.to_counts(frame, g, np.ones((1, 3), bool))
+    assert converted.mismatches.tolist() == [0, 1]       # 0 x gain would not give them back
+    assert converted.counts.tolist() == [[0, 0, 2]]
+
+
+def test_convert_source_converts_each_frame_once_when_the_counts_fit(frames):
+    est = gain.estimate_stack(frames, SHAPE, thresh=10)
+    g, reliable = gain.demote_mismatches(frames, est.gain, est.reliable)
+    opened, second = [], []
+
+    def open_frames():
+        opened.append(1)
+        return iter(frames)
+
+    outputs = []
+    for keep_bytes in (None, 0):
+        opened.clear()
+        dtype, section, counts = gain.convert_source("m", open_frames, len(frames), g, reliable,
+                                                     on_second_pass=lambda: second.append(1),
+                                                     keep_bytes=keep_bytes)
+        outputs.append((dtype, np.stack(list(counts))))
+        assert len(opened) == (1 if keep_bytes is None else 2)
+    assert len(second) == 1                      # only when the counts were not kept
+    assert outputs[0][0] == outputs[1][0] == np.int8
+    assert np.array_equal(outputs[0][1], outputs[1][1])
+    assert np.array_equal(outputs[0][1][:, reliable], np.rint(frames / g)[:, reliable])
+
+
+def float64_camera_movie(model, frames):
+    """What a camera that multiplies in float64 writes: float32(float64(gain) x count), 1 ulp
+    off float32(gain x count) for some counts."""
+    counts = np.rint(synthetic.render_movie(model, frames) / model.gain)
+    shift = np.random.default_rng(9).uniform(-0.4, 0.4, model.gain.shape)
+    exact_gain = model.gain * (1 + shift * 2.0 ** -24)     # between float32 neighbours
+    return (counts * exact_gain).astype(np.float32)
+
+
+def test_values_within_the_tolerance_are_kept_exactly_in_ulps(model):
+    movie = float64_camera_movie(model, 30)
+    est = gain.estimate_stack(movie, SHAPE, thresh=10)   # the estimate accepts the 1-ulp values
+    g, reliable = est.gain, est.reliable
+    strict = [gain.to_counts(f, g, reliable).mismatches.size for f in movie]
+    assert reliable.mean() > 0.9 and sum(strict) > 0   # bit-exact conversion refuses them
+    counter = gain.Counter(g, reliable, tolerance=est.tolerance)
+    for frame in movie:
+        converted = counter(frame)
+        assert converted.mismatches.size == 0
+        back = gain.apply(converted.counts, g, reliable, converted.unreliable_values,
+                          converted.ulps)
+        assert same_bits(back, frame)
+
+
+def test_threads_give_the_same_estimate(frames, monkeypatch):
+    monkeypatch.setattr(gain, "BLOCK_PIXELS", 101)
+    one = gain.estimate_stack(frames[:25], SHAPE, thresh=3)
+    three = gain.estimate_stack(frames[:25], SHAPE, thresh=3, threads=3)
+    assert same_bits(one.minimum, three.minimum)
+    assert np.array_equal(one.consistent, three.consistent)
+    assert [vars(s) for s in one.per_frame] == [vars(s) for s in three.per_frame]
+
+
+def test_contender_with_a_shared_gain_stores_only_counts_and_side_channel(frames):
+    stack = frames[:20]
+    shared = get_format("gain-counts", inner="mrcz", codec="zstd", level=1, gain="shared")
+    embedded = get_format("gain-counts", inner="mrcz", codec="zstd", level=1)
+    blob, again = shared.encode(stack), shared.encode(stack)   # the gain estimated once
+    assert blob == again and shared.label() == "counts mrcz zstd-1 shared gain"
+    assert same_bits(shared.decode(blob, stack.shape, stack.dtype), stack)
+    gain_bytes = len(gain.pack_array(np.ones(SHAPE, np.float32)))
+    assert len(blob) < len(embedded.encode(stack)) - gain_bytes // 2
+    from mrczbench.formats import counts as counts_module
+    counts_module._SESSION_GAINS.clear()
+    counts_module._SESSION_KEYS.clear()
+    with pytest.raises(FormatError, match="not known in this session"):
+        shared.decode(blob, stack.shape, stack.dtype)
+
+
+def test_too_few_frames_says_how_many_a_reliable_estimate_needs(frames):
+    few = gain.estimate_stack(frames[:8], SHAPE, thresh=50)
+    assert few.unreliable == few.minimum.size
+    text = gain.too_few_frames(few)
+    assert text.startswith(f"{few.minimum.size} of {few.minimum.size} pixels are unreliable "
+                           "after 8 frames")
+    needed = int(text.split("needs about ")[1].split()[0])
+    positive = np.mean(frames > 0)            # ~0.7 at 1.45 e/px/frame: ~80 frames for 50
+    assert 51 / positive <= needed <= 51 / positive * 1.6
+    assert gain.too_few_frames(gain.estimate_stack(frames, SHAPE, thresh=10)) is None
+    assert gain.frames_needed(1.0, 5) == 6 and gain.frames_needed(0.0, 5) is None
+
+
+# --- the command line: tolerance, too few frames, one ratio, a shared gain reference ----------
+
+def test_compress_accepts_what_the_estimate_accepted_and_keeps_it_exact(tmp_path, model, capsys):
+    movie = float64_camera_movie(model, 40)
+    path = tmp_path / "f64.mrc"
+    mrcz.write(path, movie, codec=None)
+    gain_file = tmp_path / "gain.mrc"
+    assert main(["estimate-gain", str(path), "--out", str(gain_file), "--thresh", "10"]) == 0
+    out = tmp_path / "f64.mrcz"
+    assert main(["compress", str(path), str(out), "--gain", str(gain_file)]) == 0
+    assert "within the estimate's tolerance kept exactly" in capsys.readouterr().out
+    section = mrcz.read_header(out).meta["gain_counts"]
+    assert section["lossless"] is True and section["version"] == 2 and section["ulps_pixels"] > 0
+    back = tmp_path / "back.mrc"
+    assert main(["decompress", str(out), str(back), "--normalise"]) == 0
+    assert same_bits(mrcz.read(back), movie)
+
+
+def test_estimate_gain_on_too_few_frames_says_how_many_it_needs(tmp_path, frames, capsys):
+    path = tmp_path / "short.mrc"
+    mrcz.write(path, frames[:8], codec=None)
+    assert main(["estimate-gain", str(path), "--out", str(tmp_path / "g.mrc")]) == 0
+    err = capsys.readouterr().err
+    assert f"{SHAPE[0] * SHAPE[1]} of {SHAPE[0] * SHAPE[1]} pixels are unreliable after 8 frames" in err
+    assert "--thresh 50 needs about" in err and "frames for 99 % of the pixels" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_one_ratio_for_a_counts_file(tmp_path, frames, capsys):
+    paths, gain_file, _ = estimate_cli(tmp_path, frames, capsys)
+    packed = tmp_path / "m.mrcz"
+    assert main(["compress", paths[0], str(packed), "--gain", str(gain_file)]) == 0
+    said = float(capsys.readouterr().out.split("ratio ")[1].split()[0])
+    assert main(["info", str(packed), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["raw_bytes"] == 20 * SHAPE[0] * SHAPE[1] * 4          # the float32 movie
+    assert round(info["ratio"], 3) == said == round(info["stored_bytes"] / info["raw_bytes"], 3)
+    assert main(["decompress", str(packed), str(tmp_path / "n.mrc"), "--normalise"]) == 0
+    back = float(capsys.readouterr().out.split("ratio ")[1].split()[0])
+    assert 1.0 <= back < 1.2      # the float32 movie written out: about its own size
+
+
+def test_a_gain_reference_is_named_not_stored_and_checked_on_read(tmp_path, frames, capsys):
+    paths, gain_file, _ = estimate_cli(tmp_path, frames, capsys)
+    embedded, named = tmp_path / "embedded.mrcz", tmp_path / "sub" / "named.mrcz"
+    named.parent.mkdir()
+    assert main(["compress", paths[1], str(embedded), "--gain", str(gain_file)]) == 0
+    assert main(["compress", paths[1], str(named), "--gain-ref", str(gain_file)]) == 0
+    assert "naming the gain reference" in capsys.readouterr().out
+    section = mrcz.read_header(named).meta["gain_counts"]
+    assert "gain" not in section and "reliable" not in section
+    assert section["gain_ref"]["file"] == "gain.mrc"
+    assert section["gain_ref"]["sha256"] == gain.file_sha256(gain_file)
+    gain_bytes = len(mrcz.read_header(embedded).meta["gain_counts"]["gain"])
+    assert named.stat().st_size <= embedded.stat().st_size - gain_bytes + 200   # ~100 B record
+    # found in the folder above the movie, checked, bit-exact
+    back = tmp_path / "back.mrc"
+    assert main(["decompress", str(named), str(back), "--normalise"]) == 0
+    assert same_bits(mrcz.read(back), frames[20:40])
+    capsys.readouterr()
+    assert main(["info", str(named), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gain_reference"].endswith("gain.mrc (SHA-256 matches)")
+    # moved away from its gain: one line naming the gain file; --gain-ref finds it
+    away = tmp_path.parent / f"{tmp_path.name}-away"
+    away.mkdir()
+    moved = away / "named.mrcz"
+    named.rename(moved)
+    capsys.readouterr()
+    assert main(["decompress", str(moved), str(away / "b.mrc"), "--normalise"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "its gain reference gain.mrc (SHA-256" in err and "--gain-ref" in err
+    assert len(err.splitlines()) == 1 and not (away / "b.mrc").exists()
+    assert main(["info", str(moved)]) == 2
+    assert main(["decompress", str(moved), str(away / "b.mrc"), "--normalise",
+                 "--gain-ref", str(gain_file)]) == 0
+    # a different gain file of that name: refused, naming it
+    other = away / "gain.mrc"
+    result = gain.estimate(paths[:1], thresh=5)
+    gain.write_reference(other, result)
+    assert main(["decompress", str(moved), str(away / "c.mrc"), "--normalise"]) == 2
+    err = capsys.readouterr().err
+    assert f"{other}: SHA-256" in err and "a different gain reference" in err
+    assert not (away / "c.mrc").exists()

@@ -46,9 +46,14 @@ def add_commands(sub) -> None:
                    "mrcz.read(verify=True) detect corrupted chunks")
     p.add_argument("--gain", metavar="GAIN.mrc", help="store gain-normalised float32 movies as "
                    "integer counts with this gain reference (from `mrczbench estimate-gain`), "
-                   "losslessly (a value off its gain fails that movie): MRCZ files carry their "
-                   "gain; TIFF is written as relion_convert_to_tiff --gain does, with one "
+                   "losslessly (a value off its gain fails that movie). MRCZ: each output names "
+                   "the gain reference by file name and SHA-256 instead of holding it, and the "
+                   "gain file (with its _reliability.mrc) is copied to the top of --out; TIFF: "
+                   "written as relion_convert_to_tiff --gain does, with one "
                    "DIR/gain-reference.mrc to give RELION as the gain reference")
+    p.add_argument("--embed-gain", action="store_true",
+                   help="with --gain, MRCZ: store the gain in every output instead (each file "
+                   "then stands alone, at ~0.07 of a 10-frame K2 movie per file)")
     add_eer_grouping(p)
     p.add_argument("--jobs", type=positive_int, help="movies converted at once (default: usable "
                    "cores, at most the number of movies)")
@@ -90,14 +95,21 @@ def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
         raise MrczbenchError(f"--level {level}: expected 1-9")
     if args.format != "mrcz":  # MRCZ-only options are refused, not silently dropped
         given = [option for option, value in (("--checksum", args.checksum),
-                                              ("--blocksize", args.blocksize is not None)) if value]
+                                              ("--blocksize", args.blocksize is not None),
+                                              ("--embed-gain", args.embed_gain)) if value]
         if given:
             raise MrczbenchError(f"{' and '.join(given)}: MRCZ only (TIFF has no per-frame "
-                                 f"checksums or blosc blocks); use --format mrcz or leave "
+                                 f"checksums, blosc blocks or embedded gain); use --format mrcz or leave "
                                  f"{'them' if len(given) > 1 else 'it'} out")
+    gain_ref = None   # the gain file's reference_record when outputs name it
     if args.gain:
         from mrczbench.movies import gain
         gain.read_reference(args.gain)  # a missing or bad gain file stops here, not per movie
+        if args.format == "mrcz" and not args.embed_gain:  # TIFF: gain-reference.mrc (run_convert)
+            gain_ref = gain.reference_record(args.gain)
+            _place_gain(Path(args.gain), Path(args.out), gain_ref)
+    elif args.embed_gain:
+        raise MrczbenchError("--embed-gain only applies with --gain")
     jobs = args.jobs or max(1, min(cores, count))
     threads = args.threads or max(1, cores // jobs)
     config = ({"format": "mrcz", "codec": args.codec, "level": level, "blocksize": args.blocksize,
@@ -107,8 +119,34 @@ def settings_from(args, cores: int, count: int) -> tuple[Settings, int]:
                     level=level, blocksize=args.blocksize, filter=args.filter,
                     compression=args.compression, tiff_level=level, threads=threads,
                     checksum=args.checksum, gain=str(Path(args.gain).resolve()) if args.gain else None,
-                    eer_grouping=args.eer_grouping,
-                    shard=inputs.parse_shard(args.shard), config={**config, "gain": args.gain}), jobs
+                    eer_grouping=args.eer_grouping, gain_ref=gain_ref,
+                    shard=inputs.parse_shard(args.shard),
+                    config={**config, "gain": args.gain,
+                            **({"gain_stored": "reference" if gain_ref else "embedded"}
+                               if args.gain and args.format == "mrcz" else {})}), jobs
+
+
+def _place_gain(gain_file: Path, out: Path, record: dict) -> None:
+    """The gain reference and its reliability map at the top of --out, where every output
+    finds them (gain.find_reference looks beside a movie and above). A file of that name
+    already there must be the same gain (SHA-256); it is never replaced."""
+    import shutil
+
+    from mrczbench.atomic import atomic_output
+    from mrczbench.movies import gain
+
+    out.mkdir(parents=True, exist_ok=True)
+    for source, digest in ((gain_file, record["sha256"]),
+                           (gain.reliability_path(gain_file), record["reliability_sha256"])):
+        target = out / source.name
+        if target.exists():
+            if gain.file_sha256(target) != digest:
+                raise MrczbenchError(f"{target}: exists and is not the gain reference {source} "
+                                     "(different SHA-256); the outputs would name the wrong "
+                                     "gain: use another --out or remove it")
+            continue
+        with open(source, "rb") as src, atomic_output(target) as dst:
+            shutil.copyfileobj(src, dst)
 
 
 def _todo(tasks, out: Path, only_unfinished: bool) -> tuple[list, list[dict], list]:

@@ -64,6 +64,12 @@ def add_commands(subparsers) -> None:
                           "gain reference (from `mrczbench estimate-gain`; its _reliability.mrc "
                           "beside it); unreliable pixels keep their float32 values, and "
                           "`decompress --normalise` gives the movie back bit-exactly")
+    compress.add_argument("--gain-ref", metavar="GAIN.mrc", default=None,
+                          help="as --gain, but the output names the gain reference (file name "
+                          "and SHA-256 of it and its _reliability.mrc) instead of holding it: "
+                          "one gain file per session, as RELION's gain-reference.mrc; "
+                          "`decompress --normalise` and `info` look for it beside the movie or in "
+                          "a folder above (or take --gain-ref) and check its SHA-256")
     compress.add_argument("--ignore-error", action="store_true",
                           help="with --gain: round values that are not exact multiples of their "
                           "reliable gain instead of stopping (the output is then NOT lossless)")
@@ -85,6 +91,10 @@ def add_commands(subparsers) -> None:
                             "by the stored gain (float32, bit-exact to the original movie); "
                             "without it a counts file decompresses to its integer counts and "
                             "keeps the gain in its metadata")
+    decompress.add_argument("--gain-ref", metavar="GAIN.mrc", default=None,
+                            help="with --normalise, for a file written by `compress --gain-ref`: "
+                            "its gain reference (default: the file it names, beside it or in a "
+                            "folder above); its SHA-256 must match")
     decompress.set_defaults(func=cmd_decompress)
 
     info = subparsers.add_parser(
@@ -97,6 +107,9 @@ def add_commands(subparsers) -> None:
     info.add_argument("--verify", action="store_true", help="also decode every frame and check "
                       "it against the per-frame SHA-256 stored by `compress --checksum`; exit 1 "
                       "on a mismatch")
+    info.add_argument("--gain-ref", metavar="GAIN.mrc", default=None,
+                      help="for a file written by `compress --gain-ref`: its gain reference "
+                      "(default: the file it names, beside it or in a folder above)")
     info.set_defaults(func=cmd_info)
 
 
@@ -104,12 +117,16 @@ def add_commands(subparsers) -> None:
 
 def cmd_compress(args) -> int:
     _check_output(args.input, args.output, compressed=True)
-    if args.gain:
+    if args.gain and args.gain_ref:
+        raise MrczbenchError("--gain and --gain-ref: give one (--gain stores the gain in the "
+                             "file, --gain-ref names a gain file kept beside the movies)")
+    if args.gain or args.gain_ref:
         from mrczbench.atomic import protect_inputs
-        protect_inputs([args.gain, gain.reliability_path(args.gain)], [args.output])
+        reference = args.gain or args.gain_ref
+        protect_inputs([reference, gain.reliability_path(reference)], [args.output])
         return _compress_counts(args)  # counts + gain + unreliable pixels (issue 11)
     if args.ignore_error:
-        raise MrczbenchError("--ignore-error only applies with --gain")
+        raise MrczbenchError("--ignore-error only applies with --gain or --gain-ref")
     source = open_input(args.input)
     frames = _warn_uint8(source.frames, "compress")
     # a counts file's gain section is binary: it travels only as msgpack
@@ -124,14 +141,20 @@ def cmd_compress(args) -> int:
 
 
 def _compress_counts(args) -> int:
-    """`mrczbench compress IN OUT.mrcz --gain GAIN.mrc [--ignore-error]`: integer counts, the
-    gain and the unreliable pixels' values (mrczbench.movies.gain)."""
+    """`mrczbench compress IN OUT.mrcz --gain|--gain-ref GAIN.mrc [--ignore-error]`: integer
+    counts and the unreliable pixels' values (mrczbench.movies.gain), with the gain (--gain)
+    or naming the gain reference by name and SHA-256 (--gain-ref)."""
+    gain_file = args.gain or args.gain_ref
     source = open_input(args.input)
-    gain_map, reliable = gain.read_reference(args.gain, _source_shape(args.input))
+    shape = _source_shape(args.input)
+    gain_map, reliable = gain.read_reference(gain_file, shape)
+    reference = gain.reference_record(gain_file) if args.gain_ref else None
     dtype, section, frames = gain.convert_source(
         str(args.input), lambda: open_input(args.input).frames, source.count, gain_map, reliable,
-        ignore_error=args.ignore_error)
-    section["gain_file"] = Path(args.gain).name
+        ignore_error=args.ignore_error, tolerance=gain.reference_tolerance(gain_file),
+        reference=reference)
+    if reference is None:
+        section["gain_file"] = Path(gain_file).name
     if dtype == np.uint8:
         print(f"mrczbench compress: warning: counts up to 255 are stored as uint8: {UINT8_WARNING}",
               file=sys.stderr, flush=True)
@@ -140,10 +163,14 @@ def _compress_counts(args) -> int:
     written = mrcz.write(args.output, frames, codec=args.codec, level=args.level,
                          threads=args.threads, blocksize=args.blocksize, filter=args.filter,
                          meta=meta, meta_format="msgpack", **source.microscope)
-    ratio = f", ratio {written / source.raw_bytes:.3f}" if source.raw_bytes else ""
-    print(f"{args.output}: {source.count} frames of {dtype.name} counts with the gain of "
-          f"{args.gain} ({section['unreliable_pixels']} unreliable pixels kept as float32), "
-          f"{written} bytes{ratio}")
+    movie = source.count * shape[0] * shape[1] * 4   # the float32 movie: movie_bytes
+    held = (f"naming the gain reference {gain_file} (SHA-256 {reference['sha256'][:16]})"
+            if reference else f"with the gain of {gain_file}")
+    moved = (f"; {section['ulps_pixels']} value(s) within the estimate's tolerance kept exactly"
+             if section.get("ulps_pixels") else "")
+    print(f"{args.output}: {source.count} frames of {dtype.name} counts {held} "
+          f"({section['unreliable_pixels']} unreliable pixels kept as float32{moved}), "
+          f"{written} bytes, ratio {written / movie:.3f} of the float32 movie")
     if section["changed_values"]:
         print(f"{args.output}: NOT LOSSLESS: --ignore-error rounded {section['changed_values']} "
               "value(s) that were not exact multiples of their reliable gain")
@@ -167,9 +194,11 @@ def cmd_decompress(args) -> int:
         if section is None:
             raise MrczbenchError(f"{args.input}: --normalise needs a file written by "
                                  "`mrczbench compress --gain` (this one holds no gain)")
-        frames = gain.normalised_frames(args.input, source.frames, section)
+        frames = gain.normalised_frames(args.input, source.frames, section, args.gain_ref)
         if meta:  # the output holds the float32 movie: the gain section no longer applies
             meta = {k: v for k, v in meta.items() if k != "gain_counts"} or None
+    elif args.gain_ref:
+        raise MrczbenchError("--gain-ref only applies with --normalise")
     elif meta and section is not None:
         meta_format = "msgpack"  # the counts keep their gain, in binary metadata
     written = mrcz.write(args.output, _progress(frames, source.count, "decompress"),
@@ -182,6 +211,15 @@ def cmd_decompress(args) -> int:
 def cmd_info(args) -> int:
     header = mrcz.read_header(_checked_mrc_path(Path(args.file)))
     summary = describe(header)
+    section = (header.meta or {}).get("gain_counts")
+    if isinstance(section, dict) and "gain_ref" in section:
+        from mrczbench.movies import gain
+
+        found = gain.find_reference(args.file, section["gain_ref"], args.gain_ref)
+        summary["gain_reference"] = f"{found} (SHA-256 matches)"
+    elif args.gain_ref:
+        raise MrczbenchError(f"{args.file}: --gain-ref applies to files written by "
+                             "`compress --gain-ref` (this one names no gain reference)")
     if args.verify:
         stored = mrcz.CHECKSUM_KEY in (header.meta or {})
         try:
@@ -230,8 +268,8 @@ def describe(header: mrcz.Header) -> dict:
         "filter": header.filter,
         "blocksize_bytes": header.blocksize,
         "stored_bytes": header.file_bytes,
-        "raw_bytes": header.raw_bytes,
-        "ratio": round(header.ratio, 6),
+        "raw_bytes": movie_bytes(header),
+        "ratio": round(header.file_bytes / movie_bytes(header), 6) if movie_bytes(header) else 0.0,
         "pixelsize_angstrom": [round(p, 6) for p in header.pixelsize],
         "voltage_kv": header.voltage,
         "c3_mm": header.C3,
@@ -245,6 +283,15 @@ def describe(header: mrcz.Header) -> dict:
         "content": _content(header.meta),
         "metadata": _summarised_meta(header.meta),
     }
+
+
+def movie_bytes(header: mrcz.Header) -> int:
+    """The uncompressed size of the movie a file holds, the denominator of every ratio
+    mrczbench prints: the pixels as stored, except for a counts file (compress --gain), whose
+    movie is the float32 one that decompress --normalise gives back (counts x gain)."""
+    if isinstance((header.meta or {}).get("gain_counts"), dict):
+        return int(np.prod(header.shape)) * 4
+    return header.raw_bytes
 
 
 def _content(meta) -> str:
@@ -296,8 +343,10 @@ def open_input(path: str | os.PathLike) -> Source:
         raise MrczbenchError(f"{path}: the input's dtype {movie.dtype} cannot be stored in "
                              "MRC(Z); it stores int8, uint8 (as mode 0), int16, uint16, "
                              "float32 and complex64")
-    return Source(movie.iter_frames(), movie.shape[0], movie.meta, movie.microscope,
-                  getattr(movie, "raw_bytes", movie.nbytes))
+    raw = getattr(movie, "raw_bytes", movie.nbytes)
+    if isinstance((movie.meta or {}).get("gain_counts"), dict):
+        raw = int(np.prod(movie.shape)) * 4   # a counts file holds the float32 movie (movie_bytes)
+    return Source(movie.iter_frames(), movie.shape[0], movie.meta, movie.microscope, raw)
 
 
 def _check_output(input_path, output_path, compressed: bool) -> None:

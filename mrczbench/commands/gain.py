@@ -75,4 +75,7 @@ def cmd_estimate_gain(args) -> int:
     print(f"{gain_file}: gain reference ({result.frames} frames, {len(result.movies_done)} movies,"
           f" {result.unreliable} of {result.minimum.size} pixels unreliable); {reliability}: "
           f"reliability map; state {state}")
+    warning = gain.too_few_frames(result)
+    if warning:
+        print(f"mrczbench estimate-gain: warning: {warning}", file=sys.stderr, flush=True)
     return 0

@@ -46,6 +46,7 @@ class Settings:
     checksum: bool = False                # per-frame SHA-256 inside MRCZ files
     gain: str | None = None               # gain reference: store gain-normalised float32 as counts
     eer_grouping: int = 32                # EER internal frames per fraction (RELION's --eer_grouping)
+    gain_ref: dict | None = None          # its reference_record: outputs name it, not hold it
     shard: tuple[int, int] | None = None
     config: dict = field(default_factory=dict)
 
@@ -83,10 +84,14 @@ def _write_counts(path: Path, movie, settings: Settings, digests: list[bytes]) -
     a value that is not an exact multiple of its reliable gain fails the movie."""
     from mrczbench.movies import gain
     reference, reliable = gain.read_reference(settings.gain, movie.shape[1:])
+    # the check pass hashes the frames; a second pass (counts too big to keep) hashes again
     _, section, counts = gain.convert_source(str(movie.path), lambda: _hashing(movie.iter_frames(), digests),
-                                             movie.shape[0], reference, reliable)
-    digests.clear()  # the check pass hashed the frames once already; the write pass hashes again
-    section["gain_file"] = Path(settings.gain).name
+                                             movie.shape[0], reference, reliable,
+                                             on_second_pass=digests.clear,
+                                             tolerance=gain.reference_tolerance(settings.gain),
+                                             reference=settings.gain_ref)
+    if settings.gain_ref is None:
+        section["gain_file"] = Path(settings.gain).name
     _write_mrcz(path, counts, movie.shape[0], settings, {gain.META_KEY: section})
 
 

@@ -42,7 +42,8 @@ def findings_table(results: LoadedResults):
     from mrczbench.analysis.findings import check_results
     found = check_results(results)
     return pd.DataFrame([{"claim (McLeod et al. 2017)": f.claim, "verdict": f.verdict,
-                          "evidence (numbers from these results)": f.evidence} for f in found])
+                          "evidence (numbers from these results)": f.evidence,
+                          "confidence": f.confidence} for f in found])
 
 
 # --- recommended defaults ----------------------------------------------------------------------

@@ -54,13 +54,14 @@ STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:
 table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;
 padding:2px 6px;text-align:right;vertical-align:top}th{background:#eee}
 td.text{text-align:left;min-width:8em;max-width:60em}td.bad{color:#b00;font-weight:bold}
-td.reproduced{color:#070;font-weight:bold}td.refuted{color:#b00;font-weight:bold}
+td.reproduced{color:#070;font-weight:bold}td.partly{color:#a60;font-weight:bold}
+td.refuted{color:#b00;font-weight:bold}
 img{max-width:100%;border:1px solid #ddd}figcaption{font-size:13px;color:#444}
 pre{overflow-x:auto;background:#f6f6f6;padding:0.6em;font-size:12px}
 .warn{color:#b00}.quick{background:#fee;border:2px solid #b00;padding:0.5em 1em;
 color:#b00;font-weight:bold}"""
 
-VERDICT_CLASSES = {"reproduced": "reproduced", "refuted": "refuted"}
+VERDICT_CLASSES = {"reproduced": "reproduced", "partly reproduced": "partly", "refuted": "refuted"}
 
 
 # --- text ------------------------------------------------------------------------------------
