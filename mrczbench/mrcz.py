@@ -56,7 +56,6 @@ matters; the format is left unchanged for compatibility.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import mmap
 import operator
@@ -320,28 +319,26 @@ def _frame_count(data) -> int | None:
     (an iterator: streamed)."""
     if isinstance(data, np.ndarray):
         return 1 if data.ndim == 2 else data.shape[0]
-    return len(data) if isinstance(data, (list, tuple)) else None
+    return len(data) if isinstance(data, (list, tuple, CountedFrames)) else None
 
 
 def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, frame_count):
-    """Compress frames in parallel (mrczbench.mrc.chunks.encode_frames) while this thread
-    writes the finished chunks in order; python-mrcz's quick statistics of frame 0."""
+    """Compress frames in parallel; the workers write each chunk at its offset (the sum of
+    the chunks before it) as soon as those are compressed (mrczbench.mrc.chunks.write_frames);
+    python-mrcz's quick statistics of frame 0. Leaves `f` positioned after the chunks."""
     first_stats = []
 
     def as_mode0(frames):
         for frame in frames:
             yield frame.view(np.int8) if frame.dtype == np.uint8 else frame
 
-    encoded = _chunks.encode_frames(as_mode0(frames), codec, level, filter_id, threads,
-                                    blocksize, frame_count=frame_count,
-                                    on_first=lambda frame: first_stats.append(
-                                        _hdr.quick_stats(frame)))
-    packed = nz = 0
-    with contextlib.closing(encoded):  # on an error, stop the workers now, not at GC time
-        for chunk in encoded:
-            f.write(chunk)
-            packed += len(chunk)
-            nz += 1
+    f.flush()
+    start = f.tell()
+    nz, packed = _chunks.write_frames(f.fileno(), start, as_mode0(frames), codec, level,
+                                      filter_id, threads, blocksize, frame_count=frame_count,
+                                      on_first=lambda frame: first_stats.append(
+                                          _hdr.quick_stats(frame)))
+    f.seek(start + packed)
     return nz, packed, first_stats[0]
 
 
