@@ -114,7 +114,9 @@ def _todo(tasks, out: Path, only_unfinished: bool) -> tuple[list, list[dict]]:
 
 
 def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
-    """Yield records as movies finish: in this process (1 job), a process pool, or Dask."""
+    """Yield records as movies finish: in this process (1 job), a process pool, or Dask. A
+    local job is told the movie it will likely take next (`jobs` further on), to read it ahead."""
+    ahead = [tasks[i + jobs].input if i + jobs < len(tasks) else None for i in range(len(tasks))]
     if scheduler:
         from distributed import Client, as_completed
         try:
@@ -122,18 +124,20 @@ def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
         except (OSError, TimeoutError, ValueError) as exc:
             raise MrczbenchError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
         with client:
+            # The scheduler picks which worker takes which movie: no read-ahead hint.
             futures = client.map(convert_one, tasks, settings=settings, pure=False)
             for future in as_completed(futures):
                 yield future.result()
         return
     if jobs == 1:
-        for task in tasks:
-            yield convert_one(task, settings)
+        for task, next_input in zip(tasks, ahead):
+            yield convert_one(task, settings, next_input)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(convert_one, task, settings) for task in tasks]
+        futures = [pool.submit(convert_one, task, settings, next_input)
+                   for task, next_input in zip(tasks, ahead)]
         try:
             for future in as_completed(futures):
                 yield future.result()

@@ -3,6 +3,11 @@ the result frame by frame and compare it with the input (SHA-256 per frame), and
 rename it into place and return its manifest record. The same function runs in a local
 process pool and on Dask workers, so it takes and returns plain picklable values.
 
+The stages overlap (hashlib, blosc and file I/O release the GIL): each frame is hashed in
+place (no copy) by a hashing thread while the next frame is read and earlier ones compress;
+the verification pass decodes frame i+1 while frame i is hashed; and the kernel is asked
+to read the next movie ahead (posix_fadvise WILLNEED) while this one converts.
+
 TIFF orientation: relion_convert_to_tiff writes each frame's rows bottom-up ("Have to flip
 the Y axis") because RELION flips TIFF along Y when reading; mrczbench writes TIFF the same
 way, so RELION sees the orientation of the MRC input, and flips back when verifying.
@@ -13,6 +18,8 @@ import hashlib
 import os
 import socket
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -49,11 +56,50 @@ def tiff_compression(settings: Settings, nx: int) -> str:
     return settings.compression
 
 
-def _hashing(frames: Iterator[np.ndarray], digests: list[bytes]) -> Iterator[np.ndarray]:
-    for frame in frames:
+def frame_sha256(frame: np.ndarray) -> bytes:
+    """SHA-256 of a frame's bytes as they lie in memory (C order), hashed in place: hashlib
+    takes the array's buffer (no copy) and releases the GIL while it hashes."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(frame).reshape(-1).view(np.uint8))).digest()
+
+
+class FrameHasher:
+    """Per-frame SHA-256 digests, in frame order, computed by one background thread while
+    the caller reads, compresses or decodes the next frames. At most `window` frames wait
+    to be hashed (the caller waits beyond that), so memory stays bounded."""
+
+    def __init__(self, window: int = 8):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="convert-hash")
+        self._pending: deque[Future] = deque()
+        self._digests: list[bytes] = []
+        self._window = window
+
+    def add(self, frame: np.ndarray) -> np.ndarray:
         frame = np.ascontiguousarray(frame)
-        digests.append(hashlib.sha256(frame.tobytes()).digest())
-        yield frame
+        self._pending.append(self._pool.submit(frame_sha256, frame))
+        while len(self._pending) > self._window:
+            self._digests.append(self._pending.popleft().result())
+        return frame
+
+    def hashing(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """The frames, each handed to the hasher as it passes."""
+        for frame in frames:
+            yield self.add(frame)
+
+    def digests(self) -> list[bytes]:
+        while self._pending:
+            self._digests.append(self._pending.popleft().result())
+        return self._digests
+
+    def clear(self) -> None:
+        self.digests().clear()
+
+    def __enter__(self) -> "FrameHasher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
 
 
 def _write_mrcz(path: Path, frames, count: int, settings: Settings, meta: dict | None = None) -> None:
@@ -63,14 +109,14 @@ def _write_mrcz(path: Path, frames, count: int, settings: Settings, meta: dict |
                checksum=settings.checksum, meta=meta, meta_format="msgpack" if meta else "json")
 
 
-def _write_counts(path: Path, movie, settings: Settings, digests: list[bytes]) -> None:
+def _write_counts(path: Path, movie, settings: Settings, hasher: FrameHasher) -> None:
     """A gain-normalised movie as integer counts + gain (mrczbench.movies.gain), losslessly:
     a value that is not an exact multiple of its reliable gain fails the movie."""
     from mrczbench.movies import gain
     reference, reliable = gain.read_reference(settings.gain, movie.shape[1:])
-    _, section, counts = gain.convert_source(str(movie.path), lambda: _hashing(movie.iter_frames(), digests),
+    _, section, counts = gain.convert_source(str(movie.path), lambda: hasher.hashing(movie.iter_frames()),
                                              movie.shape[0], reference, reliable)
-    digests.clear()  # the check pass hashed the frames once already; the write pass hashes again
+    hasher.clear()  # the check pass hashed the frames once already; the write pass hashes again
     section["gain_file"] = Path(settings.gain).name
     _write_mrcz(path, counts, movie.shape[0], settings, {gain.META_KEY: section})
 
@@ -105,8 +151,28 @@ def decoded_frames(path: Path, fmt: str) -> Iterator[np.ndarray]:
 
 
 def frame_digests(path: Path, fmt: str) -> list[bytes]:
-    return [hashlib.sha256(np.ascontiguousarray(f).tobytes()).digest()
-            for f in decoded_frames(path, fmt)]
+    """SHA-256 of each decoded frame; frame i is hashed while frame i+1 decodes."""
+    with FrameHasher() as hasher:
+        for frame in decoded_frames(path, fmt):
+            hasher.add(frame)
+        return hasher.digests()
+
+
+def read_ahead(path: str | None) -> None:
+    """Ask the kernel to start reading a file into the page cache in the background (the
+    next movie, while this one converts); a no-op where posix_fadvise is missing or fails."""
+    if not path or not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def checksum_of(digests: list[bytes]) -> str:
@@ -114,11 +180,13 @@ def checksum_of(digests: list[bytes]) -> str:
     return "sha256:" + hashlib.sha256(b"".join(digests)).hexdigest()
 
 
-def convert_one(task: Task, settings: Settings) -> dict:
-    """Convert, verify and rename one movie; a failure is a record with status 'failed'."""
+def convert_one(task: Task, settings: Settings, next_input: str | None = None) -> dict:
+    """Convert, verify and rename one movie; a failure is a record with status 'failed'.
+    `next_input`: the movie likely converted next here, read ahead meanwhile."""
     from mrczbench.atomic import atomic_path
     from mrczbench.movies.readers import open_movie
     started = time.perf_counter()
+    read_ahead(next_input)
     target = Path(settings.out) / task.relative
     record = {"input": task.input, "output": task.relative, "status": "failed", "error": None,
               "format": settings.format, "config": settings.config, "shard": settings.shard,
@@ -131,15 +199,15 @@ def convert_one(task: Task, settings: Settings) -> dict:
         if target.exists() and not target.is_file():
             raise MrczbenchError(f"{target} exists and is not a regular file")
         target.parent.mkdir(parents=True, exist_ok=True)
-        written: list[bytes] = []
-        with atomic_path(target) as tmp:
-            stream = _hashing(movie.iter_frames(), written)
+        with atomic_path(target) as tmp, FrameHasher(window=2 * settings.threads + 2) as hasher:
+            stream = hasher.hashing(movie.iter_frames())
             if settings.gain:
-                _write_counts(tmp, movie, settings, written)
+                _write_counts(tmp, movie, settings, hasher)
             elif settings.format == "mrcz":
                 _write_mrcz(tmp, stream, frames, settings)
             else:
                 _write_tiff(tmp, stream, settings, nx)
+            written = hasher.digests()
             if len(written) != frames:
                 raise MrczbenchError(f"{task.input}: header says {frames} frames, read {len(written)}")
             decoded = frame_digests(tmp, settings.format)

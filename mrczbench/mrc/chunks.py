@@ -336,6 +336,15 @@ def _run_units(frames, encoder: _FrameEncoder, on_first, wait_room, on_error) ->
             raise
 
     count = 0
+    if encoder.threads == 1:  # no pool: one thread compresses and writes, as python-mrcz
+        for index, frame in enumerate(frames):
+            if on_first is not None:
+                on_first(frame)
+                on_first = None
+            for fn, args in encoder.units(index, frame):
+                fn(*args)
+            count += 1
+        return count
     window = 2 * encoder.threads
     with ThreadPoolExecutor(max_workers=encoder.threads,
                             thread_name_prefix="mrcz-compress") as pool:
