@@ -34,9 +34,11 @@ Choices this module makes, on top of python-mrcz:
   only unpacks even widths correctly).
 - the label is b'MRCZ0.6.0': python-mrcz reads the format version from it (< 0.5 changes
   how it reads the file), and 0.6.0 is the python-mrcz format these files reproduce.
-- with threads > 1 the frames are compressed in parallel, one blosc thread per frame, so the
-  bytes do not depend on the thread count (blosc's own threads write blocks in completion
-  order, which makes python-mrcz's multi-threaded output vary from run to run).
+- with threads > 1 the frames are compressed in parallel (parts of frames, joined back
+  byte for byte, when there are fewer frames than threads), one blosc thread per call, and
+  the workers write the chunks at their offsets; so the bytes do not depend on the thread
+  count (blosc's own threads write blocks in completion order, which makes python-mrcz's
+  multi-threaded output vary from run to run).
 
 - mode 12 (float16) is read and written like the other modes (MRC2014's 2017 addition;
   mrcfile and IMOD read it, python-mrcz does not).

@@ -4,7 +4,10 @@ Public API (numcodecs-like), used by mrczbench.mrcz, the `mrcz` contender and th
 
 - `encode(frame, codec, level, filter, nthreads, blocksize)` -> bytes of one chunk;
   `encode_frames(frames, ...)` -> the chunks of a stream of frames, in order, compressed in
-  parallel (one blosc thread per frame, so the bytes do not depend on the thread count).
+  parallel; `write_frames(fd, start, frames, ...)` -> the same chunks written into a file by
+  the workers at prefix-summed offsets. One blosc thread per call, frames cut into parts
+  joined back byte for byte when there are fewer frames than threads, so the bytes are those
+  of one single-threaded call per frame whatever the thread count.
 - `chunk_table(source, start, end, count, frame_bytes, typesize, codec, name)` -> [(offset,
   cbytes)]: walks the 16-byte chunk headers of a file or buffer and checks each one against
   what the MRC header says (size, typesize, codec, filter flags).
@@ -133,7 +136,7 @@ def encode(frame: np.ndarray, codec: str, level: int, filter_id: int, nthreads: 
     """One frame (C-contiguous, little-endian) as one blosc1 chunk, typesize = itemsize.
     uint8 is stored as int8 (mode 0): the same bytes. With nthreads > 1 blosc1 stores the
     blocks in the order its threads finish them, so the bytes vary from call to call (the
-    pixels do not); `encode_split` gives one thread's bytes from several threads."""
+    pixels do not); `encode_part` + `join_parts` give one thread's bytes from several."""
     return _SETTINGS.compress(frame, frame.dtype.itemsize, level, codec, filter_id, nthreads,
                               blocksize)
 
@@ -143,15 +146,19 @@ def encode(frame: np.ndarray, codec: str, level: int, filter_id: int, nthreads: 
 # blosc1 compresses a chunk block by block, each block on its own (same codec call, same
 # shuffle, same maximum output), and stores: 16-byte header | bstarts (int32 offset of each
 # block) | the blocks' streams in block order. With one thread, compressing blocks a..b of a
-# frame as a chunk of their own (same forced blocksize) gives exactly the streams those blocks
-# have in the whole frame's chunk, so a frame can be cut into parts on block boundaries,
-# the parts compressed by different threads, and the chunk rebuilt byte for byte: the
-# streams concatenated and the bstarts shifted. Two things could make a part differ, and the
-# rebuild checks for both and falls back to one single-threaded call for that frame:
-# - blosc shrinks a block's output limit near the end of the buffer (nbytes + 16): the
-#   rebuild is used only when every chunk, part and whole, ends at least a block short of
-#   that limit, so no limit was ever shrunk (true for anything that compresses at all);
-# - a chunk stored uncompressed ("memcpyed") has no bstarts: any such part falls back.
+# frame as a chunk of their own (same blocksize argument, at least two whole blocks) gives
+# exactly the streams those blocks have in the whole frame's chunk, so a frame can be cut
+# into parts on block boundaries, the parts compressed by different threads, and the chunk
+# rebuilt byte for byte: the streams concatenated and the bstarts shifted. Three things could
+# make a part differ; the rebuild checks for each and falls back to one single-threaded call
+# for that frame:
+# - blosc shrinks a stream's output limit near the end of the buffer (nbytes + 16): the
+#   rebuild is used only when no stream of any chunk, part or whole, got less room than its
+#   raw size (`_output_limit_untouched`; always so for data that compresses);
+# - a chunk stored uncompressed ("memcpyed") has no bstarts: any such part falls back;
+# - a part whose block size (blosc recomputes it from the part's size) is not the frame's.
+# Not a guarantee blosc documents: tests/test_mrcz_parallel_write.py pins it for every codec,
+# filter, typesize and block size, on compressible, incompressible and borderline data.
 
 # Parts of a frame are at least this big (a blosc call costs a context and a codec state;
 # smaller parts would cost more than the balance they buy).
@@ -211,19 +218,15 @@ def join_parts(parts: list[bytes], nbytes: int, block: int) -> bytes | None:
     if sum(count for _, _, count in streams) != nblocks:
         return None
     total = CHUNK_HEADER_BYTES + 4 * nblocks + sum(len(p) - skip for p, skip, _ in streams)
-    out = bytearray(total)
-    out[:4] = parts[0][:4]  # version, codec version, flags, typesize
-    out[4:16] = struct.pack("<3I", nbytes, block, total)
-    starts = np.frombuffer(out, "<i4", nblocks, CHUNK_HEADER_BYTES)
+    starts, payloads = [], []
     at = CHUNK_HEADER_BYTES + 4 * nblocks
-    first = 0
     for part, skip, count in streams:
-        starts[first:first + count] = np.frombuffer(part, "<i4", count, CHUNK_HEADER_BYTES) - skip + at
-        out[at:at + len(part) - skip] = memoryview(part)[skip:]
+        starts.append(np.frombuffer(part, "<i4", count, CHUNK_HEADER_BYTES) - skip + at)
+        payloads.append(memoryview(part)[skip:])
         at += len(part) - skip
-        first += count
-    del starts  # release the export of `out` before it is turned into bytes
-    joined = bytes(out)
+    # version, codec version, flags, typesize | nbytes, blocksize, cbytes | bstarts | streams
+    joined = b"".join([parts[0][:4], struct.pack("<3I", nbytes, block, total),
+                       np.concatenate(starts).astype("<i4").tobytes(), *payloads])
     return joined if _output_limit_untouched(joined, parse_chunk_header(joined[:16])) else None
 
 
@@ -274,8 +277,8 @@ def parts_per_frame(threads: int, frame_count: int | None, frame_nbytes: int) ->
 class _FrameEncoder:
     """Compresses the frames of one stack as work units of a thread pool: whole frames, or
     parts of frames joined back into the single-threaded chunk (bytes independent of the
-    thread count). `encode_unit` runs in workers; `done(index, chunk)` is called by the worker
-    that finishes a frame's chunk."""
+    thread count). `units(index, frame)` gives the calls to run in workers; `done(index,
+    chunk)` is called by the worker that finishes a frame's chunk."""
 
     def __init__(self, codec, level, filter_id, threads, blocksize, frame_count, done):
         self.settings = (codec, level, filter_id)
