@@ -167,7 +167,8 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
             if blocksize is None:
                 blocksize = min(DEFAULT_BLOCK_CAP, (ny * nx) // threads)
             nz, packed, stats = _write_compressed(f, all_frames, codec, level, threads,
-                                                  blocksize, filter_id, _frame_count(data))
+                                                  blocksize, filter_id, _frame_count(data),
+                                                  isinstance(data, (np.ndarray, list, tuple)))
         header = _hdr.pack_mrcz_header(
             nx=nx, ny=ny, nz=nz, mode=mode, codec=codec, cell_pixel=cell_pixel, stats=stats,
             extended=extended, meta_format=meta_format, voltage=voltage, C3=C3, gain=gain,
@@ -324,7 +325,8 @@ def _frame_count(data) -> int | None:
     return len(data) if isinstance(data, (list, tuple, CountedFrames)) else None
 
 
-def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, frame_count):
+def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, frame_count,
+                      in_memory):
     """Compress frames in parallel; the workers write each chunk at its offset (the sum of
     the chunks before it) as soon as those are compressed (mrczbench.mrc.chunks.write_frames);
     python-mrcz's quick statistics of frame 0. Leaves `f` positioned after the chunks."""
@@ -338,6 +340,7 @@ def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, fr
     start = f.tell()
     nz, packed = _chunks.write_frames(f.fileno(), start, as_mode0(frames), codec, level,
                                       filter_id, threads, blocksize, frame_count=frame_count,
+                                      in_memory=in_memory,
                                       on_first=lambda frame: first_stats.append(
                                           _hdr.quick_stats(frame)))
     f.seek(start + packed)

@@ -324,11 +324,13 @@ class _FrameEncoder:
         self.done(index, joined)
 
 
-def _run_units(frames, encoder: _FrameEncoder, on_first, wait_room, on_error) -> int:
+def _run_units(frames, encoder: _FrameEncoder, on_first, wait_room, on_error,
+               inline: bool = False) -> int:
     """Feed the frames' work units to a pool of encoder.threads workers, at most 2 units
     per worker in flight, waiting for the first to finish (not the oldest: no worker idles
     behind a slow frame); `wait_room(index)` blocks until frame `index` may start, and a
-    worker's error goes to `on_error(exc)` at once (to wake it). Returns the number of
+    worker's error goes to `on_error(exc)` at once (to wake it). `inline`: no pool, the
+    calling thread does the work (1 thread, frames already in memory). Returns the number of
     frames; re-raises the first worker error."""
 
     def guarded(fn, *args):
@@ -339,7 +341,7 @@ def _run_units(frames, encoder: _FrameEncoder, on_first, wait_room, on_error) ->
             raise
 
     count = 0
-    if encoder.threads == 1:  # no pool: one thread compresses and writes, as python-mrcz
+    if inline:  # one thread compresses and writes, as python-mrcz: nothing to overlap
         for index, frame in enumerate(frames):
             if on_first is not None:
                 on_first(frame)
@@ -460,15 +462,18 @@ class _ChunkPlacer:
 
 def write_frames(fd: int, start: int, frames: Iterable[np.ndarray], codec: str, level: int,
                  filter_id: int, threads: int, blocksize: int, frame_count: int | None = None,
-                 on_first=None) -> tuple[int, int]:
+                 on_first=None, in_memory: bool = False) -> tuple[int, int]:
     """Compress `frames` (as `encode_frames`: the same bytes) and write the chunks back to
     back into the open file `fd` from byte `start`, each worker writing the chunks whose
-    offsets it completed (os.pwrite; the file's position is not used). Returns (frames,
-    chunk bytes)."""
+    offsets it completed (os.pwrite; the file's position is not used). `in_memory`: the
+    frames cost nothing to produce (an array), so at 1 thread the calling thread compresses
+    them itself; a stream (frames read or decoded as they come) keeps one compressing worker
+    beside the thread that produces them. Returns (frames, chunk bytes)."""
     placer = _ChunkPlacer(fd, start, room=2 * threads)
     encoder = _FrameEncoder(codec, level, filter_id, threads, blocksize, frame_count,
                             placer.done)
-    count = _run_units(frames, encoder, on_first, placer.wait_room, placer.fail)
+    count = _run_units(frames, encoder, on_first, placer.wait_room, placer.fail,
+                       inline=threads == 1 and in_memory)
     if placer.error is not None:
         raise placer.error
     return count, placer.end - start
