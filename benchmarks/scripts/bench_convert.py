@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     from mrczbench import mrcz
-    from mrczbench.bench.machine import usable_cores
+    from mrczbench.system import usable_cores
     from mrczbench.movies import synthetic
 
     cores = usable_cores()
