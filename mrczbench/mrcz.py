@@ -34,9 +34,11 @@ Choices this module makes, on top of python-mrcz:
   only unpacks even widths correctly).
 - the label is b'MRCZ0.6.0': python-mrcz reads the format version from it (< 0.5 changes
   how it reads the file), and 0.6.0 is the python-mrcz format these files reproduce.
-- with threads > 1 the frames are compressed in parallel, one blosc thread per frame, so the
-  bytes do not depend on the thread count (blosc's own threads write blocks in completion
-  order, which makes python-mrcz's multi-threaded output vary from run to run).
+- with threads > 1 the frames are compressed in parallel (parts of frames, joined back
+  byte for byte, when there are fewer frames than threads), one blosc thread per call, and
+  the workers write the chunks at their offsets; so the bytes do not depend on the thread
+  count (blosc's own threads write blocks in completion order, which makes python-mrcz's
+  multi-threaded output vary from run to run).
 
 - mode 12 (float16) is read and written like the other modes (MRC2014's 2017 addition;
   mrcfile and IMOD read it, python-mrcz does not).
@@ -56,7 +58,6 @@ matters; the format is left unchanged for compatibility.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import mmap
 import operator
@@ -166,7 +167,8 @@ def write(path: str | os.PathLike, data, codec: str | None = None, level: int = 
             if blocksize is None:
                 blocksize = min(DEFAULT_BLOCK_CAP, (ny * nx) // threads)
             nz, packed, stats = _write_compressed(f, all_frames, codec, level, threads,
-                                                  blocksize, filter_id, _frame_count(data))
+                                                  blocksize, filter_id, _frame_count(data),
+                                                  isinstance(data, (np.ndarray, list, tuple)))
         header = _hdr.pack_mrcz_header(
             nx=nx, ny=ny, nz=nz, mode=mode, codec=codec, cell_pixel=cell_pixel, stats=stats,
             extended=extended, meta_format=meta_format, voltage=voltage, C3=C3, gain=gain,
@@ -320,28 +322,28 @@ def _frame_count(data) -> int | None:
     (an iterator: streamed)."""
     if isinstance(data, np.ndarray):
         return 1 if data.ndim == 2 else data.shape[0]
-    return len(data) if isinstance(data, (list, tuple)) else None
+    return len(data) if isinstance(data, (list, tuple, CountedFrames)) else None
 
 
-def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, frame_count):
-    """Compress frames in parallel (mrczbench.mrc.chunks.encode_frames) while this thread
-    writes the finished chunks in order; python-mrcz's quick statistics of frame 0."""
+def _write_compressed(f, frames, codec, level, threads, blocksize, filter_id, frame_count,
+                      in_memory):
+    """Compress frames in parallel; the workers write each chunk at its offset (the sum of
+    the chunks before it) as soon as those are compressed (mrczbench.mrc.chunks.write_frames);
+    python-mrcz's quick statistics of frame 0. Leaves `f` positioned after the chunks."""
     first_stats = []
 
     def as_mode0(frames):
         for frame in frames:
             yield frame.view(np.int8) if frame.dtype == np.uint8 else frame
 
-    encoded = _chunks.encode_frames(as_mode0(frames), codec, level, filter_id, threads,
-                                    blocksize, frame_count=frame_count,
-                                    on_first=lambda frame: first_stats.append(
-                                        _hdr.quick_stats(frame)))
-    packed = nz = 0
-    with contextlib.closing(encoded):  # on an error, stop the workers now, not at GC time
-        for chunk in encoded:
-            f.write(chunk)
-            packed += len(chunk)
-            nz += 1
+    f.flush()
+    start = f.tell()
+    nz, packed = _chunks.write_frames(f.fileno(), start, as_mode0(frames), codec, level,
+                                      filter_id, threads, blocksize, frame_count=frame_count,
+                                      in_memory=in_memory,
+                                      on_first=lambda frame: first_stats.append(
+                                          _hdr.quick_stats(frame)))
+    f.seek(start + packed)
     return nz, packed, first_stats[0]
 
 

@@ -254,3 +254,49 @@ def test_convert_gain_names_one_gain_reference_for_the_run(tmp_path, monkeypatch
     (tmp_path / "X/gain.mrc").write_bytes(b"not this gain")
     assert cli_exit(["convert", "float", "--out", "X", "--gain", "gain.mrc"]) == 2
     assert not (tmp_path / "X/float").exists()
+
+
+def test_frames_are_hashed_in_place_with_the_manifest_s_digests():
+    # convert hashes each frame's buffer (no .tobytes() copy) in a background thread; the
+    # digests must stay those of the bytes as they lie in memory, in frame order.
+    import hashlib
+    import tracemalloc
+
+    from mrczbench.convert.job import FrameHasher, checksum_of, frame_sha256
+    rng = np.random.default_rng(7)
+    frames = [rng.poisson(1.0, (64, 80)).astype(np.int8), rng.random((30, 20)).astype(">f4"),
+              rng.integers(0, 60000, (50, 50)).astype(np.uint16)[::2, 1::3]]
+    for frame in frames:
+        assert frame_sha256(frame) == hashlib.sha256(np.ascontiguousarray(frame).tobytes()).digest()
+    big = np.zeros((4096, 4096), np.int8)
+    tracemalloc.start()
+    frame_sha256(big)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < big.nbytes // 16  # no copy of the 16 MiB frame
+    stream = [rng.poisson(1.0, (32, 32)).astype(np.int16) for _ in range(40)]
+    with FrameHasher(window=3) as hasher:
+        passed = list(hasher.hashing(iter(stream)))
+        digests = hasher.digests()
+    assert [p is s or np.array_equal(p, s) for p, s in zip(passed, stream)] == [True] * 40
+    assert digests == [hashlib.sha256(s.tobytes()).digest() for s in stream]
+    assert checksum_of(digests).startswith("sha256:")
+
+
+def test_manifest_checksum_is_the_input_s_and_read_ahead_is_harmless(tmp_path):
+    import hashlib
+
+    from mrczbench.convert.job import read_ahead
+    stacks = {name: movie(seed, frames=5, shape=(64, 64)) for seed, name in enumerate("ab")}
+    for name, stack in stacks.items():
+        mrcz.write(tmp_path / f"{name}.mrc", stack)
+    read_ahead(str(tmp_path / "missing.mrc"))  # a movie gone meanwhile: nothing happens
+    read_ahead(None)
+    # one job: converting a.mrc reads b.mrc ahead
+    assert main(["convert", str(tmp_path / "a.mrc"), str(tmp_path / "b.mrc"), "--out",
+                 str(tmp_path / "C"), "--jobs", "1"]) == 0
+    for record in manifest.records(tmp_path / "C"):
+        stack = stacks[Path(record["input"]).stem]
+        expected = hashlib.sha256(b"".join(hashlib.sha256(f.tobytes()).digest() for f in stack))
+        assert record["checksum"] == "sha256:" + expected.hexdigest()
+    assert main(["verify", str(tmp_path / "C")]) == 0

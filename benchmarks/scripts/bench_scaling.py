@@ -3,8 +3,14 @@
 Standalone: needs only numpy, blosc, blosc2, mrcz (python-mrcz) and mrczbench importable (no
 pandas or matplotlib), so it runs on a bare many-core machine with `PYTHONPATH=.`:
 
-    python benchmarks/scripts/bench_scaling.py --frames 60 --dir /dev/shm --json scaling.json
+    python benchmarks/scripts/bench_scaling.py --frames 60 --dir /dev/shm --profile --json scaling.json
     python benchmarks/scripts/bench_scaling.py --frames 10 --threads 1,16 --codecs zstd
+
+The first line is the many-core run of issue 29: it prints the efficiency tables, the stage
+profile, and the issue's targets at 16 threads (or the most threads measured up to the
+physical cores): zstd-1 write efficiency >= 0.8, lz4-1 write >= 50 % of the memory-copy
+ceiling, and a 10-frame stack (`--small-frames`, the first frames of the same stack, written
+by mrczbench in the same rounds) >= 0.9x the per-frame speed of the whole stack.
 
 For every thread count in 1, 2, 4, ... 2 x cores it times, interleaved round by round (the
 starting contender rotates, so none always follows the same neighbour):
@@ -22,9 +28,13 @@ disk is not what is measured).
 Serial fraction: from each measured speed-up S(t) the Karp-Flatt metric
 e(t) = (1/S - 1/t) / (1 - 1/t) estimates the serial fraction; Amdahl's law with the median e
 predicts S(16) and S(64) (`predicted` in the JSON). `--profile` adds a stage profile of one
-write and one read at 1 thread: time inside blosc calls versus everything else (allocation and
-page faults of the output, copies, the file write, the Python loop), from wrappers around
-`blosc.compress` and `blosc2.decompress2`, the calls mrczbench makes.
+write and one read at 1 thread: time inside blosc calls, inside `os.pwrite` (the chunk
+writes, which the kernel serialises per file: they overlap compression but cannot exceed
+the wall time), joining frame parts, and everything else (the serial part: the first frame's
+statistics, headers, the Python loop, allocation), from wrappers around `blosc.compress`,
+`blosc2.decompress2`, `os.pwrite` and `chunks.join_parts`, the calls mrczbench makes; and
+Amdahl's prediction for 16 threads from it: S(16) = wall / (serial + max(parallel / 16,
+pwrite)).
 """
 from __future__ import annotations
 
@@ -87,13 +97,15 @@ def make_stack(frames: int, shape: tuple[int, int], dose: float) -> np.ndarray:
 class Contenders:
     """The timed calls of one codec, level and thread count; each returns nothing."""
 
-    def __init__(self, stack, codec, level, folder: Path):
+    def __init__(self, stack, codec, level, folder: Path, small_frames: int = 10):
         import blosc
         import mrcz as pymrcz
         from mrczbench import mrcz
         self.blosc, self.pymrcz, self.mrcz = blosc, pymrcz, mrcz
         self.stack, self.codec, self.level = stack, codec, level
         self.ours = folder / f"ours-{codec}.mrcz"
+        self.small = stack[:small_frames]
+        self.ours_small = folder / f"ours-small-{codec}.mrcz"
         self.theirs = folder / f"theirs-{codec}.mrcz"
         self.out = np.empty_like(stack)
         self.out.fill(0)  # pre-faulted: the copy measures bandwidth, not page faults
@@ -105,6 +117,9 @@ class Contenders:
 
     def write_ours(self, t):
         self.mrcz.write(self.ours, self.stack, codec=self.codec, level=self.level, threads=t)
+
+    def write_ours_small(self, t):
+        self.mrcz.write(self.ours_small, self.small, codec=self.codec, level=self.level, threads=t)
 
     def write_theirs(self, t):
         self.pymrcz.writeMRC(self.stack, str(self.theirs), compressor=self.codec,
@@ -140,11 +155,12 @@ class Contenders:
 
 
 ROLES = {
-    "write": ("write_ours", "write_theirs", "compress_raw"),
+    "write": ("write_ours", "write_ours_small", "write_theirs", "compress_raw"),
     "read": ("read_ours", "read_theirs", "decompress_raw"),
     "copy": ("copy",),
 }
-LABELS = {"write_ours": "mrczbench", "write_theirs": "python-mrcz", "compress_raw": "raw blosc",
+LABELS = {"write_ours": "mrczbench", "write_ours_small": "mrczbench small",
+          "write_theirs": "python-mrcz", "compress_raw": "raw blosc",
           "read_ours": "mrczbench", "read_theirs": "python-mrcz", "decompress_raw": "raw blosc",
           "copy": "memcpy"}
 
@@ -175,15 +191,16 @@ def amdahl(serial: float, t: int) -> float:
     return 1 / (serial + (1 - serial) / t)
 
 
-def summarise(seconds: dict, raw_mib: float, threads: list[int]) -> dict:
+def summarise(seconds: dict, raw_mib: float, threads: list[int], small_mib: float) -> dict:
     table: dict = {}
     for role, names in seconds.items():
         for name, per_t in names.items():
-            base = raw_mib / statistics.median(per_t[threads[0]])
+            mib = small_mib if name == "write_ours_small" else raw_mib
+            base = mib / statistics.median(per_t[threads[0]])
             rows = {}
             serials = []
             for t in threads:
-                mibs = raw_mib / statistics.median(per_t[t])
+                mibs = mib / statistics.median(per_t[t])
                 speedup = mibs / base
                 rows[t] = {"mib_per_s": mibs, "speedup": speedup,
                            "efficiency": speedup / (t / threads[0])}
@@ -201,38 +218,77 @@ def summarise(seconds: dict, raw_mib: float, threads: list[int]) -> dict:
 
 
 def stage_profile(c: Contenders) -> dict:
-    """One write and one read at 1 thread: seconds inside blosc calls vs the rest."""
+    """One write and one read at 1 thread: seconds inside blosc calls, os.pwrite and
+    chunks.join_parts vs the rest, and Amdahl's prediction for 16 threads."""
     import blosc
     import blosc2
-    inside = {"t": 0.0, "calls": 0}
+    from mrczbench.mrc import chunks
+    inside = {}
     lock = threading.Lock()
 
-    def timed(fn):
+    def timed(fn, stage):
         def wrapper(*args, **kwargs):
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
                 with lock:
-                    inside["t"] += time.perf_counter() - t0
-                    inside["calls"] += 1
+                    seconds, calls = inside.get(stage, (0.0, 0))
+                    inside[stage] = (seconds + time.perf_counter() - t0, calls + 1)
         return wrapper
 
-    originals = (blosc.compress, blosc2.decompress2, blosc.decompress)
+    originals = (blosc.compress, blosc2.decompress2, blosc.decompress, os.pwrite,
+                 chunks.join_parts)
     result = {}
     try:
-        blosc.compress, blosc2.decompress2, blosc.decompress = (timed(f) for f in originals)
+        blosc.compress = timed(originals[0], "blosc")
+        blosc2.decompress2 = timed(originals[1], "blosc")
+        blosc.decompress = timed(originals[2], "blosc")
+        os.pwrite = timed(originals[3], "pwrite")
+        chunks.join_parts = timed(originals[4], "join")
         for label, call in (("write", c.write_ours), ("read", c.read_ours)):
-            inside.update(t=0.0, calls=0)
+            inside.clear()
             t0 = time.perf_counter()
             call(1)
             wall = time.perf_counter() - t0
-            result[label] = {"wall_s": wall, "inside_blosc_s": inside["t"],
-                             "outside_blosc_s": wall - inside["t"], "blosc_calls": inside["calls"],
-                             "outside_fraction": (wall - inside["t"]) / wall if inside["calls"] else None}
+            blosc_s, calls = inside.get("blosc", (0.0, 0))
+            pwrite_s = inside.get("pwrite", (0.0, 0))[0]
+            join_s = inside.get("join", (0.0, 0))[0]
+            serial = wall - blosc_s - pwrite_s - join_s
+            parallel = blosc_s + join_s
+            predicted = wall / (serial + max((parallel + pwrite_s) / 16, pwrite_s))
+            result[label] = {"wall_s": wall, "inside_blosc_s": blosc_s, "pwrite_s": pwrite_s,
+                             "join_s": join_s, "serial_s": serial, "blosc_calls": calls,
+                             "outside_fraction": (wall - blosc_s) / wall if calls else None,
+                             "serial_fraction": serial / wall,
+                             "predicted_speedup_16": predicted,
+                             "predicted_efficiency_16": predicted / 16}
     finally:
-        blosc.compress, blosc2.decompress2, blosc.decompress = originals
+        (blosc.compress, blosc2.decompress2, blosc.decompress, os.pwrite,
+         chunks.join_parts) = originals
     return result
+
+
+def targets(table: dict, threads: list[int], cores: int) -> list[str]:
+    """Issue 29's many-core targets at 16 threads (or the most threads <= physical cores)."""
+    usable = [t for t in threads if t <= max(cores, 1)]
+    t = 16 if 16 in threads else (usable[-1] if usable else threads[-1])
+    lines = []
+    write = table.get("write", {})
+    ours, small = write.get("mrczbench"), write.get("mrczbench small")
+    if ours:
+        eff = ours["by_threads"][t]["efficiency"]
+        lines.append(f"write efficiency at {t} threads {eff:.2f} (target >= 0.8 for zstd-1)")
+        copy = table.get("copy", {}).get("memcpy")
+        if copy:
+            share = ours["by_threads"][t]["mib_per_s"] / copy["by_threads"][t]["mib_per_s"]
+            lines.append(f"write at {t} threads = {100 * share:.0f} % of the memory-copy "
+                         f"ceiling (target >= 50 % for lz4-1)")
+        if small:
+            ratio = small["by_threads"][t]["mib_per_s"] / ours["by_threads"][t]["mib_per_s"]
+            lines.append(f"small stack / whole stack per-frame speed at {t} threads "
+                         f"{ratio:.2f} (target >= 0.9)")
+    return lines
 
 
 def print_table(table: dict, threads: list[int]) -> None:
@@ -254,6 +310,8 @@ def print_table(table: dict, threads: list[int]) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--small-frames", type=int, default=10,
+                   help="frames of the small stack written beside the whole one (default 10)")
     p.add_argument("--shape", type=int, nargs=2, default=(3838, 3710), metavar=("NY", "NX"))
     p.add_argument("--dose", type=float, default=1.0, help="e/px/frame (default 1)")
     p.add_argument("--codecs", default="zstd,lz4")
@@ -283,9 +341,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         for codec in args.codecs.split(","):
             log(f"{codec}-{args.level}: compressing reference chunks")
-            c = Contenders(stack, codec, args.level, Path(folder))
+            c = Contenders(stack, codec, args.level, Path(folder), args.small_frames)
             seconds = measure(c, threads, args.rounds, lambda m: log(f"{codec}: {m}"))
-            table = summarise(seconds, raw_mib, threads)
+            table = summarise(seconds, raw_mib, threads, c.small.nbytes / MIB)
             entry = {"table": table, "samples_s": {role: {LABELS[n]: {str(t): v for t, v in per.items()}
                                                           for n, per in names.items()}
                                                    for role, names in seconds.items()}}
@@ -295,13 +353,20 @@ def main(argv=None) -> int:
             print(f"\n=== {codec} level {args.level}, {args.frames} frames "
                   f"({raw_mib:,.0f} MiB raw), files in {folder}")
             print_table(table, threads)
+            entry["targets"] = targets(table, threads, physical_cores())
+            for line in entry["targets"]:
+                print(f"  {codec}-{args.level}: {line}")
             if args.profile:
                 for label, prof in entry["stage_profile"].items():
                     frac = prof["outside_fraction"]
                     print(f"  stage profile {label} at 1 thread: {prof['wall_s']:.3f} s wall, "
                           f"{prof['inside_blosc_s']:.3f} s inside {prof['blosc_calls']} blosc calls"
-                          + (f", {100 * frac:.1f} % outside blosc" if frac is not None else
-                             " (no blosc calls seen: wrappers not on mrczbench's call path)"))
+                          + (f" ({100 * frac:.1f} % outside blosc)" if frac is not None else
+                             " (no blosc calls seen: wrappers not on mrczbench's call path)")
+                          + f", {prof['pwrite_s']:.3f} s in pwrite, {prof['join_s']:.3f} s joining "
+                          f"parts, {prof['serial_s']:.3f} s serial ({100 * prof['serial_fraction']:.1f} %)"
+                          f" -> Amdahl at 16 threads: speed-up {prof['predicted_speedup_16']:.1f}, "
+                          f"efficiency {prof['predicted_efficiency_16']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
         log(f"wrote {args.json}")

@@ -192,24 +192,28 @@ def check_scheduler(scheduler: str) -> None:
 
 
 def _run_tasks(tasks, settings: Settings, jobs: int, scheduler: str | None):
-    """Yield records as movies finish: in this process (1 job), a process pool, or Dask."""
+    """Yield records as movies finish: in this process (1 job), a process pool, or Dask. A
+    local job is told the movie it will likely take next (`jobs` further on), to read it ahead."""
+    ahead = [tasks[i + jobs].input if i + jobs < len(tasks) else None for i in range(len(tasks))]
     if scheduler:
         from distributed import as_completed
         from mrczbench.convert.workers import dask_client
         with dask_client(scheduler) as client:
+            # the scheduler picks which worker takes which movie: no read-ahead hint
             futures = client.map(convert_one, tasks, settings=settings, pure=False)
             for future in as_completed(futures):
                 yield future.result()
         return
     if jobs == 1:
-        for task in tasks:
-            yield convert_one(task, settings)
+        for task, next_input in zip(tasks, ahead):
+            yield convert_one(task, settings, next_input)
         return
     from concurrent.futures import as_completed
     from mrczbench.convert.workers import Pool
     pool = Pool(jobs)  # workers die with this process: none renames a movie it cannot record
     try:
-        futures = [pool.submit(convert_one, task, settings) for task in tasks]
+        futures = [pool.submit(convert_one, task, settings, next_input)
+                   for task, next_input in zip(tasks, ahead)]
         for future in as_completed(futures):
             yield future.result()
     except BaseException:  # Ctrl-C, an error: movies in flight are abandoned, not finished unrecorded

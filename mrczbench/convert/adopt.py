@@ -4,24 +4,22 @@ done, `"adopted": true`) when its decoded frames match the input's frame for fra
 it is refused as before, since a file this tool may not have written is never overwritten."""
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import time
 from pathlib import Path
 
-import numpy as np
-
+from mrczbench.argtypes import EER_GROUPING
 from mrczbench.convert.inputs import Task
-from mrczbench.convert.job import GAIN_REFERENCE, Settings, checksum_of, frame_digests
+from mrczbench.convert.job import GAIN_REFERENCE, Settings, checksum_of, frame_digests, frame_sha256
 from mrczbench.errors import MrczbenchError
 
 
-def input_digests(path: str) -> tuple[object, list[bytes]]:
+def input_digests(path: str, eer_grouping: int = EER_GROUPING) -> tuple[object, list[bytes]]:
     """The opened movie and the SHA-256 of each of its frames (what `convert_one` records)."""
     from mrczbench.movies.readers import open_movie
-    movie = open_movie(path)
-    return movie, [hashlib.sha256(np.ascontiguousarray(f).tobytes()).digest() for f in movie.iter_frames()]
+    movie = open_movie(path, eer_grouping=eer_grouping)
+    return movie, [frame_sha256(f) for f in movie.iter_frames()]
 
 
 def adopt(task: Task, settings: Settings) -> dict:
@@ -35,7 +33,7 @@ def adopt(task: Task, settings: Settings) -> dict:
     refused = (f"{target} exists and is not in this folder's manifest, and its content differs "
                f"from the input (not written by mrczbench convert?): remove it or use another --out")
     try:
-        movie, digests = input_digests(task.input)
+        movie, digests = input_digests(task.input, settings.eer_grouping)
         frames, ny, nx = movie.shape
         record.update(frames=frames, ny=ny, nx=nx, dtype=movie.dtype.name,
                       input_bytes=os.path.getsize(task.input), raw_bytes=movie.nbytes)

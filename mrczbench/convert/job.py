@@ -3,6 +3,11 @@ the result frame by frame and compare it with the input (SHA-256 per frame), and
 rename it into place and return its manifest record. The same function runs in a local
 process pool and on Dask workers, so it takes and returns plain picklable values.
 
+The stages overlap (hashlib, blosc and file I/O release the GIL): each frame is hashed in
+place (no copy) by a hashing thread while the next frame is read and earlier ones compress;
+the verification pass decodes frame i+1 while frame i is hashed; and the kernel is asked
+to read the next movie ahead (posix_fadvise WILLNEED) while this one converts.
+
 TIFF pages as relion_convert_to_tiff writes them (src/tiff_converter.h,
 write_tiff_one_page): one page per frame with no ImageDescription (so tifffile, libtiff and
 RELION all read one series of every page), the whole frame in one strip, RELION's sample
@@ -19,7 +24,9 @@ import hashlib
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -65,11 +72,50 @@ def pixel_size_of(movie) -> float | None:
     return float(size) if size and size > 0 else None
 
 
-def _hashing(frames: Iterator[np.ndarray], digests: list[bytes]) -> Iterator[np.ndarray]:
-    for frame in frames:
+def frame_sha256(frame: np.ndarray) -> bytes:
+    """SHA-256 of a frame's bytes as they lie in memory (C order), hashed in place: hashlib
+    takes the array's buffer (no copy) and releases the GIL while it hashes."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(frame).reshape(-1).view(np.uint8))).digest()
+
+
+class FrameHasher:
+    """Per-frame SHA-256 digests, in frame order, computed by one background thread while
+    the caller reads, compresses or decodes the next frames. At most `window` frames wait
+    to be hashed (the caller waits beyond that), so memory stays bounded."""
+
+    def __init__(self, window: int = 8):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="convert-hash")
+        self._pending: deque[Future] = deque()
+        self._digests: list[bytes] = []
+        self._window = window
+
+    def add(self, frame: np.ndarray) -> np.ndarray:
         frame = np.ascontiguousarray(frame)
-        digests.append(hashlib.sha256(frame.tobytes()).digest())
-        yield frame
+        self._pending.append(self._pool.submit(frame_sha256, frame))
+        while len(self._pending) > self._window:
+            self._digests.append(self._pending.popleft().result())
+        return frame
+
+    def hashing(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """The frames, each handed to the hasher as it passes."""
+        for frame in frames:
+            yield self.add(frame)
+
+    def digests(self) -> list[bytes]:
+        while self._pending:
+            self._digests.append(self._pending.popleft().result())
+        return self._digests
+
+    def clear(self) -> None:
+        self.digests().clear()
+
+    def __enter__(self) -> "FrameHasher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
 
 
 def _write_mrcz(path: Path, frames, count: int, settings: Settings, meta: dict | None = None) -> None:
@@ -79,15 +125,15 @@ def _write_mrcz(path: Path, frames, count: int, settings: Settings, meta: dict |
                checksum=settings.checksum, meta=meta, meta_format="msgpack" if meta else "json")
 
 
-def _write_counts(path: Path, movie, settings: Settings, digests: list[bytes]) -> None:
+def _write_counts(path: Path, movie, settings: Settings, hasher: FrameHasher) -> None:
     """A gain-normalised movie as integer counts + gain (mrczbench.movies.gain), losslessly:
     a value that is not an exact multiple of its reliable gain fails the movie."""
     from mrczbench.movies import gain
     reference, reliable = gain.read_reference(settings.gain, movie.shape[1:])
     # the check pass hashes the frames; a second pass (counts too big to keep) hashes again
-    _, section, counts = gain.convert_source(str(movie.path), lambda: _hashing(movie.iter_frames(), digests),
+    _, section, counts = gain.convert_source(str(movie.path), lambda: hasher.hashing(movie.iter_frames()),
                                              movie.shape[0], reference, reliable,
-                                             on_second_pass=digests.clear,
+                                             on_second_pass=hasher.clear,
                                              tolerance=gain.reference_tolerance(settings.gain),
                                              reference=settings.gain_ref)
     if settings.gain_ref is None:
@@ -127,14 +173,14 @@ def write_gain_reference(out: Path, gain_path: str) -> Path:
     return target
 
 
-def _write_counts_tiff(path: Path, movie, settings: Settings, digests: list[bytes]) -> None:
+def _write_counts_tiff(path: Path, movie, settings: Settings, hasher: FrameHasher) -> None:
     """A gain-normalised movie as RELION's TIFF counts (mrczbench.movies.gain.relion_pages)
     beside OUT/gain-reference.mrc."""
     from mrczbench.movies import gain
     reference, reliable = gain.read_reference(settings.gain, movie.shape[1:])
-    _, pages = gain.relion_pages(str(movie.path), lambda: _hashing(movie.iter_frames(), digests),
+    _, pages = gain.relion_pages(str(movie.path), lambda: hasher.hashing(movie.iter_frames()),
                                  movie.shape[0], reference, reliable)
-    digests.clear()  # the check pass hashed the frames once already; the write pass hashes again
+    hasher.clear()  # the check pass hashed the frames once already; the write pass hashes again
     _write_tiff(path, pages, tiff_compression(settings, movie.shape[2]), settings.tiff_level,
                 pixel_size_of(movie))
 
@@ -161,8 +207,28 @@ def decoded_frames(path: Path, fmt: str, gain_reference: Path | None = None) -> 
 
 
 def frame_digests(path: Path, fmt: str, gain_reference: Path | None = None) -> list[bytes]:
-    return [hashlib.sha256(np.ascontiguousarray(f).tobytes()).digest()
-            for f in decoded_frames(path, fmt, gain_reference)]
+    """SHA-256 of each decoded frame; frame i is hashed while frame i+1 decodes."""
+    with FrameHasher() as hasher:
+        for frame in decoded_frames(path, fmt, gain_reference):
+            hasher.add(frame)
+        return hasher.digests()
+
+
+def read_ahead(path: str | None) -> None:
+    """Ask the kernel to start reading a file into the page cache in the background (the
+    next movie, while this one converts); a no-op where posix_fadvise is missing or fails."""
+    if not path or not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def checksum_of(digests: list[bytes]) -> str:
@@ -183,11 +249,13 @@ def check_inside(target: Path, out: Path) -> None:
                                  f"(to {path.resolve()}); refusing to write through it")
 
 
-def convert_one(task: Task, settings: Settings) -> dict:
-    """Convert, verify and rename one movie; a failure is a record with status 'failed'."""
+def convert_one(task: Task, settings: Settings, next_input: str | None = None) -> dict:
+    """Convert, verify and rename one movie; a failure is a record with status 'failed'.
+    `next_input`: the movie likely converted next here, read ahead meanwhile."""
     from mrczbench.atomic import atomic_path
     from mrczbench.movies.readers import open_movie
     started = time.perf_counter()
+    read_ahead(next_input)
     target = Path(settings.out) / task.relative
     record = {"input": task.input, "output": task.relative, "status": "failed", "error": None,
               "format": settings.format, "config": settings.config, "shard": settings.shard,
@@ -201,21 +269,21 @@ def convert_one(task: Task, settings: Settings) -> dict:
         if target.exists() and not target.is_file():
             raise MrczbenchError(f"{target} exists and is not a regular file")
         target.parent.mkdir(parents=True, exist_ok=True)
-        written: list[bytes] = []
         reference = None
-        with atomic_path(target) as tmp:
-            stream = _hashing(movie.iter_frames(), written)
+        with atomic_path(target) as tmp, FrameHasher(window=2 * settings.threads + 2) as hasher:
+            stream = hasher.hashing(movie.iter_frames())
             if settings.gain and settings.format == "tiff":
                 reference = Path(settings.out) / GAIN_REFERENCE
                 record["gain_reference"] = GAIN_REFERENCE
-                _write_counts_tiff(tmp, movie, settings, written)
+                _write_counts_tiff(tmp, movie, settings, hasher)
             elif settings.gain:
-                _write_counts(tmp, movie, settings, written)
+                _write_counts(tmp, movie, settings, hasher)
             elif settings.format == "mrcz":
                 _write_mrcz(tmp, stream, frames, settings)
             else:
                 _write_tiff(tmp, stream, tiff_compression(settings, nx, movie.kind == "eer"),
                             settings.tiff_level, pixel_size_of(movie))
+            written = hasher.digests()
             if len(written) != frames:
                 raise MrczbenchError(f"{task.input}: header says {frames} frames, read {len(written)}")
             decoded = frame_digests(tmp, settings.format, reference)
