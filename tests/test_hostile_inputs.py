@@ -86,6 +86,17 @@ def test_a_spec_too_big_for_memory_or_disk_is_refused_before_any_work(tmp_path, 
     assert not cache.exists() or not any(cache.glob("*.mrcz"))
 
 
+def test_a_suite_with_a_stack_too_big_for_memory_is_refused_before_it_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    spec = spec_file(tmp_path, shape=[100000, 100000])  # a named spec, not the suite's fields
+    (tmp_path / "big.toml").write_text(
+        f'ops = ["encode"]\nrepeats = 1\n[dataset]\nname = "{spec}"\n'
+        '[format]\nformat = "mrcz"\ncodec = "lz4"\n')
+    one_line_exit_2(["run", "--suite", "big.toml", "--out", "R", "--no-progress"], capsys,
+                    "of memory", "smaller")
+    assert not any((tmp_path / "R").glob("*.jsonl")) if (tmp_path / "R").exists() else True
+
+
 @pytest.mark.parametrize("command", ["formats", "suites", "datasets"])
 def test_a_command_without_its_subcommand_is_one_line(command, capsys):
     with pytest.raises(SystemExit) as exc:

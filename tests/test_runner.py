@@ -508,10 +508,10 @@ def test_a_timed_out_case_leaves_no_command_line_compressor_running(tmp_path):
     suite = tmp_path / "slow.toml"
     suite.write_text(text)
     # generate the dataset first so the case's time goes to xz (about 8 s of xz -9 here)
-    from mrczbench.bench.measure import _dataset_spec
+    from mrczbench.bench.measure import dataset_spec
     from mrczbench.movies.datasets import load_stack
     case = load_suite(suite).cases()[0]
-    load_stack(_dataset_spec(case.dataset), tmp_path / "cache", progress=False)
+    load_stack(dataset_spec(case.dataset), tmp_path / "cache", progress=False)
 
     seen, stop = {}, threading.Event()
 

@@ -402,7 +402,7 @@ def _load_stack(dataset: dict[str, Any], cache_dir: str | None):
             stack = stack[None]
         return stack, {"dataset": dataset["name"], "dataset_kind": "user", "dose": None}
     from mrczbench.movies.datasets import load_stack
-    spec = _dataset_spec(dataset)
+    spec = dataset_spec(dataset)
     # progress=False: the worker's stderr would break the main process's progress line
     stack = load_stack(spec, cache_dir, progress=False)
     name = dataset.get("name") or synthetic_name(dataset)
@@ -425,7 +425,7 @@ def read_subset(movie, frames: int | None, shape: list[int] | None):
     return np.stack(kept)
 
 
-def _dataset_spec(dataset: dict[str, Any]):
+def dataset_spec(dataset: dict[str, Any]):
     """A DatasetSpec for a suite's dataset table: a named spec from datasets/*.toml with the
     suite's fields replacing its own, or a spec built from the fields alone."""
     from mrczbench.movies import datasets

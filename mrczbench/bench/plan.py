@@ -169,8 +169,23 @@ def plan_run(name: str, quick: bool = False, profile: str | None = None, data: l
     subset = quick_data_subset(suite) if data_files else None
     for case in cases if subset else []:
         case.dataset["subset"] = subset
+    check_datasets(cases)
     return Plan(suite, out_dir, run_path, run_id, data_files, eviction, meta, cases, resume,
                 subset, eer_grouping)
+
+
+def check_datasets(cases: list[Case]) -> None:
+    """Every synthetic dataset of the run fits this machine (its whole stack in memory, as a
+    case holds it): one line before anything starts, not a failed row per case."""
+    from mrczbench.bench.measure import dataset_spec
+    from mrczbench.movies.datasets import check_resources
+    seen = set()
+    for case in cases:
+        key = json.dumps(case.dataset, sort_keys=True, default=str)
+        if "path" in case.dataset or case.dataset.get("kind") == "metadata" or key in seen:
+            continue
+        seen.add(key)
+        check_resources(dataset_spec(case.dataset), whole_stack=True)
 
 
 def quick_data_subset(suite: Suite) -> dict[str, Any] | None:
