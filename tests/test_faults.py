@@ -282,7 +282,10 @@ def _killed_convert(tmp_path):
     manifest = out / "manifest.jsonl"
 
     def writing_third():
-        return len(_rows(manifest)) >= 2 and any(p.name.startswith(".") for p in (out / "src").iterdir())
+        # done rows, not any rows: the manifest may hold rows before the output folder exists
+        done = sum(json.loads(row)["status"] == "done" for row in _rows(manifest))
+        return done >= 2 and (out / "src").is_dir() and \
+            any(p.name.startswith(".") for p in (out / "src").iterdir())
 
     _wait_for(writing_third, proc, 300, "2 converted movies and a third in progress")
     kill_group(proc)

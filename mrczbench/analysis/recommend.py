@@ -217,6 +217,10 @@ def _ignores_threads(fmt: str) -> bool:
         return False
 
 
+def _threads(count: int) -> str:
+    return f"{count} thread" + ("" if count == 1 else "s")
+
+
 def speed_at(per_threads: dict[int, float], cores: int, op: str, ignores_threads: bool) -> Speed:
     """The median MiB/s at `cores` threads, or derived from the measured thread counts
     (see the module docstring) with a note saying how."""
@@ -225,7 +229,7 @@ def speed_at(per_threads: dict[int, float], cores: int, op: str, ignores_threads
         return Speed(per_threads[cores], op)
     if ignores_threads:
         t = counts[-1]
-        return Speed(per_threads[t], op, f"measured at {t} threads; the format ignores threads")
+        return Speed(per_threads[t], op, f"measured at {_threads(t)}; the format ignores threads")
     if cores > counts[-1]:
         t = counts[-1]
         if len(counts) >= 2 and counts[0] < t:
@@ -234,14 +238,14 @@ def speed_at(per_threads: dict[int, float], cores: int, op: str, ignores_threads
             serial = min(1.0, max(0.0, (1 / s - 1 / p) / (1 - 1 / p)))
             scale = (1 / (serial + (1 - serial) / (cores / t0))) / (1 / (serial + (1 - serial) / p))
             return Speed(per_threads[t] * scale, op,
-                         f"extrapolated from {t} threads by Amdahl's law (serial fraction "
+                         f"extrapolated from {_threads(t)} by Amdahl's law (serial fraction "
                          f"{serial:.2f} from the {t0}-{t} thread measurements)")
         scale = 1 + PAPER_SCALING * (cores / t - 1)
-        return Speed(per_threads[t] * scale, op, f"extrapolated from {t} threads at "
+        return Speed(per_threads[t] * scale, op, f"extrapolated from {_threads(t)} at "
                      f"{PAPER_SCALING} per added thread (the MRCZ paper's blosc scaling)")
     if cores < counts[0]:
         t = counts[0]
-        return Speed(per_threads[t] * cores / t, op, f"scaled down linearly from {t} threads")
+        return Speed(per_threads[t] * cores / t, op, f"scaled down linearly from {_threads(t)}")
     low = max(c for c in counts if c < cores)
     high = min(c for c in counts if c > cores)
     value = per_threads[low] + (per_threads[high] - per_threads[low]) * (cores - low) / (high - low)

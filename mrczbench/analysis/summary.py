@@ -8,11 +8,13 @@ from typing import Any
 from mrczbench.analysis.stats import series_target, summarise
 from mrczbench.bench.worker import TIMED_OUT
 from mrczbench.store import OPS, iter_rows
-from mrczbench.units import format_table
+from mrczbench.units import MiB, format_table
 
 
 def _per_case(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """case id -> first row, ratios, MiB/s of valid samples per op, errors, invalid count."""
+    """case id -> first row, ratios, seconds of valid samples per op, errors, invalid count.
+    Seconds, not MiB/s: the median's interval and the met target are stats.case_stats's (the
+    report's), whose intervals are of seconds; MiB/s is then raw MiB / median seconds."""
     cases: dict[str, dict[str, Any]] = {}
     for row in rows:
         entry = cases.setdefault(row["case_id"], {"first": row, "ops": {}, "ratios": [], "errors": [],
@@ -25,8 +27,9 @@ def _per_case(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if not row.get("valid"):
             entry["invalid"] += 1
             continue
-        if row.get("mib_per_s") is not None:
-            entry["ops"].setdefault(row["op"], []).append(row["mib_per_s"])
+        if row.get("seconds") and row.get("raw_bytes"):
+            entry["ops"].setdefault(row["op"], []).append(row["seconds"])
+            entry["raw_bytes"] = row["raw_bytes"]
             if row["op"] not in entry["targets"]:
                 entry["targets"][row["op"]] = series_target([row.get("precision_target")])
                 entry["sampled"][row["op"]] = row.get("precision_target") != 0
@@ -78,7 +81,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             series = summarise(values)
             target = entry["targets"].get(op, series_target([]))
             targets.add(target)
-            median = series.median
+            median = entry["raw_bytes"] / MiB / series.median
             series_count += 1
             met += series.met(target)
             spread = f" ±{100 * series.precision:.0f}%" if series.ci_low is not None else ""

@@ -41,7 +41,7 @@ seed) and anything else is a format parameter (codec, level, threads, blocksize,
 Every case's format config is built when the suite's cases are listed (`Suite.cases()`), so a
 misspelled format, parameter or value is a SuiteError before anything runs. Metadata
 serialisation (Fig. 3) is the `metadata` format on a `kind = "metadata"` dataset.
-`threads` accepts "cores", "2*cores", "1.5*cores" (resolved on the running machine);
+`threads` accepts "cores", "2*cores", "1.5*cores", "cores-1" (resolved on the running machine);
 `blocksize` accepts bytes, "16KiB", "4MiB" or "auto" (= 0, the library's choice).
 """
 from __future__ import annotations
@@ -118,7 +118,8 @@ def find_suite(name_or_path: str | os.PathLike) -> Path:
 
 # --- values ----------------------------------------------------------------------------------
 
-_CORES = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*\*\s*)?cores\s*$")
+_CORES = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*\*\s*)?cores\s*(?:-\s*(\d+)\s*)?$")
+THREAD_EXPRESSIONS = "'cores', '2*cores', 'cores-1'"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|K|KB|KIB|M|MB|MIB|G|GB|GIB)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 2**20, "MB": 2**20, "MIB": 2**20,
           "G": 2**30, "GB": 2**30, "GIB": 2**30}
@@ -131,21 +132,23 @@ MAX_SECONDS = {"min_batch_seconds": 3600.0, "timeout": 7 * 86400.0}
 
 
 def resolve_threads(value: Any, cores: int | None = None) -> int:
-    """An integer 1-MAX_THREADS, or 'cores' / 'N*cores' on this machine (rounded, at least 1)."""
+    """An integer 1-MAX_THREADS, or 'cores' / 'N*cores' / 'cores-K' on this machine (rounded,
+    at least 1). 'cores-1' leaves a core to the harness and the OS: at threads = vCPUs every
+    thread competes with them, and on a 2-vCPU VM samples split into a fast and a slow mode."""
     if isinstance(value, bool):
-        raise ValueError(f"expected an integer >= 1 or 'cores', '2*cores'. Got {value!r}")
+        raise ValueError(f"expected an integer >= 1 or {THREAD_EXPRESSIONS}. Got {value!r}")
     if isinstance(value, int):
         if not 1 <= value <= MAX_THREADS:
-            raise ValueError(f"expected an integer 1-{MAX_THREADS} or 'cores', '2*cores'. Got {value!r}")
+            raise ValueError(f"expected an integer 1-{MAX_THREADS} or {THREAD_EXPRESSIONS}. Got {value!r}")
         return value
     match = _CORES.match(value) if isinstance(value, str) else None
     if not match:
-        raise ValueError(f"expected an integer >= 1 or 'cores', '2*cores'. Got {value!r}")
+        raise ValueError(f"expected an integer >= 1 or {THREAD_EXPRESSIONS}. Got {value!r}")
     if cores is None:
         from mrczbench.system import usable_cores
         cores = usable_cores()
     factor = float(match.group(1) or 1)
-    threads = max(1, round(factor * cores))
+    threads = max(1, round(factor * cores) - int(match.group(2) or 0))
     if threads > MAX_THREADS:
         raise ValueError(f"{value!r} is {threads} threads here; at most {MAX_THREADS}")
     return threads

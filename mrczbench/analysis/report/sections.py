@@ -74,7 +74,8 @@ class Recommendation:
                for stage in ("write", "send", "read", "transfer")},
             "keeps up": "yes" if e["keeps_up"] else "NO", "margin": e["margin"],
             "TB/year": e["tb_per_year"], "$/year": e["cost_per_year"],
-            "derived speeds": "; ".join(n for n in (e["write_note"], e["read_note"]) if n),
+            "derived speeds": "; ".join(f"{stage}: {note}" for stage, note in
+                                        (("write", e["write_note"]), ("read", e["read_note"])) if note),
         } for i, e in enumerate(entries)])
 
     def lines(self) -> list[str]:
