@@ -694,11 +694,11 @@ def test_the_terminal_summary_counts_met_targets_as_the_report_does():
     from mrczbench.analysis.summary import summary_table
     from mrczbench.analysis.results import normalise_rows
     from mrczbench.sampling import precision
+    import pandas as pd
     seconds = [0.95, 1.0, 1.0, 1.0, 1.05, 1.05, 1.05, 1.05, 1.05, 1.1]
     rows = [store.make_row(run_id="r", suite="s", case_id="c", sample=i, dataset="d", format="mrc",
                            label="c", op="decode", raw_bytes=2**20, stored_bytes=2**20,
                            seconds=s, precision_target=0.05) for i, s in enumerate(seconds)]
-    import pandas as pd
     stats = case_stats(normalise_rows(pd.DataFrame(rows)))
     text = summary_table(rows)
     assert precision([1 / s for s in seconds]) > 0.05  # MiB/s's interval would miss it

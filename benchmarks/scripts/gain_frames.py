@@ -1,11 +1,10 @@
 """Storage of decimated counts against float32 at 10 and 60 frames (the decimation Finding).
 
 The gain-recovery suite times 10-frame movies; the MRCZ paper's claim is about ~60-frame
-stacks. With the gain shared (`gain = "shared"`, as `compress --gain-ref` writes) every frame
-is compressed alone and the float32 movie grows with the frames, so the ratio should not
-depend on the frame count; with the gain embedded its fixed cost is spread over more frames.
-This measures both on the same K2 gain-normalised movie (exact sizes, no timing, so it needs
-no quiet machine):
+stacks. With the gain embedded its fixed cost is spread over more frames; with the gain shared
+(`gain = "shared"`, as `compress --gain-ref` writes) the ratio still falls with more frames,
+as fewer pixels stay unreliable (their float32 values go to a side channel). This measures
+both on the same K2 gain-normalised movie (exact sizes, no timing: no quiet machine needed):
 
     .venv/bin/python benchmarks/scripts/gain_frames.py            # 60 frames, ~3.4 GB float32
     .venv/bin/python benchmarks/scripts/gain_frames.py --frames 4 12 --shape 512 512
