@@ -207,6 +207,37 @@ def test_a_container_of_another_coder_is_named(tmp_path):
         available("htj2k").read(path)
 
 
+def test_an_htj2k_error_that_imagecodecs_ignores_is_raised():
+    """imagecodecs ignores OpenJPH's errors raised while it copies the decoded lines (it prints
+    "Exception ignored in ..._copy_from_codestream") and returns a partly written frame with
+    no exception. decode_frame raises for every such codestream (the framed container's CRC
+    catches damage before decoding; this guards OpenJPH failing on a sound one)."""
+    import sys
+    import imagecodecs
+    fmt = available("htj2k")
+    frame = stack_of("int8")[0]
+    codestream = imagecodecs.htj2k_encode(frame, reversible=True)
+    ignored, raised = [], []
+    for position in range(len(codestream) - 40, len(codestream) - 2):
+        damaged = bytearray(codestream)
+        damaged[position] ^= 0xFF
+        events = []
+        hook, sys.unraisablehook = sys.unraisablehook, events.append
+        try:
+            imagecodecs.htj2k_decode(bytes(damaged), out=np.zeros_like(frame))
+        except RuntimeError:
+            pass  # raised by imagecodecs itself: not the case at hand
+        finally:
+            sys.unraisablehook = hook
+        if not events:
+            continue
+        ignored.append(position)
+        with pytest.raises(RuntimeError, match="imagecodecs ignored"):
+            fmt.decode_frame(bytes(damaged), np.zeros_like(frame))
+        raised.append(position)
+    assert ignored and raised == ignored
+
+
 def test_decode_checks_the_expected_shape():
     fmt = available("htj2k")
     stack = stack_of("uint8")
