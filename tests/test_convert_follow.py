@@ -169,6 +169,31 @@ def test_delete_source_after_verification(tmp_path):
     assert main(["verify", str(out)]) == 0
 
 
+def test_an_eer_source_is_checked_at_the_runs_grouping(tmp_path, monkeypatch):
+    """The follower reads EER inputs at the run's grouping: to judge them complete (8 internal
+    frames at the default 32 were "being written" for ever) and to check them before
+    --delete-source (re-read at 32 they differ, and were kept for good)."""
+    from test_readers_strict import eer_file
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    eer_file(tmp_path / "in/e.eer", frames=8)
+    assert main(["convert", "in", "--out", "o", "--eer-grouping", "4"]) == 0
+    (record,) = manifest.records(tmp_path / "o")
+    assert record["frames"] == 2
+    assert source_problem(record, str(tmp_path / "o"), eer_grouping=4) is None
+    assert "changed since" in source_problem(record, str(tmp_path / "o"), eer_grouping=2)
+    assert source_problem(record, str(tmp_path / "o"))  # the default 32: more than 8 frames
+    # the follower passes its grouping on: the EER source is deleted once verified
+    (tmp_path / "live").mkdir()
+    eer_file(tmp_path / "live/e.eer", frames=8)
+    proc = follower(tmp_path / "live", tmp_path / "o4", "--eer-grouping", "4", "--delete-source",
+                    "--exit-when-idle", "2")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (record,) = manifest.records(tmp_path / "o4")
+    assert record["source_deleted"] and not (tmp_path / "live/e.eer").exists()
+
+
 def test_a_source_whose_output_does_not_verify_is_kept(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in").mkdir()

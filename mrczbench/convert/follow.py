@@ -33,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from mrczbench.argtypes import positive_int, positive_number
+from mrczbench.argtypes import EER_GROUPING, positive_int, positive_number
 from mrczbench.convert import inputs, manifest
 from mrczbench.convert.adopt import adopt, input_digests
 from mrczbench.convert.job import (Settings, checksum_of, convert_one, frame_digests,
@@ -112,12 +112,12 @@ def is_candidate_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in inputs.MOVIE_SUFFIXES
 
 
-def completeness(path: Path) -> tuple[str | None, bool]:
+def completeness(path: Path, eer_grouping: int = EER_GROUPING) -> tuple[str | None, bool]:
     """(None when the file holds the whole movie, else why not; whether it must also have
     settled). A plain MRC file is complete when it holds what its header promises (the header
     read fails on fewer bytes). Others are complete when readable to the end (TIFF/EER: the
-    page chain, every page's data inside the file), which a file growing page by page also is
-    between pages: hence the settle time."""
+    page chain, every page's data inside the file, EER at the run's grouping), which a file
+    growing page by page also is between pages: hence the settle time."""
     from mrczbench import mrcz
     from mrczbench.movies.readers import open_movie
     settle = True
@@ -126,7 +126,7 @@ def completeness(path: Path) -> tuple[str | None, bool]:
         try:
             if path.suffix.lower() in (".mrc", ".mrcs", ".mrcz"):
                 settle = mrcz.read_header(path).codec is not None
-            open_movie(path)
+            open_movie(path, eer_grouping=eer_grouping)
         except (MrczbenchError, OSError, ValueError, MemoryError) as exc:
             return " ".join(str(exc).split())[:300] or type(exc).__name__, settle
     return None, settle
@@ -304,9 +304,10 @@ class Monitor:
 
 # ---- the work, in worker processes --------------------------------------------------------
 
-def source_problem(record: dict, out: str) -> str | None:
-    """None when the output (re-read from disk) and the input (re-read) both give the
-    recorded checksum: only then may the input be deleted. Runs in a worker."""
+def source_problem(record: dict, out: str, eer_grouping: int = EER_GROUPING) -> str | None:
+    """None when the output (re-read from disk) and the input (re-read, EER at the run's
+    grouping) both give the recorded checksum: only then may the input be deleted. Runs in a
+    worker."""
     try:
         target = Path(out) / record["output"]
         reference = Path(out) / record["gain_reference"] if record.get("gain_reference") else None
@@ -314,7 +315,7 @@ def source_problem(record: dict, out: str) -> str | None:
             return f"{target} does not verify against the manifest"
         if os.path.getsize(record["input"]) != record.get("input_bytes"):
             return f"{record['input']} changed size since it was converted"
-        if checksum_of(input_digests(record["input"])[1]) != record["checksum"]:
+        if checksum_of(input_digests(record["input"], eer_grouping)[1]) != record["checksum"]:
             return f"{record['input']} changed since it was converted"
     except (MrczbenchError, OSError, ValueError) as exc:
         return " ".join(str(exc).split())[:300]
@@ -443,7 +444,7 @@ class Follower:
             quiet = now - c.changed
             mrc = c.path.suffix.lower() in (".mrc", ".mrcs")
             if c.checked != sig and (mrc or quiet >= self.args.settle):
-                c.reason, c.settle = completeness(c.path)
+                c.reason, c.settle = completeness(c.path, self.settings.eer_grouping)
                 c.checked = sig
             wait = self.args.settle if c.settle else min(MRC_QUIET, self.args.settle)
             if c.checked == sig and c.reason is None and quiet >= wait:
@@ -535,7 +536,9 @@ class Follower:
                       f" in {result['seconds']:.1f} s, {latency:.1f} s after its last byte, ratio "
                       f"{result['ratio']:.3f}"), file=sys.stderr, flush=True)
                 if self.args.delete_source:
-                    self.in_flight[pool.submit(source_problem, result, self.settings.out)] = ("delete", result, sig)
+                    check = pool.submit(source_problem, result, self.settings.out,
+                                        self.settings.eer_grouping)
+                    self.in_flight[check] = ("delete", result, sig)
             else:
                 self.settled[task.input] = sig
                 print(f"failed: {task.input}: {result['error']}", file=sys.stderr, flush=True)
