@@ -22,6 +22,7 @@ import pytest
 import tifffile
 
 from mrczbench import mrcz
+from mrczbench.argtypes import EER_GROUPING
 from mrczbench.cli import main
 from mrczbench.convert import manifest
 from mrczbench.convert.follow import Monitor, source_problem
@@ -182,7 +183,7 @@ def test_an_eer_source_is_checked_at_the_runs_grouping(tmp_path, monkeypatch):
     assert record["frames"] == 2
     assert source_problem(record, str(tmp_path / "o"), eer_grouping=4) is None
     assert "changed since" in source_problem(record, str(tmp_path / "o"), eer_grouping=2)
-    assert source_problem(record, str(tmp_path / "o"))  # the default 32: more than 8 frames
+    assert source_problem(record, str(tmp_path / "o"), EER_GROUPING)  # 32: more than 8 frames
     # the follower passes its grouping on: the EER source is deleted once verified
     (tmp_path / "live").mkdir()
     eer_file(tmp_path / "live/e.eer", frames=8)
@@ -200,18 +201,18 @@ def test_a_source_whose_output_does_not_verify_is_kept(tmp_path, monkeypatch):
     mrcz.write(tmp_path / "in/a.mrc", stack(5, 4, (32, 32)))
     assert main(["convert", "in", "--out", "o"]) == 0
     record = manifest.records(tmp_path / "o")[0]
-    assert source_problem(record, str(tmp_path / "o")) is None
+    assert source_problem(record, str(tmp_path / "o"), EER_GROUPING) is None
     target = tmp_path / "o/in/a.mrcz"
     data = bytearray(target.read_bytes())
     data[-20] ^= 0x10
     target.write_bytes(bytes(data))
-    assert "does not verify" in source_problem(record, str(tmp_path / "o"))
+    assert "does not verify" in source_problem(record, str(tmp_path / "o"), EER_GROUPING)
     target.unlink()
-    assert source_problem(record, str(tmp_path / "o"))  # a missing output: kept too
+    assert source_problem(record, str(tmp_path / "o"), EER_GROUPING)  # a missing output: kept too
     assert main(["convert", "in", "--out", "o2"]) == 0
     record = manifest.records(tmp_path / "o2")[0]
     mrcz.write(tmp_path / "in/a.mrc", stack(6, 4, (32, 32)))  # the original changed afterwards
-    assert "changed since" in source_problem(record, str(tmp_path / "o2"))
+    assert "changed since" in source_problem(record, str(tmp_path / "o2"), EER_GROUPING)
     # the follower meets an output (with no manifest row) that does not match its input: kept
     (tmp_path / "o3/in").mkdir(parents=True)
     (tmp_path / "o3/in/a.mrcz").write_bytes(b"not written by mrczbench")

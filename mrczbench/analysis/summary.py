@@ -45,27 +45,11 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     if not cases:
         return "(no results)"
     ops = [op for op in OPS if any(op in e["ops"] for e in cases.values())]
-    # show a parameter column only where it tells one contender's cases apart (a sweep)
-    varying = []
-    for key in ("level", "threads", "blocksize"):
-        per_label: dict[str, set] = {}
-        for entry in cases.values():
-            per_label.setdefault(str(entry["first"].get("label")), set()).add(entry["first"].get(key))
-        if any(len(values) > 1 for values in per_label.values()):
-            varying.append(key)
+    varying = _varying_params(cases)
     header = ["contender", "dataset", "dose (e/px/frame)"] + [_param_header(k) for k in varying] + \
         ["ratio (stored/raw)", "bound (stored/raw)", "efficiency (%)"] + [f"{op} (MiB/s)" for op in ops]
-    table = []
-    met = series_count = 0
-    targets = set()
-    notes = []
-    def sort_key(entry):
-        first = entry["first"]
-        return (str(first.get("dataset")), first.get("dose") or 0, str(first.get("format")),
-                str(first.get("codec")), *[first.get(k) or 0 for k in ("level", "threads", "blocksize")],
-                str(first.get("label")))
-    order = sorted(cases.values(), key=sort_key)
-    for entry in order:
+    table, notes, series = [], [], []  # series: (target, met) of every timed case/op
+    for entry in sorted(cases.values(), key=_sort_key):
         first = entry["first"]
         ratio = summarise(entry["ratios"]).median if entry["ratios"] else None
         bound = first.get("bound_ratio")
@@ -74,26 +58,10 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         line += [_num(ratio, 3), _num(bound, 3),
                  _num(100 * bound / ratio, 0) if (ratio and bound is not None) else "-"]
         for op in ops:
-            values = entry["ops"].get(op)
-            if not values:
-                line.append("-")
-                continue
-            series = summarise(values)
-            target = entry["targets"].get(op, series_target([]))
-            targets.add(target)
-            median = entry["raw_bytes"] / MiB / series.median
-            series_count += 1
-            met += series.met(target)
-            spread = f" ±{100 * series.precision:.0f}%" if series.ci_low is not None else ""
-            sampled = entry["sampled"].get(op, True)  # to a precision (not a fixed count)
-            mark = "" if series.met(target) or not sampled else "†"
-            line.append((f"{median:,.0f}" if median >= 100 else f"{median:.3g}") + spread + mark)
-        if entry["errors"]:
-            notes.append(f"{first.get('label')} / {first.get('dataset')}: {entry['errors'][0]}"
-                         + (f" (+{len(entry['errors']) - 1} more)" if len(entry["errors"]) > 1 else ""))
-        if entry["invalid"]:
-            notes.append(f"{first.get('label')} / {first.get('dataset')}: {entry['invalid']} invalid "
-                         f"sample(s) left out (cold read not cold)")
+            cell, judged = _speed_cell(entry, op)
+            line.append(cell)
+            series += [judged] if judged else []
+        notes += _case_notes(entry)
         table.append(line)
     keep = [i for i in range(len(header)) if i < 2 or any(r[i] != "-" for r in table)]
     header = [header[i] for i in keep]
@@ -101,24 +69,79 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     text = format_table(header, table, align="ll" + "r" * (len(header) - 2), rule=True).splitlines()
     text.append("ratio = stored/raw (0.37 = 37 % of the raw size); MiB = 2^20 bytes of raw data per "
                 "second, median of valid samples; efficiency = bound/ratio.")
-    if series_count:
-        goal = " / ".join(f"±{100 * t:g} %" for t in sorted(targets))
-        text.append(f"±: half-width of the median's 95 % interval (6 or more samples). {met} of "
-                    f"{series_count} series met the {goal} target" +
-                    ("; † marks the others that sampled to it." if met < series_count else "."))
-        if {row.get("precision_target") for row in rows if row.get("op")} == {0}:
-            text.append("This run took a fixed number of samples (quick profile or --repeats), "
-                        "not sampling to a precision: a smoke test, not figures to quote.")
-    for note in notes:
-        text.append("! " + note)
+    return "\n".join(text + _precision_lines(rows, series) + ["! " + note for note in notes]
+                     + _timed_out_lines(rows))
+
+
+def _varying_params(cases: dict[str, dict[str, Any]]) -> list[str]:
+    """The parameters worth a column: those that tell one contender's cases apart (a sweep)."""
+    varying = []
+    for key in ("level", "threads", "blocksize"):
+        per_label: dict[str, set] = {}
+        for entry in cases.values():
+            per_label.setdefault(str(entry["first"].get("label")), set()).add(entry["first"].get(key))
+        if any(len(values) > 1 for values in per_label.values()):
+            varying.append(key)
+    return varying
+
+
+def _sort_key(entry: dict[str, Any]) -> tuple:
+    first = entry["first"]
+    return (str(first.get("dataset")), first.get("dose") or 0, str(first.get("format")),
+            str(first.get("codec")), *[first.get(k) or 0 for k in ("level", "threads", "blocksize")],
+            str(first.get("label")))
+
+
+def _speed_cell(entry: dict[str, Any], op: str) -> tuple[str, tuple[float, bool] | None]:
+    """('MiB/s ±x%' with a † for a missed target, (target, met)), or ('-', None) untimed."""
+    values = entry["ops"].get(op)
+    if not values:
+        return "-", None
+    series = summarise(values)
+    target = entry["targets"].get(op, series_target([]))
+    met = series.met(target)
+    median = entry["raw_bytes"] / MiB / series.median
+    spread = f" ±{100 * series.precision:.0f}%" if series.ci_low is not None else ""
+    sampled = entry["sampled"].get(op, True)  # to a precision (not a fixed count)
+    mark = "" if met or not sampled else "†"
+    return (f"{median:,.0f}" if median >= 100 else f"{median:.3g}") + spread + mark, (target, met)
+
+
+def _case_notes(entry: dict[str, Any]) -> list[str]:
+    first, errors = entry["first"], entry["errors"]
+    name = f"{first.get('label')} / {first.get('dataset')}"
+    notes = []
+    if errors:
+        notes.append(f"{name}: {errors[0]}" + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""))
+    if entry["invalid"]:
+        notes.append(f"{name}: {entry['invalid']} invalid sample(s) left out (cold read not cold)")
+    return notes
+
+
+def _precision_lines(rows: list[dict[str, Any]], series: list[tuple[float, bool]]) -> list[str]:
+    """How many series met their target, and whether the run sampled to a precision at all."""
+    if not series:
+        return []
+    met = sum(ok for _, ok in series)
+    goal = " / ".join(f"±{100 * t:g} %" for t in sorted({target for target, _ in series}))
+    lines = [f"±: half-width of the median's 95 % interval (6 or more samples). {met} of "
+             f"{len(series)} series met the {goal} target" +
+             ("; † marks the others that sampled to it." if met < len(series) else ".")]
+    if {row.get("precision_target") for row in rows if row.get("op")} == {0}:
+        lines.append("This run took a fixed number of samples (quick profile or --repeats), "
+                     "not sampling to a precision: a smoke test, not figures to quote.")
+    return lines
+
+
+def _timed_out_lines(rows: list[dict[str, Any]]) -> list[str]:
     timed_out = {row["case_id"]: row["error"] for row in rows
                  if str(row.get("error") or "").startswith(TIMED_OUT)}
-    if timed_out:
-        limit = next(iter(timed_out.values()))[len(TIMED_OUT):].split()[0]
-        text.append(f"! {len(timed_out)} case(s) timed out at the limit of {limit} s per case "
-                    f"(--timeout {limit}): run again with a larger --timeout SECONDS, or with "
-                    f"--quick for a short run")
-    return "\n".join(text)
+    if not timed_out:
+        return []
+    limit = next(iter(timed_out.values()))[len(TIMED_OUT):].split()[0]
+    return [f"! {len(timed_out)} case(s) timed out at the limit of {limit} s per case "
+            f"(--timeout {limit}): run again with a larger --timeout SECONDS, or with "
+            f"--quick for a short run"]
 
 
 def _param_header(key: str) -> str:

@@ -9,13 +9,12 @@ import socket
 import time
 from pathlib import Path
 
-from mrczbench.argtypes import EER_GROUPING
 from mrczbench.convert.inputs import Task
 from mrczbench.convert.job import GAIN_REFERENCE, Settings, checksum_of, frame_digests, frame_sha256
 from mrczbench.errors import MrczbenchError
 
 
-def input_digests(path: str, eer_grouping: int = EER_GROUPING) -> tuple[object, list[bytes]]:
+def input_digests(path: str, eer_grouping: int) -> tuple[object, list[bytes]]:
     """The opened movie and the SHA-256 of each of its frames (what `convert_one` records)."""
     from mrczbench.movies.readers import open_movie
     movie = open_movie(path, eer_grouping=eer_grouping)

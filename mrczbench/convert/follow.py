@@ -33,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from mrczbench.argtypes import EER_GROUPING, positive_int, positive_number
+from mrczbench.argtypes import positive_number
 from mrczbench.convert import inputs, manifest
 from mrczbench.convert.adopt import adopt, input_digests
 from mrczbench.convert.job import (Settings, checksum_of, convert_one, frame_digests,
@@ -112,7 +112,7 @@ def is_candidate_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in inputs.MOVIE_SUFFIXES
 
 
-def completeness(path: Path, eer_grouping: int = EER_GROUPING) -> tuple[str | None, bool]:
+def completeness(path: Path, eer_grouping: int) -> tuple[str | None, bool]:
     """(None when the file holds the whole movie, else why not; whether it must also have
     settled). A plain MRC file is complete when it holds what its header promises (the header
     read fails on fewer bytes). Others are complete when readable to the end (TIFF/EER: the
@@ -304,7 +304,7 @@ class Monitor:
 
 # ---- the work, in worker processes --------------------------------------------------------
 
-def source_problem(record: dict, out: str, eer_grouping: int = EER_GROUPING) -> str | None:
+def source_problem(record: dict, out: str, eer_grouping: int) -> str | None:
     """None when the output (re-read from disk) and the input (re-read, EER at the run's
     grouping) both give the recorded checksum: only then may the input be deleted. Runs in a
     worker."""

@@ -31,22 +31,38 @@ from mrczbench.formats.framed import FramedFormat
 # wrong pixels and no exception). The hook notes such an error in the thread that decoded, so
 # decode_frame raises instead of returning wrong pixels (framed then names the file and frame).
 _HTJ2K_FAILED = threading.local()
-_PREVIOUS_HOOK = [sys.unraisablehook]
+_previous_hook = sys.unraisablehook
 
 
 def _note_htj2k_failure(unraisable) -> None:
     if "_htj2k" in repr(getattr(unraisable, "object", "")):
         _HTJ2K_FAILED.error = unraisable.exc_value  # decode_frame raises it as one line
     else:
-        _PREVIOUS_HOOK[0](unraisable)
+        _previous_hook(unraisable)
 
 
 # A precaution: OpenJPH picks its SIMD functions on first use, so that first use happens in
 # one thread, under a lock, not in several worker threads at once. A sound frame failed to
 # decode once in CI, in a fresh process's first parallel decode; 10,500 round trips here (2
 # threads, with and without load) did not reproduce it, so the cause is not proven.
-_HTJ2K_FIRST_USE = threading.Lock()
-_HTJ2K_READY: list[bool] = []
+_htj2k_lock = threading.Lock()
+_htj2k_used = False
+
+
+def _htj2k_ready() -> None:
+    """OpenJPH used once, in one thread, and the hook in place (put back, chaining whoever
+    replaced sys.unraisablehook since: a test runner, another library)."""
+    global _htj2k_used, _previous_hook
+    if _htj2k_used and sys.unraisablehook is _note_htj2k_failure:
+        return
+    import imagecodecs
+    with _htj2k_lock:
+        if sys.unraisablehook is not _note_htj2k_failure:
+            _previous_hook, sys.unraisablehook = sys.unraisablehook, _note_htj2k_failure
+        if not _htj2k_used:
+            frame = np.arange(64, dtype=np.uint8).reshape(8, 8)
+            imagecodecs.htj2k_decode(imagecodecs.htj2k_encode(frame, reversible=True))
+            _htj2k_used = True
 
 
 class _ImagecodecsFramed(FramedFormat):
@@ -81,33 +97,16 @@ class Htj2kFormat(_ImagecodecsFramed):
     codec_attr = "HTJ2K"
     lossless_dtypes = ("int8", "uint8", "int16", "uint16", "int32", "uint32")
 
-    @staticmethod
-    def _first_use() -> None:
-        """OpenJPH's first use, in one thread; the hook put (back) in place: whoever replaced
-        sys.unraisablehook since (a test runner, another library) is chained, not lost."""
-        import imagecodecs
-
-        with _HTJ2K_FIRST_USE:
-            if sys.unraisablehook is not _note_htj2k_failure:
-                _PREVIOUS_HOOK[0] = sys.unraisablehook
-                sys.unraisablehook = _note_htj2k_failure
-            if not _HTJ2K_READY:
-                frame = np.arange(64, dtype=np.uint8).reshape(8, 8)
-                imagecodecs.htj2k_decode(imagecodecs.htj2k_encode(frame, reversible=True))
-                _HTJ2K_READY.append(True)
-
     def encode_frame(self, frame: np.ndarray) -> bytes:
         import imagecodecs
 
-        if not _HTJ2K_READY:
-            self._first_use()
+        _htj2k_ready()
         return imagecodecs.htj2k_encode(frame, reversible=True)
 
     def decode_frame(self, payload: bytes, out: np.ndarray) -> None:
         import imagecodecs
 
-        if not _HTJ2K_READY or sys.unraisablehook is not _note_htj2k_failure:
-            self._first_use()
+        _htj2k_ready()
         _HTJ2K_FAILED.error = None
         imagecodecs.htj2k_decode(payload, out=out)
         if _HTJ2K_FAILED.error is not None:
