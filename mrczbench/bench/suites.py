@@ -375,56 +375,8 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
         return SuiteError(f"{path}: key {key!r}: {message}")
 
     _check_keys(raw, TOP_KEYS, path, "")
-    values = {**DEFAULTS, **copy.deepcopy(raw)}
-    if quick and profile not in (None, "quick"):
-        raise SuiteError(f"--quick and --profile {profile} contradict each other (--quick is "
-                         f"--profile quick): give one of them")
-    profile = profile or ("quick" if quick else "full")
-    if profile not in PROFILES:
-        raise SuiteError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
-    for key in ("dataset", "format", "contenders", "sweep", *PROFILES[1:]):
-        values.setdefault(key, {})
-        if not isinstance(values[key], dict):
-            raise fail(key, f"expected a table ([{key}]). Got {values[key]!r}")
-    if profile != "full":
-        overrides = values[profile]
-        _check_keys(overrides, QUICK_KEYS, path, f"{profile}.")
-        if overrides:  # another workload: the full profile's duration does not hold
-            values["duration"] = ""
-        for key, value in overrides.items():
-            if key in ("dataset", "format", "sweep"):
-                if not isinstance(value, dict):
-                    raise fail(f"{profile}.{key}", f"expected a table. Got {value!r}")
-                values[key] = {**values[key], **value}
-            else:
-                values[key] = value
-
-    ops = values["ops"]
-    if not isinstance(ops, list) or not ops or any(op not in OPS for op in ops):
-        raise fail("ops", f"expected a list of operations from {', '.join(OPS)}. Got {ops!r}")
-    repeats = values["repeats"]
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise fail("repeats", f"expected an integer >= 1. Got {repeats!r}")
-    if profile == "quick" and "precision" not in values["quick"]:
-        values["precision"] = QUICK_PRECISION  # quick: a small fixed budget
-    max_repeats = values["max_repeats"]
-    if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
-        raise fail("max_repeats", f"expected an integer >= 1. Got {max_repeats!r}")
-    for key in ("precision", "budget"):
-        number = values[key]
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0 \
-                or number != number or number == float("inf"):
-            raise fail(key, f"expected a finite number >= 0. Got {number!r}")
-    for key in ("min_batch_seconds", "timeout"):
-        number = values[key]
-        if isinstance(number, bool) or not isinstance(number, (int, float)) \
-                or not 0 < number <= MAX_SECONDS[key]:  # also refuses nan and inf
-            raise fail(key, f"expected a number of seconds > 0 and <= {MAX_SECONDS[key]:g}. "
-                            f"Got {number!r}")
-    if not isinstance(values["duration"], str):
-        raise fail("duration", f"expected text such as \"2-3 h on 2 cores\". Got {values['duration']!r}")
-    if isinstance(values["seed"], bool) or not isinstance(values["seed"], int):
-        raise fail("seed", f"expected an integer. Got {values['seed']!r}")
+    values, profile = _profile_values(raw, path, quick, profile, fail)
+    _check_sampling(values, fail)
 
     dataset = values["dataset"]
     _check_keys(dataset, DATASET_KEYS, path, "dataset.")
@@ -454,10 +406,11 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
     suite = Suite(
         name=path.stem, path=path, profile=profile,
         description=str(values["description"]), figure=str(values["figure"]),
-        ops=tuple(ops), repeats=repeats, min_batch_seconds=float(values["min_batch_seconds"]),
+        ops=tuple(values["ops"]), repeats=values["repeats"],
+        min_batch_seconds=float(values["min_batch_seconds"]),
         timeout=float(values["timeout"]), seed=values["seed"], dataset=dataset,
         format=fixed_format, contenders=contenders, sweep=sweep,
-        precision=float(values["precision"]), max_repeats=max_repeats,
+        precision=float(values["precision"]), max_repeats=values["max_repeats"],
         budget=float(values["budget"]), duration=values["duration"])
     for where, params in [("format", fixed_format)] + [(f"contenders.{n}", p) for n, p in contenders.items()]:
         suite._resolve_params(params, where=where)
@@ -466,14 +419,65 @@ def parse_suite(raw: dict[str, Any], path: Path, quick: bool = False, profile: s
             suite._resolve_params({key: value}, where=f"sweep.{key}")
     if "threads" in sweep:
         # '2*cores' on a 1-core machine equals 'cores': drop duplicates after resolving.
-        seen, unique = set(), []
-        for value in sweep["threads"]:
-            resolved = resolve_threads(value)
-            if resolved not in seen:
-                seen.add(resolved)
-                unique.append(resolved)
-        suite.sweep["threads"] = unique
+        suite.sweep["threads"] = list(dict.fromkeys(resolve_threads(v) for v in sweep["threads"]))
     return suite
+
+
+def _profile_values(raw: dict[str, Any], path: Path, quick: bool, profile: str | None,
+                    fail) -> tuple[dict[str, Any], str]:
+    """The suite's values with the chosen profile's overrides applied, and the profile."""
+    values = {**DEFAULTS, **copy.deepcopy(raw)}
+    if quick and profile not in (None, "quick"):
+        raise SuiteError(f"--quick and --profile {profile} contradict each other (--quick is "
+                         f"--profile quick): give one of them")
+    profile = profile or ("quick" if quick else "full")
+    if profile not in PROFILES:
+        raise SuiteError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    for key in ("dataset", "format", "contenders", "sweep", *PROFILES[1:]):
+        values.setdefault(key, {})
+        if not isinstance(values[key], dict):
+            raise fail(key, f"expected a table ([{key}]). Got {values[key]!r}")
+    if profile != "full":
+        overrides = values[profile]
+        _check_keys(overrides, QUICK_KEYS, path, f"{profile}.")
+        if overrides:  # another workload: the full profile's duration does not hold
+            values["duration"] = ""
+        for key, value in overrides.items():
+            if key in ("dataset", "format", "sweep"):
+                if not isinstance(value, dict):
+                    raise fail(f"{profile}.{key}", f"expected a table. Got {value!r}")
+                values[key] = {**values[key], **value}
+            else:
+                values[key] = value
+    if profile == "quick" and "precision" not in values["quick"]:
+        values["precision"] = QUICK_PRECISION  # quick: a small fixed budget
+    return values, profile
+
+
+def _check_sampling(values: dict[str, Any], fail) -> None:
+    """ops, repeats, precision, budget, batch length, timeout, duration and seed."""
+    ops = values["ops"]
+    if not isinstance(ops, list) or not ops or any(op not in OPS for op in ops):
+        raise fail("ops", f"expected a list of operations from {', '.join(OPS)}. Got {ops!r}")
+    for key in ("repeats", "max_repeats"):
+        count = values[key]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise fail(key, f"expected an integer >= 1. Got {count!r}")
+    for key in ("precision", "budget"):
+        number = values[key]
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0 \
+                or number != number or number == float("inf"):
+            raise fail(key, f"expected a finite number >= 0. Got {number!r}")
+    for key in ("min_batch_seconds", "timeout"):
+        number = values[key]
+        if isinstance(number, bool) or not isinstance(number, (int, float)) \
+                or not 0 < number <= MAX_SECONDS[key]:  # also refuses nan and inf
+            raise fail(key, f"expected a number of seconds > 0 and <= {MAX_SECONDS[key]:g}. "
+                            f"Got {number!r}")
+    if not isinstance(values["duration"], str):
+        raise fail("duration", f"expected text such as \"2-3 h on 2 cores\". Got {values['duration']!r}")
+    if isinstance(values["seed"], bool) or not isinstance(values["seed"], int):
+        raise fail("seed", f"expected an integer. Got {values['seed']!r}")
 
 
 def _check_sweep(sweep: dict[str, Any], contenders: dict[str, Any], fail) -> None:
